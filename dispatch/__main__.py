@@ -1,0 +1,5 @@
+"""`python -m dispatch` is the `griddispatch` command."""
+
+from dispatch.cli import main
+
+main()

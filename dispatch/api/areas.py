@@ -1,0 +1,57 @@
+"""Areas of the tree as GeoJSON, and locate."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from dispatch.api.params import bbox_arg, float_arg, int_arg
+from dispatch.app import session
+from dispatch.areas import area_feature, chain_with_names, index_cache, locate_point
+from dispatch.errors import ApiError, bad_field
+from grids import LEVELS
+from grids.store import areas_by_code, query_areas
+
+bp = Blueprint("areas", __name__)
+
+
+@bp.get("/areas")
+def list_areas():
+    level = request.args.get("level") or None
+    if level and level not in LEVELS:
+        raise bad_field("level", f"must be one of {', '.join(LEVELS)}", value=level)
+    limit = int_arg("limit", 100, low=1, high=5000)
+    offset = int_arg("offset", 0, low=0, high=10**9)
+    parent = request.args.get("parent") or None
+    areas, total = query_areas(
+        session(), level=level, parent=parent, bbox=bbox_arg(), limit=limit, offset=offset
+    )
+    body = {
+        "type": "FeatureCollection",
+        "features": [area_feature(a) for a in areas],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next": None,
+    }
+    if offset + limit < total:
+        args = {**request.args.to_dict(), "offset": offset + limit, "limit": limit}
+        body["next"] = url_for("areas.list_areas", **args)
+    return jsonify(body)
+
+
+@bp.get("/areas/<code>")
+def get_area(code: str):
+    db = session()
+    area = areas_by_code(db, [code]).get(code)
+    if area is None:
+        raise ApiError(404, "area_not_found", f"no area with code {code!r}", {"code": code})
+    chain = chain_with_names(index_cache().get(db).chain_of(code))
+    return jsonify(area_feature(area, chain=chain))
+
+
+@bp.get("/locate")
+def locate():
+    lon, lat = float_arg("lon"), float_arg("lat")
+    crs = request.args.get("crs") or None
+    tolerance = current_app.config["LOCATE_TOLERANCE_M"]
+    return jsonify(locate_point(session(), lon, lat, crs=crs, tolerance_m=tolerance))

@@ -1,0 +1,52 @@
+"""Query-string parsing that answers bad input with a 400 naming the parameter."""
+
+from __future__ import annotations
+
+import math
+
+from flask import request
+
+from dispatch.errors import bad_field
+
+
+def int_arg(name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_field(name, f"must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise bad_field(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def float_arg(name: str) -> float:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        raise bad_field(name, "is required")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad_field(name, f"must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise bad_field(name, f"must be a finite number, got {raw!r}")
+    return value
+
+
+def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    parts = raw.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise bad_field(name, f"must be min_lon,min_lat,max_lon,max_lat, got {raw!r}")
+    min_lon, min_lat, max_lon, max_lat = values
+    if min_lon > max_lon or min_lat > max_lat:
+        raise bad_field(name, "minimum is greater than maximum")
+    return values  # type: ignore[return-value]

@@ -1,0 +1,50 @@
+"""JSON errors everywhere: `{"error": {"code", "message", "details"}}` with the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error a client can act on; `details` names the field or feature at fault."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def bad_field(field: str, message: str, status: int = 400, **details: Any) -> ApiError:
+    """A 400 (or `status`) naming the offending field."""
+    return ApiError(status, "invalid_field", f"{field}: {message}", {"field": field, **details})
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response.status_code = status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # Still JSON, and logged with the traceback: a 500 is always our bug, never the client's.
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,1 @@
+"""Incidents: intake, the event-sourced lifecycle, duplicates, listing and views."""

@@ -1,0 +1,1 @@
+"""Users, roles, tokens, grid assignments, shift calendars and crews."""

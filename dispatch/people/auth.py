@@ -1,0 +1,97 @@
+"""Passwords, bearer tokens and the signed-in user of a request."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from dispatch.errors import ApiError
+from dispatch.people.models import ApiToken, User
+
+TOKEN_HOURS = 12
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash (werkzeug)."""
+    return generate_password_hash(password)
+
+
+def password_matches(user: User, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+def token_digest(token: str) -> str:
+    """Tokens and tracking tokens are stored only as their SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, *, user: User, now: datetime, hours: float = TOKEN_HOURS) -> tuple[str, ApiToken]:
+    """A new bearer token for this user, valid for `hours`."""
+    token = secrets.token_urlsafe(32)
+    row = ApiToken(token_hash=token_digest(token), user_id=user.id, created_at=now,
+                   expires_at=now + timedelta(hours=hours))
+    session.add(row)
+    return token, row
+
+
+def user_for_token(session: Session, *, token: str, now: datetime) -> tuple[User, ApiToken]:
+    """The active user behind a token; ApiError 401 saying why when there is none."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
+    if row is None:
+        raise ApiError(401, "invalid_token", "the token is not known")
+    if row.revoked_at is not None:
+        raise ApiError(401, "token_revoked", "the token was revoked; sign in again")
+    if row.expires_at <= now:
+        raise ApiError(401, "token_expired", "the token has expired; sign in again")
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        raise ApiError(401, "user_disabled", "this account is disabled")
+    return user, row
+
+
+def bearer_token() -> str | None:
+    """The token of the Authorization header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        return None
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "invalid_token", "Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def current_user() -> User | None:
+    """The signed-in user of this request, or None for an anonymous caller."""
+    if "current_user" not in g:
+        from dispatch.app import clock, session
+
+        token = bearer_token()
+        g.current_user = None
+        g.current_token = None
+        if token:
+            g.current_user, g.current_token = user_for_token(session(), token=token, now=clock().now())
+    return g.current_user
+
+
+def require_user(*roles: str) -> User:
+    """The signed-in user, who must hold one of `roles` (any role when none are named)."""
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "authentication_required", "sign in: POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'")
+    if roles and user.role not in roles:
+        raise ApiError(403, "forbidden", f"a {user.role} may not do this (needs {' or '.join(roles)})",
+                       {"role": user.role, "allowed": list(roles)})
+    return user
+
+
+def client_key() -> str:
+    """Who is calling, for rate limits: the remote address, hashed so it is not stored raw."""
+    address = request.remote_addr or "unknown"
+    salt = current_app.config["SECRET_KEY"]
+    return hashlib.sha256(f"{salt}:{address}".encode()).hexdigest()[:32]

@@ -1,0 +1,403 @@
+"""Import and export of the area tree through geopandas (GeoJSON, GeoPackage, Shapefile, GeoParquet).
+
+An import is planned completely before anything is written: every feature is checked
+(geometry, type, code, level, parent, containment) and every problem is reported with the
+feature it belongs to. Only a plan without problems is written, in one transaction, so a
+rejected import leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from grids import LEVELS, level_rank
+from grids.geometry import geometry_problem, repair
+from grids.store import Area, NewArea, add_areas, areas_by_code, existing_codes
+
+FORMATS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".parquet": "GeoParquet",
+    ".geoparquet": "GeoParquet",
+}
+# Looked for in this order when none is named; "parent_cod" is what Shapefile makes of "parent_code".
+PARENT_FIELDS = ("parent_code", "parent", "parent_cod")
+MIN_SHARE_INSIDE_PARENT = 0.5  # a child must lie at least half inside its parent
+MAX_PROBLEMS_LISTED = 50
+
+
+class ImportRejected(Exception):
+    """The file cannot be imported; `problems` names each feature and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = problems[:MAX_PROBLEMS_LISTED]
+        more = len(problems) - len(shown)
+        text = "\n".join(f"  - {p}" for p in shown)
+        if more:
+            text += f"\n  ... and {more} more"
+        super().__init__(f"import rejected, nothing was written ({len(problems)} problems):\n{text}")
+
+
+@dataclass
+class ImportPlan:
+    """What an import will write, and what it did on the way (repairs, parents it chose)."""
+
+    areas: list[NewArea]
+    source_crs: str
+    repaired: list[str] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for area in self.areas:
+            counts[area.level] = counts.get(area.level, 0) + 1
+        return {level: counts[level] for level in LEVELS if level in counts}
+
+
+def file_format(path: str | Path) -> str:
+    """The format name for a path, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ImportRejected(
+            [f"{path}: unknown file type {suffix or '(none)'}; use one of {', '.join(FORMATS)}"]
+        )
+    return FORMATS[suffix]
+
+
+def read_frame(path: str | Path, *, layer: str | None = None, crs: str | None = None) -> gpd.GeoDataFrame:
+    """Read a geodata file into EPSG:4326; `crs` is used when the file declares none and overrides it otherwise."""
+    fmt = file_format(path)
+    if not Path(path).exists():
+        raise ImportRejected([f"{path}: no such file"])
+    try:
+        if fmt == "GeoParquet":
+            frame = gpd.read_parquet(path)
+        else:
+            # Unreadable geometries (unclosed rings) become None and are reported per feature.
+            frame = gpd.read_file(path, layer=layer, engine="pyogrio", on_invalid="ignore")
+    except Exception as exc:  # pyogrio/arrow raise many kinds; the message is what matters
+        raise ImportRejected([f"{path}: cannot read the file: {exc}"]) from exc
+    if crs:
+        try:
+            given = pyproj.CRS.from_user_input(crs)
+        except pyproj.exceptions.CRSError as exc:
+            raise ImportRejected([f"--crs {crs}: not a known coordinate reference system"]) from exc
+        frame = frame.set_crs(given, allow_override=True)
+    if frame.crs is None:
+        raise ImportRejected(
+            [f"{path}: the file declares no coordinate reference system; give one with --crs (e.g. --crs EPSG:4326)"]
+        )
+    source_crs = frame.crs.to_string()
+    if not frame.crs.equals(pyproj.CRS.from_epsg(4326)):
+        frame = frame.to_crs(4326)
+    frame.attrs["source_crs"] = source_crs
+    return frame
+
+
+def _label(position: int, code: Any) -> str:
+    return f"feature #{position + 1} (code {code!r})" if code not in (None, "") else f"feature #{position + 1}"
+
+
+def _text(value: Any) -> str | None:
+    """A cell as clean text, or None when empty (NaN, None, blank)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # codes read from Shapefiles often come back as floats
+    text = str(value).strip()
+    return text or None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    return value
+
+
+def _properties(row: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in skip:
+            continue
+        if key == "properties":  # written by export_file; GeoJSON readers may hand back a dict
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            if isinstance(value, dict):
+                props.update(value)
+                continue
+        value = _json_safe(value)
+        if value is not None:
+            props[str(key)] = value
+    return props
+
+
+def plan_import(
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    level: str | None = None,
+    code_field: str = "code",
+    name_field: str = "name",
+    parent_field: str | None = None,
+    fix_invalid: bool = False,
+) -> ImportPlan:
+    """Check every feature and decide each one's parent; raise ImportRejected listing all problems."""
+    columns = set(frame.columns)
+    problems: list[str] = []
+    if code_field not in columns:
+        raise ImportRejected([f"no code field {code_field!r} (columns: {', '.join(sorted(columns - {'geometry'}))})"])
+    if name_field not in columns and name_field != "name":
+        raise ImportRejected([f"no name field {name_field!r}"])
+    if level is None and "level" not in columns:
+        raise ImportRejected(["no 'level' column in the file; give --level"])
+    if level is not None and level not in LEVELS:
+        raise ImportRejected([f"--level {level!r} is not one of {', '.join(LEVELS)}"])
+    if parent_field is None:
+        parent_field = next((f for f in PARENT_FIELDS if f in columns), None)
+    elif parent_field not in columns:
+        raise ImportRejected([f"no parent field {parent_field!r}"])
+
+    skip = {code_field, name_field, "level", parent_field or ""}
+    plan = ImportPlan(areas=[], source_crs=frame.attrs.get("source_crs", "EPSG:4326"))
+    geometries = np.asarray(frame.geometry, dtype=object)
+    # Vectorized first pass; only the few suspect features pay for a detailed reason.
+    suspect = ~(
+        shapely.is_valid(geometries)
+        & ~shapely.is_empty(geometries)
+        & np.isin(shapely.get_type_id(geometries), (3, 6))  # Polygon, MultiPolygon
+    )
+    records = pd.DataFrame(frame.drop(columns=frame.geometry.name)).to_dict("records")
+    seen: dict[str, int] = {}
+    for position, row in enumerate(records):
+        code = _text(row.get(code_field))
+        label = _label(position, code)
+        if code is None:
+            problems.append(f"{label}: missing code in field {code_field!r}")
+            continue
+        if code in seen:
+            problems.append(f"{label}: duplicate code, also feature #{seen[code] + 1}")
+            continue
+        seen[code] = position
+        row_level = level or _text(row.get("level"))
+        if row_level not in LEVELS:
+            problems.append(f"{label}: unknown level {row_level!r} (expected one of {', '.join(LEVELS)})")
+            continue
+        geometry = geometries[position]
+        if suspect[position]:
+            problem = geometry_problem(geometry) if geometry is not None else "missing or unreadable geometry"
+            if problem and problem.startswith("invalid geometry") and fix_invalid:
+                fixed = repair(geometry)
+                if fixed is None or fixed.is_empty:
+                    problems.append(f"{label}: {problem}; repair left nothing polygonal")
+                    continue
+                plan.repaired.append(f"{label}: {problem}; repaired")
+                geometry, problem = fixed, None
+            if problem:
+                hint = " (use --fix-invalid to repair it)" if problem.startswith("invalid geometry") else ""
+                problems.append(f"{label}: {problem}{hint}")
+                continue
+        parent = _text(row.get(parent_field)) if parent_field else None
+        plan.areas.append(
+            NewArea(
+                code=code,
+                name=_text(row.get(name_field)) or code,
+                level=row_level,
+                parent_code=parent,
+                geometry=geometry,
+                properties=_properties(row, skip),
+            )
+        )
+
+    taken = existing_codes(session, (a.code for a in plan.areas))
+    for area in plan.areas:
+        if area.code in taken:
+            problems.append(f"{_label(seen[area.code], area.code)}: duplicate code, already in the database")
+    if not problems:
+        problems.extend(_check_parents(session, plan, seen))
+    if problems:
+        raise ImportRejected(problems)
+    plan.areas.sort(key=lambda a: level_rank(a.level))  # parents are written before children
+    return plan
+
+
+def _check_parents(session: Session, plan: ImportPlan, seen: dict[str, int]) -> list[str]:
+    """Resolve given parents, place parentless areas by largest overlap, check containment."""
+    problems: list[str] = []
+    in_file = {a.code: a for a in plan.areas}
+    stored = areas_by_code(session, {a.parent_code for a in plan.areas if a.parent_code} - in_file.keys())
+    for area in plan.areas:
+        label = _label(seen[area.code], area.code)
+        if area.parent_code is None:
+            continue
+        parent_level = (in_file[area.parent_code].level if area.parent_code in in_file
+                        else stored[area.parent_code].level if area.parent_code in stored else None)
+        if parent_level is None:
+            problems.append(f"{label}: unknown parent code {area.parent_code!r}")
+        elif level_rank(parent_level) != level_rank(area.level) - 1:
+            problems.append(
+                f"{label}: parent {area.parent_code!r} is a {parent_level}, a {area.level} needs a "
+                f"{LEVELS[level_rank(area.level) - 1] if area.level != LEVELS[0] else 'no parent'}"
+            )
+    if problems:
+        return problems
+
+    def geometry_of(code: str) -> shapely.Geometry:
+        return in_file[code].geometry if code in in_file else stored[code].geometry
+
+    # Containment, vectorized: most children lie wholly inside their parent, so the cheap
+    # `within` test settles them and only the rest pay for an intersection.
+    with_parent = [a for a in plan.areas if a.parent_code]
+    if with_parent:
+        children = np.array([a.geometry for a in with_parent], dtype=object)
+        parents = np.array([geometry_of(a.parent_code) for a in with_parent], dtype=object)
+        shapely.prepare(parents)
+        inside = shapely.within(children, parents)
+        for i in np.flatnonzero(~inside):
+            share = _share_inside(children[i], parents[i])
+            if share < MIN_SHARE_INSIDE_PARENT:
+                area = with_parent[i]
+                problems.append(
+                    f"{_label(seen[area.code], area.code)}: lies outside its parent "
+                    f"{area.parent_code!r} (only {share:.0%} of it inside)"
+                )
+    problems.extend(_place_orphans(session, plan, seen, in_file))
+    return problems
+
+
+def _share_inside(child: shapely.Geometry, parent: shapely.Geometry) -> float:
+    area = child.area
+    return shapely.intersection(child, parent).area / area if area > 0 else 0.0
+
+
+def _place_orphans(
+    session: Session, plan: ImportPlan, seen: dict[str, int], in_file: dict[str, NewArea]
+) -> list[str]:
+    """Give each parentless area below the top the area one level up that holds most of it."""
+    problems: list[str] = []
+    for level in LEVELS[1:]:
+        orphans = [a for a in plan.areas if a.level == level and a.parent_code is None]
+        if not orphans:
+            continue
+        parent_level = LEVELS[level_rank(level) - 1]
+        candidates = [(a.code, a.geometry) for a in plan.areas if a.level == parent_level]
+        candidates += [
+            (code, shapely.from_wkb(wkb))
+            for code, wkb in session.execute(
+                select(Area.code, Area.geom_wkb).where(Area.level == parent_level)
+            )
+        ]
+        if not candidates:
+            continue  # nothing above them: they stay roots
+        codes = np.array([c for c, _ in candidates], dtype=object)
+        tree = shapely.STRtree(np.array([g for _, g in candidates], dtype=object))
+        geoms = np.array([a.geometry for a in orphans], dtype=object)
+        child_idx, parent_idx = tree.query(geoms, predicate="intersects")
+        overlap = shapely.area(shapely.intersection(geoms[child_idx], tree.geometries[parent_idx]))
+        # Largest overlap wins; ties go to the smaller code so the answer never depends on order.
+        order = np.lexsort((codes[parent_idx].astype(str), -overlap, child_idx))
+        chosen: dict[int, int] = {}
+        for k in order:
+            chosen.setdefault(int(child_idx[k]), int(parent_idx[k]))
+        for i, area in enumerate(orphans):
+            k = chosen.get(i)
+            if k is None:
+                continue  # it touches nothing one level up: it stays a root
+            share = _share_inside(area.geometry, tree.geometries[k])
+            area.parent_code = str(codes[k])
+            plan.placed.append(f"{area.code} -> {area.parent_code} ({share:.0%} inside)")
+            if share < MIN_SHARE_INSIDE_PARENT and level not in ("building", "unit"):
+                problems.append(
+                    f"{_label(seen[area.code], area.code)}: no {parent_level} holds most of it "
+                    f"(best {area.parent_code!r} with {share:.0%})"
+                )
+        in_file.update({a.code: a for a in orphans})
+    return problems
+
+
+def import_file(
+    session: Session,
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    level: str | None = None,
+    code_field: str = "code",
+    name_field: str = "name",
+    parent_field: str | None = None,
+    crs: str | None = None,
+    fix_invalid: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportPlan:
+    """Read, check and write one file inside the caller's transaction; all or nothing."""
+    frame = read_frame(path, layer=layer, crs=crs)
+    if frame.empty:
+        raise ImportRejected([f"{path}: the file has no features"])
+    plan = plan_import(
+        session,
+        frame,
+        level=level,
+        code_field=code_field,
+        name_field=name_field,
+        parent_field=parent_field,
+        fix_invalid=fix_invalid,
+    )
+    add_areas(session, plan.areas, progress=progress)
+    return plan
+
+
+def areas_frame(session: Session, *, level: str | None = None) -> gpd.GeoDataFrame:
+    """Stored areas as a GeoDataFrame in EPSG:4326, parents first."""
+    query = select(Area.code, Area.name, Area.level, Area.parent_code, Area.properties, Area.geom_wkb)
+    if level:
+        query = query.where(Area.level == level)
+    rows = session.execute(query.order_by(Area.id)).all()
+    return gpd.GeoDataFrame(
+        {
+            "code": [r.code for r in rows],
+            "name": [r.name for r in rows],
+            "level": [r.level for r in rows],
+            # "parent" rather than "parent_code": Shapefile field names stop at 10 characters.
+            "parent": [r.parent_code for r in rows],
+            "properties": [json.dumps(r.properties or {}, ensure_ascii=False) for r in rows],
+        },
+        geometry=shapely.from_wkb(np.array([r.geom_wkb for r in rows], dtype=object)),
+        crs="EPSG:4326",
+    )
+
+
+def export_file(
+    session: Session, path: str | Path, *, level: str | None = None, crs: str | None = None
+) -> int:
+    """Write the stored areas (optionally one level, optionally reprojected) to a file; returns the count."""
+    fmt = file_format(path)
+    frame = areas_frame(session, level=level)
+    if crs:
+        frame = frame.to_crs(crs)
+    if fmt == "GeoParquet":
+        frame.to_parquet(path)
+    else:
+        kwargs = {"layer": "areas"} if fmt == "GPKG" else {}
+        frame.to_file(path, driver=fmt, engine="pyogrio", **kwargs)
+    return len(frame)

@@ -1,0 +1,79 @@
+"""The griddispatch command: init-db, import, export, locate, and an import seen by a running server."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import requests
+from click.testing import CliRunner
+
+from dispatch.cli import main
+from tests.geodata import G1, ROWS, at, tree_frame
+from tests.server import running_server
+
+
+def run(database_url: str, *args: str):
+    return CliRunner().invoke(
+        main, list(args), env={"DATABASE_URL": database_url}, catch_exceptions=False
+    )
+
+
+def test_init_import_export_locate(database_url, tmp_path):
+    assert run(database_url, "init-db").exit_code == 0
+    source = tmp_path / "tree.geojson"
+    tree_frame().to_file(source, engine="pyogrio")
+    result = run(database_url, "import", str(source))
+    assert result.exit_code == 0, result.output
+    assert f"imported {len(ROWS)} areas" in result.output
+
+    out = tmp_path / "out.parquet"
+    result = run(database_url, "export", str(out), "--level", "building")
+    assert result.exit_code == 0 and "exported 3 areas" in result.output
+    assert sorted(gpd.read_parquet(out).code) == ["B1", "B2", "B3"]
+
+    lon, lat = at(0.5, 1.0)
+    result = run(database_url, "locate", str(lon), str(lat))
+    assert result.exit_code == 0
+    assert json.loads(result.output)["chain"]["grid"]["code"] == G1
+
+
+def test_import_errors_exit_non_zero_and_write_nothing(database_url, tmp_path):
+    frame = tree_frame()
+    frame.loc[frame.code == "B3", "parent_code"] = "NOPE"
+    source = tmp_path / "bad.gpkg"
+    frame.to_file(source, engine="pyogrio")
+    result = run(database_url, "import", str(source))
+    assert result.exit_code == 1
+    assert "unknown parent code 'NOPE'" in result.output and "nothing was written" in result.output
+    out = tmp_path / "out.geojson"
+    run(database_url, "export", str(out))
+    assert gpd.read_file(out).empty
+
+
+def test_locate_outside_exits_2(database_url, tmp_path):
+    source = tmp_path / "tree.geojson"
+    tree_frame().to_file(source, engine="pyogrio")
+    run(database_url, "import", str(source))
+    result = run(database_url, "locate", "116.39", "39.9")
+    assert result.exit_code == 2 and "outside the managed area" in result.output
+
+
+def test_locate_bad_crs(database_url):
+    run(database_url, "init-db")
+    result = run(database_url, "locate", "118.78", "32.03", "--crs", "bd42")
+    assert result.exit_code == 2 and "crs" in result.output
+
+
+def test_running_server_sees_an_import_from_another_process(database_url, tmp_path):
+    run(database_url, "init-db")
+    lon, lat = at(0.5, 1.0)
+    with running_server(database_url) as base:
+        url = f"{base}/api/v1/locate?lon={lon}&lat={lat}"
+        assert requests.get(url, timeout=5).status_code == 422  # the server's index is empty
+        source = tmp_path / "tree.gpkg"
+        tree_frame().to_file(source, engine="pyogrio")
+        assert run(database_url, "import", str(source)).exit_code == 0
+        response = requests.get(url, timeout=5)
+        assert response.status_code == 200
+        assert response.json()["chain"]["grid"]["code"] == G1

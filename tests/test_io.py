@@ -1,0 +1,296 @@
+"""Import and export: round trips in every format and two CRSs, and every bad input rejected whole."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely.geometry import LineString, Point, Polygon, box
+from sqlalchemy import delete, func, select
+
+from grids.io import ImportRejected, export_file, import_file
+from grids.store import Area, current_revision
+from tests.geodata import G1, G2, ROWS, square, tree_frame
+
+FORMATS = ["geojson", "gpkg", "shp", "parquet"]
+
+
+def write(frame: gpd.GeoDataFrame, path) -> None:
+    if str(path).endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        frame.to_file(path, engine="pyogrio")
+
+
+def stored(db) -> dict[str, tuple]:
+    """code -> (name, level, parent, geometry) of every stored area."""
+    with db.session() as s:
+        return {
+            a.code: (a.name, a.level, a.parent_code, a.geometry, a.properties)
+            for a in s.scalars(select(Area))
+        }
+
+
+def clear(db) -> None:
+    """Delete every area, children first (the parent foreign key forbids the other order)."""
+    with db.session() as s:
+        for level in ("unit", "building", "grid", "community", "street", "district"):
+            s.execute(delete(Area).where(Area.level == level))
+
+
+def do_import(db, path, **options):
+    with db.session() as s:
+        return import_file(s, path, **options)
+
+
+def assert_unchanged(db, before: dict, revision: int) -> None:
+    assert stored(db).keys() == before.keys()
+    with db.session() as s:
+        assert current_revision(s) == revision
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32650"])
+def test_round_trip(db, tmp_path, fmt, crs):
+    source = tmp_path / f"source.{fmt}"
+    write(tree_frame().to_crs(crs), source)
+    plan = do_import(db, source)
+    assert plan.counts() == {
+        "district": 1,
+        "street": 2,
+        "community": 2,
+        "grid": 3,
+        "building": 3,
+        "unit": 2,
+    }
+    first = stored(db)
+    assert first["B1"][4] == {"floors": 6}
+
+    exported = tmp_path / f"exported.{fmt}"
+    with db.session() as s:
+        assert export_file(s, exported, crs=crs) == len(ROWS)
+    clear(db)
+    do_import(db, exported)
+    second = stored(db)
+    assert second.keys() == first.keys()
+    for code, (name, level, parent, geometry, props) in first.items():
+        name2, level2, parent2, geometry2, props2 = second[code]
+        assert (name2, level2, parent2) == (name, level, parent)
+        # Reprojecting to UTM and back moves vertices by far less than a millimetre.
+        assert shapely.equals_exact(geometry, geometry2, tolerance=1e-8), code
+        assert props2.get("floors") == props.get("floors")
+
+
+def test_import_in_projected_crs_lands_in_wgs84(db, tmp_path):
+    path = tmp_path / "utm.gpkg"
+    write(tree_frame().to_crs("EPSG:32650"), path)
+    plan = do_import(db, path)
+    assert plan.source_crs.endswith("32650")
+    minx, _miny, _maxx, maxy = stored(db)["320104"][3].bounds
+    assert minx == pytest.approx(118.78, abs=1e-7) and maxy == pytest.approx(32.032, abs=1e-7)
+
+
+def test_crs_given_for_a_file_without_one(db, tmp_path):
+    path = tmp_path / "noprj.shp"
+    write(tree_frame().to_crs("EPSG:32650"), path)
+    path.with_suffix(".prj").unlink()
+    with pytest.raises(ImportRejected, match="declares no coordinate reference system"):
+        do_import(db, path)
+    do_import(db, path, crs="EPSG:32650")
+    assert len(stored(db)) == len(ROWS)
+
+
+def test_parentless_areas_are_placed_by_largest_overlap(db, tmp_path):
+    frame = tree_frame()
+    frame.loc[frame.level.isin(["grid", "building", "unit"]), "parent_code"] = None
+    path = tmp_path / "orphans.geojson"
+    write(frame, path)
+    plan = do_import(db, path)
+    areas = stored(db)
+    assert areas["B2"][2] == G2  # two thirds of B2 lie in G2
+    assert areas["B1"][2] == G1
+    assert areas["B1-2"][2] == "B1"
+    assert areas[G1][2] == "320104001001"
+    assert any(line.startswith("B2 -> " + G2) for line in plan.placed)
+
+
+def test_areas_with_nothing_above_stay_roots(db, tmp_path):
+    path = tmp_path / "grids.geojson"
+    frame = tree_frame()
+    write(frame[frame.level == "grid"].drop(columns=["parent_code"]), path)
+    do_import(db, path)
+    assert {code: row[2] for code, row in stored(db).items()} == {
+        G1: None,
+        G2: None,
+        "320104002001001": None,
+    }
+
+
+def test_import_under_areas_already_stored(db, tmp_path):
+    frame = tree_frame()
+    top, rest = tmp_path / "top.geojson", tmp_path / "rest.gpkg"
+    write(frame[frame.level.isin(["district", "street", "community"])], top)
+    write(frame[~frame.level.isin(["district", "street", "community"])], rest)
+    do_import(db, top)
+    do_import(db, rest)
+    assert len(stored(db)) == len(ROWS)
+
+
+def test_level_and_field_options(db, tmp_path):
+    frame = tree_frame()
+    grids = frame[frame.level == "grid"].rename(columns={"code": "WGBM", "name": "WGMC"})
+    path = tmp_path / "grids.shp"
+    write(grids.drop(columns=["level", "parent_code"]), path)
+    do_import(db, path, level="grid", code_field="WGBM", name_field="WGMC")
+    assert stored(db)[G1][:3] == ("中牌楼社区第1网格", "grid", None)
+
+
+def _set_geometry(code, geometry):
+    def edit(frame):
+        frame.loc[frame.code == code, "geometry"] = geometry
+        return frame
+
+    return edit
+
+
+def _set(code, column, value):
+    def edit(frame):
+        frame.loc[frame.code == code, column] = value
+        return frame
+
+    return edit
+
+
+BOWTIE = Polygon(
+    [(118.7802, 32.0302), (118.7806, 32.0306), (118.7806, 32.0302), (118.7802, 32.0306)]
+)
+
+BAD_INPUTS = {
+    "self-intersecting": (
+        _set_geometry("B1", BOWTIE),
+        r"feature #9 \(code 'B1'\): invalid geometry: Self-intersection",
+    ),
+    "empty geometry": (_set_geometry("B1", Polygon()), r"feature #9 \(code 'B1'\): empty geometry"),
+    "line": (
+        _set_geometry("B3", LineString([(118.782, 32.03), (118.783, 32.031)])),
+        r"feature #11 \(code 'B3'\): wrong geometry type LineString",
+    ),
+    "point": (
+        _set_geometry("B3", Point(118.782, 32.03)),
+        r"code 'B3'\): wrong geometry type Point",
+    ),
+    "duplicate code": (
+        _set("B3", "code", "B2"),
+        r"feature #11 \(code 'B2'\): duplicate code, also feature #10",
+    ),
+    "unknown parent": (
+        _set("B3", "parent_code", "NOPE"),
+        r"code 'B3'\): unknown parent code 'NOPE'",
+    ),
+    "parent at wrong level": (
+        _set("B3", "parent_code", "320104"),
+        r"code 'B3'\): parent '320104' is a district",
+    ),
+    "unknown level": (_set("B3", "level", "block"), r"code 'B3'\): unknown level 'block'"),
+    "missing code": (_set("B3", "code", None), r"feature #11: missing code"),
+    "child outside parent": (
+        _set_geometry("B3", square(0.2, 1.5, 0.5, 1.8)),
+        r"code 'B3'\): lies outside its parent '320104002001001' \(only 0% of it inside\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+@pytest.mark.parametrize("fmt", ["gpkg", "geojson"])
+def test_bad_input_is_rejected_whole(db, tmp_path, case, fmt):
+    # Something is already stored, so "nothing written" is checked against a real state.
+    other = tmp_path / f"other.{fmt}"
+    write(
+        gpd.GeoDataFrame(
+            {"code": ["X1"], "name": ["other"], "level": ["grid"]},
+            geometry=[box(118.9, 32.1, 118.91, 32.11)],
+            crs=4326,
+        ),
+        other,
+    )
+    do_import(db, other)
+    before = stored(db)
+    with db.session() as s:
+        revision = current_revision(s)
+
+    edit, match = BAD_INPUTS[case]
+    path = tmp_path / f"bad.{fmt}"
+    write(edit(tree_frame()), path)
+    with pytest.raises(ImportRejected, match=match) as info:
+        do_import(db, path)
+    assert "nothing was written" in str(info.value)
+    assert_unchanged(db, before, revision)
+
+
+def test_every_problem_is_listed_not_just_the_first(db, tmp_path):
+    frame = _set_geometry("B1", BOWTIE)(_set("B3", "parent_code", "NOPE")(tree_frame()))
+    frame = _set_geometry("B2", Point(118.781, 32.031))(frame)
+    path = tmp_path / "bad.gpkg"
+    write(frame, path)
+    with pytest.raises(ImportRejected) as info:
+        do_import(db, path)
+    codes = " ".join(info.value.problems)
+    assert "'B1'" in codes and "'B2'" in codes
+
+
+def test_code_already_in_database(db, tmp_path):
+    path = tmp_path / "tree.gpkg"
+    write(tree_frame(), path)
+    do_import(db, path)
+    with pytest.raises(
+        ImportRejected, match=r"code '320104'\): duplicate code, already in the database"
+    ):
+        do_import(db, path)
+    assert len(stored(db)) == len(ROWS)
+
+
+def test_fix_invalid_repairs_and_reports(db, tmp_path):
+    frame = _set_geometry("B1", BOWTIE)(tree_frame())
+    frame = frame[frame.level != "unit"]
+    path = tmp_path / "bowtie.gpkg"
+    write(frame, path)
+    plan = do_import(db, path, fix_invalid=True)
+    assert plan.repaired and "B1" in plan.repaired[0]
+    repaired = stored(db)["B1"][3]
+    assert repaired.is_valid and repaired.geom_type == "MultiPolygon"
+    # Two triangles, each a quarter of the 0.0004° square the bow-tie spans.
+    assert repaired.area == pytest.approx(0.0004 * 0.0004 / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("missing.gpkg", None, "no such file"),
+        ("areas.csv", "code\n1\n", "unknown file type .csv"),
+        ("broken.geojson", "{not json", "cannot read the file"),
+    ],
+)
+def test_unreadable_files(db, tmp_path, name, content, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ImportRejected, match=match):
+        do_import(db, path)
+
+
+def test_empty_file(db, tmp_path):
+    path = tmp_path / "empty.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    with pytest.raises(ImportRejected):
+        do_import(db, path)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Area)) == 0
+
+
+def test_missing_level_column_needs_level_option(db, tmp_path):
+    path = tmp_path / "nolevel.geojson"
+    write(tree_frame().drop(columns=["level"]), path)
+    with pytest.raises(ImportRejected, match="no 'level' column"):
+        do_import(db, path)
