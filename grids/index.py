@@ -150,6 +150,7 @@ class AreaIndex:
         """One STRtree for grids and one for buildings and units together."""
         if len(geometries) != len(self._codes):
             raise ValueError("geometries must have the same length as codes")
+        self._geometries = geometries
         grid = np.flatnonzero(self._rank == _RANK["grid"])
         self._grid_geoms = geometries[grid]
         self._grid_codes = self._codes[grid]
@@ -208,28 +209,29 @@ class AreaIndex:
             results[i] = self._beyond_grids(points[i], float(lons[i]), float(lats[i]), tolerance_m)
         return results
 
-    def _smallest_fine(self, candidates: np.ndarray) -> int:
+    def _smallest_fine(self, candidates: list[int]) -> int:
         """Of overlapping buildings (or units) the smallest, then the lowest code."""
-        if candidates.size == 1:
-            return int(candidates[0])
+        if len(candidates) == 1:
+            return candidates[0]
         area, codes = self._fine_area, self._fine_codes
-        return min(candidates.tolist(), key=lambda i: (area[i], codes[i]))
+        return min(candidates, key=lambda i: (area[i], codes[i]))
 
     def _fine_location(self, lon: float, lat: float, hits: np.ndarray) -> Location:
         """The building (and unit) among fine-tree hits; its own grid wins over geometry."""
-        if len(hits) == 1 and not self._fine_is_unit[hits.item()]:
-            return Location(lon, lat, self._fine_chain(hits.item()), "building")
-        is_unit = self._fine_is_unit[hits]
-        if not is_unit.any():
-            return Location(lon, lat, self._fine_chain(self._smallest_fine(hits)), "building")
-        buildings, units = hits[~is_unit], hits[is_unit]
-        if buildings.size:
-            building = self._smallest_fine(buildings)
-            units = units[self._fine_parent[units] == building]
-            if not units.size:
-                return Location(lon, lat, self._fine_chain(building), "building")
-        # A unit hit without its building hit means the unit pokes out of the building's
-        # outline; the unit still identifies the building, so trust it.
+        # Hits are one to a handful of indices: plain Python beats numpy calls here.
+        found = hits.tolist()
+        is_unit = self._fine_is_unit
+        buildings = [i for i in found if not is_unit[i]]
+        if not buildings:
+            # The unit pokes out of its building's outline; it still names the building.
+            return Location(lon, lat, self._fine_chain(self._smallest_fine(found)), "unit")
+        building = self._smallest_fine(buildings)
+        if len(buildings) == len(found):
+            return Location(lon, lat, self._fine_chain(building), "building")
+        parent = self._fine_parent
+        units = [i for i in found if is_unit[i] and parent[i] == building]
+        if not units:
+            return Location(lon, lat, self._fine_chain(building), "building")
         return Location(lon, lat, self._fine_chain(self._smallest_fine(units)), "unit")
 
     def _fine_chain(self, i: int) -> dict[str, str | None]:
@@ -315,6 +317,21 @@ class AreaIndex:
         if self._rank[i] < _RANK["building"]:
             return dict(self._upper_chain[i])
         return self._fine_chain(int(np.searchsorted(self._fine_pos, i)))
+
+    def geometry(self, code: str) -> BaseGeometry:
+        """The geometry of an area; KeyError if the code is not indexed."""
+        return self._geometries[self._position[code]]
+
+    def adjacent_grids(self, code: str) -> list[str]:
+        """Grids whose polygons touch this grid's, longest shared edge first, then by code."""
+        grid = self.geometry(code)
+        hits = self._grid_tree.query(grid, predicate="intersects")
+        others = [int(i) for i in hits if self._grid_codes[i] != code]
+        if not others:
+            return []
+        shared = shapely.length(shapely.intersection(grid.boundary, self._grid_geoms[others]))
+        order = sorted(range(len(others)), key=lambda k: (-shared[k], self._grid_codes[others[k]]))
+        return [str(self._grid_codes[others[k]]) for k in order]
 
     def stats(self) -> dict[str, int]:
         """Number of indexed areas per level."""

@@ -184,7 +184,8 @@ def add_areas(
             }
             for i, a in enumerate(areas[start : start + batch_size], start)
         ]
-        session.execute(insert(Area), rows)
+        # Core executemany on the table: the ORM bulk path costs more than SQLite itself here.
+        session.execute(Area.__table__.insert(), rows)
         if progress is not None:
             progress(len(rows))
     if areas:

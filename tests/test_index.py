@@ -283,3 +283,16 @@ def test_from_arrays_matches_build():
 def test_bad_trees_are_rejected(records, message):
     with pytest.raises(ValueError, match=message):
         AreaIndex.build(records)
+
+
+def test_adjacent_grids_and_geometry():
+    from tests.geodata import G1, G2, G3, square, tree_frame
+
+    frame = tree_frame()
+    index = AreaIndex.from_arrays(
+        frame.code.tolist(), frame.level.tolist(),
+        [None if p is None else p for p in frame.parent_code.tolist()], frame.geometry.values,
+    )
+    assert index.adjacent_grids(G1) == [G2]
+    assert index.adjacent_grids(G2) == [G1, G3]  # both share a full 2-unit edge; code order
+    assert index.geometry("B1").equals(square(0.2, 0.2, 0.6, 0.6))
