@@ -163,8 +163,12 @@ def plan_import(
     name_field: str = "name",
     parent_field: str | None = None,
     fix_invalid: bool = False,
+    checked: Callable[[int], None] | None = None,
 ) -> ImportPlan:
-    """Check every feature and decide each one's parent; raise ImportRejected listing all problems."""
+    """Check every feature and decide each one's parent; raise ImportRejected listing all problems.
+
+    `checked(n)` is called as features are checked, for a progress bar.
+    """
     columns = set(frame.columns)
     problems: list[str] = []
     if code_field not in columns:
@@ -192,6 +196,8 @@ def plan_import(
     records = pd.DataFrame(frame.drop(columns=frame.geometry.name)).to_dict("records")
     seen: dict[str, int] = {}
     for position, row in enumerate(records):
+        if checked is not None and position % 10000 == 0 and position:
+            checked(10000)
         code = _text(row.get(code_field))
         label = _label(position, code)
         if code is None:
@@ -273,16 +279,26 @@ def _check_parents(session: Session, plan: ImportPlan, seen: dict[str, int]) -> 
     if with_parent:
         children = np.array([a.geometry for a in with_parent], dtype=object)
         parents = np.array([geometry_of(a.parent_code) for a in with_parent], dtype=object)
-        shapely.prepare(parents)
         inside = shapely.within(children, parents)
+        holders: dict[str, _Holders] = {}
         for i in np.flatnonzero(~inside):
+            area = with_parent[i]
             share = _share_inside(children[i], parents[i])
-            if share < MIN_SHARE_INSIDE_PARENT:
-                area = with_parent[i]
-                problems.append(
-                    f"{_label(seen[area.code], area.code)}: lies outside its parent "
-                    f"{area.parent_code!r} (only {share:.0%} of it inside)"
-                )
+            if share >= MIN_SHARE_INSIDE_PARENT:
+                continue
+            label = _label(seen[area.code], area.code)
+            if area.level == "building" and share > 0:
+                # A building straddling several grids belongs to the one it overlaps most.
+                level = LEVELS[level_rank(area.level) - 1]
+                holders.setdefault(level, _Holders(session, plan, level))
+                best_code, best_share = holders[level].largest([area.geometry])[0]
+                if best_code == area.parent_code or best_share <= share + 1e-9:
+                    continue
+                problems.append(f"{label}: lies mostly in {best_code!r} ({best_share:.0%}), "
+                                f"not in its parent {area.parent_code!r} ({share:.0%})")
+                continue
+            problems.append(f"{label}: lies outside its parent {area.parent_code!r} "
+                            f"(only {share:.0%} of it inside)")
     problems.extend(_place_orphans(session, plan, seen, in_file))
     return problems
 
@@ -290,6 +306,38 @@ def _check_parents(session: Session, plan: ImportPlan, seen: dict[str, int]) -> 
 def _share_inside(child: shapely.Geometry, parent: shapely.Geometry) -> float:
     area = child.area
     return shapely.intersection(child, parent).area / area if area > 0 else 0.0
+
+
+class _Holders:
+    """The areas of one level, in the file and stored, that may hold areas of the level below."""
+
+    def __init__(self, session: Session, plan: ImportPlan, level: str) -> None:
+        candidates = [(a.code, a.geometry) for a in plan.areas if a.level == level]
+        candidates += [
+            (code, shapely.from_wkb(wkb))
+            for code, wkb in session.execute(select(Area.code, Area.geom_wkb).where(Area.level == level))
+        ]
+        self.codes = np.array([c for c, _ in candidates], dtype=object)
+        self.tree = shapely.STRtree(np.array([g for _, g in candidates], dtype=object))
+
+    def __bool__(self) -> bool:
+        return len(self.codes) > 0
+
+    def largest(self, geometries: list[shapely.Geometry]) -> list[tuple[str, float] | None]:
+        """For each geometry, the holder it overlaps most and the share of it inside (None: none)."""
+        geoms = np.array(geometries, dtype=object)
+        child_idx, holder_idx = self.tree.query(geoms, predicate="intersects")
+        overlap = shapely.area(shapely.intersection(geoms[child_idx], self.tree.geometries[holder_idx]))
+        # Largest overlap wins; ties go to the smaller code so the answer never depends on order.
+        order = np.lexsort((self.codes[holder_idx].astype(str), -overlap, child_idx))
+        best: list[tuple[str, float] | None] = [None] * len(geoms)
+        areas = shapely.area(geoms)
+        for k in order:
+            i = int(child_idx[k])
+            if best[i] is None:
+                share = overlap[k] / areas[i] if areas[i] > 0 else 0.0
+                best[i] = (str(self.codes[holder_idx[k]]), float(share))
+        return best
 
 
 def _place_orphans(
@@ -302,31 +350,13 @@ def _place_orphans(
         if not orphans:
             continue
         parent_level = LEVELS[level_rank(level) - 1]
-        candidates = [(a.code, a.geometry) for a in plan.areas if a.level == parent_level]
-        candidates += [
-            (code, shapely.from_wkb(wkb))
-            for code, wkb in session.execute(
-                select(Area.code, Area.geom_wkb).where(Area.level == parent_level)
-            )
-        ]
-        if not candidates:
+        holders = _Holders(session, plan, parent_level)
+        if not holders:
             continue  # nothing above them: they stay roots
-        codes = np.array([c for c, _ in candidates], dtype=object)
-        tree = shapely.STRtree(np.array([g for _, g in candidates], dtype=object))
-        geoms = np.array([a.geometry for a in orphans], dtype=object)
-        child_idx, parent_idx = tree.query(geoms, predicate="intersects")
-        overlap = shapely.area(shapely.intersection(geoms[child_idx], tree.geometries[parent_idx]))
-        # Largest overlap wins; ties go to the smaller code so the answer never depends on order.
-        order = np.lexsort((codes[parent_idx].astype(str), -overlap, child_idx))
-        chosen: dict[int, int] = {}
-        for k in order:
-            chosen.setdefault(int(child_idx[k]), int(parent_idx[k]))
-        for i, area in enumerate(orphans):
-            k = chosen.get(i)
-            if k is None:
+        for area, best in zip(orphans, holders.largest([a.geometry for a in orphans])):
+            if best is None:
                 continue  # it touches nothing one level up: it stays a root
-            share = _share_inside(area.geometry, tree.geometries[k])
-            area.parent_code = str(codes[k])
+            area.parent_code, share = best
             plan.placed.append(f"{area.code} -> {area.parent_code} ({share:.0%} inside)")
             if share < MIN_SHARE_INSIDE_PARENT and level not in ("building", "unit"):
                 problems.append(
@@ -348,6 +378,7 @@ def import_file(
     parent_field: str | None = None,
     crs: str | None = None,
     fix_invalid: bool = False,
+    checked: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportPlan:
     """Read, check and write one file inside the caller's transaction; all or nothing."""
@@ -362,6 +393,7 @@ def import_file(
         name_field=name_field,
         parent_field=parent_field,
         fix_invalid=fix_invalid,
+        checked=checked,
     )
     add_areas(session, plan.areas, progress=progress)
     return plan

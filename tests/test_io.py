@@ -294,3 +294,17 @@ def test_missing_level_column_needs_level_option(db, tmp_path):
     write(tree_frame().drop(columns=["level"]), path)
     with pytest.raises(ImportRejected, match="no 'level' column"):
         do_import(db, path)
+
+
+def test_building_straddling_grids_belongs_to_its_largest_overlap(db, tmp_path):
+    frame = tree_frame()
+    # B2 lies one third in G1 and two thirds in G2: G2 is right, G1 is not.
+    frame.loc[frame.code == "B2", "geometry"] = square(0.6, 1.0, 1.5, 1.4)
+    path = tmp_path / "straddle.gpkg"
+    write(frame, path)
+    do_import(db, path)
+    clear(db)
+    frame.loc[frame.code == "B2", "parent_code"] = G1
+    write(frame, path)
+    with pytest.raises(ImportRejected, match=r"code 'B2'\): lies mostly in '320104001001002' \(56%\), not in its parent '320104001001001' \(44%\)"):
+        do_import(db, path)
