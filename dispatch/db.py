@@ -7,6 +7,7 @@ through psycopg 3 (`postgresql://...` URLs are mapped to the psycopg driver).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,12 +37,40 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            # Let SQLAlchemy, not the driver, open transactions (see _begin_immediate).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+
+        # One writer at a time in this process, waited for cooperatively: a greenlet that
+        # yields inside a transaction (reading a request body, say) must not leave another
+        # one spinning in SQLite's busy handler, which blocks the whole gevent process.
+        # (threading.Lock is gevent's lock once the server has monkey-patched.)
+        writer = threading.Lock()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection) -> None:
+            writer.acquire()
+            connection.info["holds_writer"] = True
+            # Take the write lock up front: a deferred transaction that reads and then
+            # writes fails at once (no busy wait) if another process wrote in between.
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(connection)
+                raise
+
+        def _release(connection, *_args) -> None:
+            if connection.info.pop("holds_writer", False):
+                writer.release()
+
+        # The COMMIT or ROLLBACK runs right after these events, without yielding.
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

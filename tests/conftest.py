@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from dispatch.app import create_app
 from dispatch.db import Database
 
+pytest_plugins = ["tests.browser"]
+
 PG_ADMIN_URL = os.environ.get(
     "GRIDDISPATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -109,4 +111,14 @@ def demo_app(demo_sqlite_template, tmp_path):
     shutil.copy(demo_sqlite_template, path)
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{path}"})
     yield app
+    app.extensions["griddispatch.db"].dispose()
+
+
+@pytest.fixture
+def world(db, tmp_path):
+    """The staffed hand-made world on a fresh database of each kind, clock at Tuesday 10:00."""
+    from tests.world import build_world
+
+    app = create_app({"TESTING": True, "DATABASE_URL": db.url, "TEST_CLOCK": True})
+    yield build_world(app, tmp_path)
     app.extensions["griddispatch.db"].dispose()

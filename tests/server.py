@@ -19,9 +19,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, *args: str, command: str = "serve", env: dict | None = None):
-    """Start `griddispatch <command>` on a free port; yield its base URL; stop it."""
-    port = free_port()
+def running_server(database_url: str, *args: str, command: str = "serve", env: dict | None = None,
+                   port: int | None = None):
+    """Start `griddispatch <command>` on a port (a free one by default); yield its base URL; stop it.
+
+    `running_server.last_process` is the newest server's process, for tests that kill it.
+    """
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "dispatch", command, "--port", str(port), *args],
         env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
@@ -29,6 +33,7 @@ def running_server(database_url: str, *args: str, command: str = "serve", env: d
         stderr=subprocess.STDOUT,
         text=True,
     )
+    running_server.last_process = process
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -45,7 +50,8 @@ def running_server(database_url: str, *args: str, command: str = "serve", env: d
             time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

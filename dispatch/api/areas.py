@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import bbox_arg, float_arg, int_arg
 from dispatch.app import session
 from dispatch.areas import area_feature, chain_with_names, index_cache, locate_point
@@ -55,3 +56,34 @@ def locate():
     crs = request.args.get("crs") or None
     tolerance = current_app.config["LOCATE_TOLERANCE_M"]
     return jsonify(locate_point(session(), lon, lat, crs=crs, tolerance_m=tolerance))
+
+
+PATHS = {
+    "/areas": {"get": op(
+        "Areas of the tree as a GeoJSON FeatureCollection, paginated", "listAreas",
+        params=[
+            query("level", {"type": "string", "enum": list(LEVELS)}, "Only areas of this level."),
+            query("parent", {"type": "string"}, "Only children of this area code."),
+            query("bbox", {"type": "string", "example": "118.77,32.02,118.79,32.04"},
+                  "min_lon,min_lat,max_lon,max_lat (WGS84); areas whose bounding box overlaps it."),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 5000, "default": 100}, "Page size."),
+            query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Page start."),
+        ],
+        ok=("200", {"$ref": "#/components/schemas/AreaCollection"}),
+        errors={"400": "a bad filter, named in details.field"}, auth=False)},
+    "/areas/{code}": {"get": op(
+        "One area with its chain of ancestors", "getArea", params=[path_param("code")],
+        ok=("200", {"$ref": "#/components/schemas/AreaFeature"}),
+        errors={"404": "no such code"}, auth=False)},
+    "/locate": {"get": op(
+        "Unit, building, grid, community, street and district of a point", "locate",
+        params=[
+            query("lon", {"type": "number"}, "Longitude.", required=True),
+            query("lat", {"type": "number"}, "Latitude.", required=True),
+            query("crs", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"},
+                  "Datum of the point: gcj02 for AMap/Tencent, bd09 for Baidu."),
+        ],
+        ok=("200", {"$ref": "#/components/schemas/Location"}),
+        errors={"400": "bad lon, lat or crs", "422": "outside the managed area (farther than the tolerance)"},
+        auth=False)},
+}

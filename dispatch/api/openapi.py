@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+
 from grids import LEVELS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -17,68 +19,62 @@ def _error(description: str) -> dict[str, Any]:
     return _json(ERROR, description)
 
 
-def _query(name: str, schema: dict[str, Any], description: str, required: bool = False):
+def query(name: str, schema: dict[str, Any], description: str, required: bool = False):
     return {"name": name, "in": "query", "required": required, "schema": schema,
             "description": description}
 
 
-AREA_LIST_PARAMS = [
-    _query("level", {"type": "string", "enum": list(LEVELS)}, "Only areas of this level."),
-    _query("parent", {"type": "string"}, "Only children of this area code."),
-    _query("bbox", {"type": "string", "example": "118.77,32.02,118.79,32.04"},
-           "min_lon,min_lat,max_lon,max_lat (WGS84); areas whose bounding box overlaps it."),
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000, "default": 100}, "Page size."),
-    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Page start."),
-]
+def path_param(name: str, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+            "description": description}
 
-LOCATE_PARAMS = [
-    _query("lon", {"type": "number"}, "Longitude.", required=True),
-    _query("lat", {"type": "number"}, "Latitude.", required=True),
-    _query("crs", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"},
-           "Datum of the point: gcj02 for AMap/Tencent, bd09 for Baidu."),
-]
+
+def op(summary: str, operation_id: str, *, params: list | None = None,
+       body: dict[str, Any] | None = None, ok: tuple[str, dict[str, Any]] = ("200", {"type": "object"}),
+       errors: dict[str, str] | None = None, auth: bool = True) -> dict[str, Any]:
+    """One operation: its parameters, JSON body, success and error answers."""
+    status, schema = ok
+    responses = {status: _json(schema, "success")}
+    for code, description in (errors or {}).items():
+        responses[code] = _error(description)
+    if auth:
+        responses.setdefault("401", _error("missing, unknown, expired or revoked token"))
+    operation: dict[str, Any] = {"summary": summary, "operationId": operation_id,
+                                 "parameters": params or [], "responses": responses}
+    if body is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": body}}}
+    if auth:
+        operation["security"] = [{"bearer": []}]
+    return operation
 
 
 def openapi_document() -> dict[str, Any]:
-    """The whole document."""
+    """The whole document, gathered from each API module's PATHS."""
+    from dispatch import api
+
+    paths: dict[str, Any] = {}
+    for module in api.modules():
+        for path, operations in module.PATHS.items():
+            paths.setdefault(path, {}).update(operations)
+    if current_app.config.get("TEST_CLOCK"):  # documented only where the route exists
+        from dispatch.api import testclock
+
+        paths.update(testclock.PATHS)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "griddispatch API",
             "version": "1",
-            "description": "Urban grid management dispatch (网格化管理调度). Coordinates out are WGS84.",
+            "description": "Urban grid management dispatch (网格化管理调度). Coordinates out are WGS84. "
+                           "Errors are {\"error\": {\"code\", \"message\", \"details\"}}.",
         },
         "servers": [{"url": "/api/v1"}],
-        "paths": {
-            "/health": {"get": {"summary": "Liveness", "operationId": "health",
-                                "responses": {"200": _json({"type": "object"}, "ok")}}},
-            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                      "responses": {"200": _json({"type": "object"}, "OpenAPI")}}},
-            "/areas": {"get": {
-                "summary": "Areas of the tree as a GeoJSON FeatureCollection, paginated",
-                "operationId": "listAreas",
-                "parameters": AREA_LIST_PARAMS,
-                "responses": {"200": _json({"$ref": "#/components/schemas/AreaCollection"}, "a page"),
-                              "400": _error("a bad filter, named in details.field")},
-            }},
-            "/areas/{code}": {"get": {
-                "summary": "One area with its chain of ancestors",
-                "operationId": "getArea",
-                "parameters": [{"name": "code", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "responses": {"200": _json({"$ref": "#/components/schemas/AreaFeature"}, "the area"),
-                              "404": _error("no such code")},
-            }},
-            "/locate": {"get": {
-                "summary": "Unit, building, grid, community, street and district of a point",
-                "operationId": "locate",
-                "parameters": LOCATE_PARAMS,
-                "responses": {"200": _json({"$ref": "#/components/schemas/Location"}, "located"),
-                              "400": _error("bad lon, lat or crs"),
-                              "422": _error("outside the managed area (farther than the tolerance)")},
-            }},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "components": {"schemas": SCHEMAS},
     }
 
 
@@ -126,3 +122,19 @@ SCHEMAS: dict[str, Any] = {
         },
     },
 }
+SCHEMAS["Incident"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "public_id": {"type": "string"}, "category": {"type": "string"},
+        "status": {"type": "string"}, "version": {"type": "integer"},
+        "priority": {"type": "string"}, "sla_state": {"type": "string"},
+        "escalation_level": {"type": "integer"},
+        "areas": {"type": "object", "additionalProperties": AREA_REF},
+        "reporter": {"type": "object", "description": "phone masked except for the assigned manager, operators, admins"},
+        "manager": {"type": ["object", "null"]}, "crew": {"type": ["object", "null"]},
+        "times": {"type": "object"}, "deadlines": {"type": "object"},
+        "paused": {"type": ["object", "null"], "description": "{since, reason} while the clocks stand still"},
+        "tracking_token": {"type": "string", "description": "only in the answer to the report"},
+    },
+}
+

@@ -108,6 +108,11 @@ class Incident(Base):
     arrive_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolve_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
     verify_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # SLA (dispatch/sla): a paused incident's clocks stand still; breach steps already taken
+    # per phase, as {phase: {"due": ISO time, "steps": n}}, so no step is taken twice.
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(String(500))
+    sla_marks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class IncidentEvent(Base):
@@ -123,6 +128,18 @@ class IncidentEvent(Base):
     actor_role: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class EventRoom(Base):
+    """Who may see an event: one row per room it was pushed to (area:<code>, manager:<id>,
+    crew:<id>, incident:<id>, all). Live push and replay after reconnect both read these,
+    so a client never gets in a replay what it could not have seen live, nor misses it."""
+
+    __tablename__ = "event_rooms"
+    __table_args__ = (Index("ix_event_rooms_room_seq", "room", "seq"),)  # replay: a room's events after a seq
+
+    seq: Mapped[int] = mapped_column(Integer, ForeignKey("incident_events.seq"), primary_key=True)
+    room: Mapped[str] = mapped_column(String(80), primary_key=True)
 
 
 class IdempotencyKey(Base):

@@ -1,0 +1,76 @@
+"""Report categories: public to read (the resident report page lists them), admins change them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from dispatch.api.body import json_object
+from dispatch.api.openapi import op, path_param, query
+from dispatch.app import session
+from dispatch.incidents.models import CLOCK_KINDS, PRIORITIES, Category
+from dispatch.people import service
+from dispatch.people.auth import require_user
+
+bp = Blueprint("categories", __name__)
+CATEGORY_FIELDS = tuple(service.CATEGORY_CHECKS)
+
+
+def category_json(category: Category) -> dict[str, Any]:
+    return {"code": category.code, **{f: getattr(category, f) for f in CATEGORY_FIELDS},
+            "auto_dispatch": category.auto_dispatch}
+
+
+@bp.get("/categories")
+def list_categories():
+    include_inactive = request.args.get("include_inactive", "").lower() in ("1", "true", "yes")
+    if include_inactive:
+        require_user("admin")
+    categories = service.list_categories(session=session(), include_inactive=include_inactive)
+    return jsonify({"categories": [category_json(c) for c in categories]})
+
+
+@bp.post("/categories")
+def create_category():
+    require_user("admin")
+    category = service.create_category(session=session(), **json_object(("code", *CATEGORY_FIELDS)))
+    session().commit()
+    return jsonify(category_json(category)), 201
+
+
+@bp.patch("/categories/<code>")
+def update_category(code: str):
+    require_user("admin")
+    category = service.update_category(session=session(), code=code, **json_object(CATEGORY_FIELDS))
+    session().commit()
+    return jsonify(category_json(category))
+
+
+MINUTES = {"type": "integer", "minimum": 1}
+CATEGORY_BODY = {"type": "object", "properties": {
+    "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$"},
+    "name_zh": {"type": "string"}, "name_en": {"type": "string"},
+    "skill": {"type": ["string", "null"], "description": "the crew skill that fixes it"},
+    "priority": {"type": "string", "enum": list(PRIORITIES)},
+    "needs_crew": {"type": "boolean", "description": "false: the grid manager handles it (e.g. a dispute)"},
+    "acknowledge_minutes": MINUTES, "arrive_minutes": MINUTES, "resolve_minutes": MINUTES,
+    "verify_minutes": MINUTES, "clock_kind": {"type": "string", "enum": list(CLOCK_KINDS)},
+    "icon": {"type": "string"}, "active": {"type": "boolean"}}}
+CATEGORY = {"type": "object", "properties": {**CATEGORY_BODY["properties"],
+                                             "auto_dispatch": {"type": "boolean"}}}
+PATHS = {
+    "/categories": {
+        "get": op("Report categories (active ones unless an admin asks for all)", "listCategories",
+                  params=[query("include_inactive", {"type": "boolean"}, "admins: retired ones too")],
+                  auth=False),
+        "post": op("Create a category", "createCategory",
+                   body={**CATEGORY_BODY, "required": ["code", "name_zh", "name_en"]},
+                   ok=("201", CATEGORY), errors={"400": "a bad field, named in details.field",
+                                                 "403": "admins only", "409": "code taken"}),
+    },
+    "/categories/{code}": {"patch": op(
+        "Change SLA minutes, priority, skill, needs_crew or retire a category (active)",
+        "updateCategory", params=[path_param("code")], body=CATEGORY_BODY, ok=("200", CATEGORY),
+        errors={"400": "a bad field", "403": "admins only", "404": "no such category"})},
+}

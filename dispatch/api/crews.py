@@ -1,0 +1,141 @@
+"""Repair crews: who is in them, what they fix, where they work, where they are, whether free."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from dispatch.api.body import json_object, path_id
+from dispatch.api.openapi import op, path_param, query
+from dispatch.app import clock, session
+from dispatch.errors import ApiError
+from dispatch.live import push_crew
+from dispatch.people import service
+from dispatch.people.auth import require_user
+from dispatch.people.models import CREW_STATUSES, Crew, User, public_user
+
+bp = Blueprint("crews", __name__)
+READERS = ("admin", "operator", "grid_manager", "committee", "crew")
+CREW_FIELDS = ("name", "skills", "service_areas", "status", "phone", "members")
+
+
+def crew_json(crew: Crew) -> dict[str, Any]:
+    members = service.list_users(session=session(), crew_id=crew.id)
+    position = None if crew.lon is None else {
+        "lon": crew.lon, "lat": crew.lat,
+        "at": crew.position_at.isoformat() if crew.position_at else None}
+    return {"id": crew.id, "name": crew.name, "skills": crew.skills, "service_areas": crew.service_areas,
+            "status": crew.status, "phone": crew.phone, "position": position,
+            "idle_since": crew.idle_since.isoformat() if crew.idle_since else None,
+            "members": [public_user(u) for u in members]}
+
+
+def _crew(crew_id: str, user: User, *, also: tuple[str, ...] = ()) -> Crew:
+    """The crew, if `user` is one of its members, an admin or holds one of the `also` roles."""
+    crew = service.get_crew(session=session(), crew_id=path_id(crew_id, "crew"))
+    outsider = user.role == "crew" and user.crew_id != crew.id
+    if outsider or user.role not in ("admin", "crew", *also):
+        raise ApiError(403, "forbidden", f"a {user.role} may not do this to crew {crew.id}",
+                       {"crew": crew.id, "role": user.role})
+    return crew
+
+
+@bp.get("/crews")
+def list_crews():
+    user = require_user(*READERS)
+    # A crew member sees its own crew only; one in no crew sees none (there is no crew 0).
+    own = (user.crew_id or 0) if user.role == "crew" else None
+    crews = service.list_crews(session=session(), status=request.args.get("status") or None,
+                               skill=request.args.get("skill") or None, crew_id=own)
+    return jsonify({"crews": [crew_json(c) for c in crews]})
+
+
+@bp.post("/crews")
+def create_crew():
+    require_user("admin")
+    crew = service.create_crew(session=session(), now=clock().now(), **json_object(CREW_FIELDS))
+    session().commit()
+    return jsonify(crew_json(crew)), 201
+
+
+@bp.get("/crews/<crew_id>")
+def get_crew(crew_id: str):
+    user = require_user(*READERS)
+    return jsonify(crew_json(_crew(crew_id, user, also=READERS)))
+
+
+@bp.patch("/crews/<crew_id>")
+def update_crew(crew_id: str):
+    crew = _crew(crew_id, require_user("admin"))
+    service.update_crew(session=session(), crew=crew, now=clock().now(), **json_object(CREW_FIELDS))
+    session().commit()
+    return jsonify(crew_json(crew))
+
+
+@bp.post("/crews/<crew_id>/position")
+def report_position(crew_id: str):
+    crew = _crew(crew_id, require_user("admin", "crew"))
+    now = clock().now()
+    service.report_crew_position(crew=crew, now=now, **json_object(("lon", "lat", "crs")))
+    session().commit()
+    push_crew(crew, now=now, status_changed=False)
+    return jsonify(crew_json(crew))
+
+
+@bp.post("/crews/<crew_id>/status")
+def set_status(crew_id: str):
+    crew = _crew(crew_id, require_user("admin", "crew", "grid_manager"), also=("grid_manager",))
+    now = clock().now()
+    service.set_crew_status(crew=crew, now=now, **json_object(("status",)))
+    session().commit()
+    push_crew(crew, now=now, status_changed=True)
+    return jsonify(crew_json(crew))
+
+
+CREW_ID = path_param("crew_id", "numeric crew id")
+CREW = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"},
+    "skills": {"type": "array", "items": {"type": "string"}},
+    "service_areas": {"type": "array", "items": {"type": "string"}, "description": "area codes of any level"},
+    "status": {"type": "string", "enum": list(CREW_STATUSES)}, "phone": {"type": ["string", "null"]},
+    "position": {"type": ["object", "null"], "description": "WGS84 lon, lat and when it was reported"},
+    "idle_since": {"type": ["string", "null"]}, "members": {"type": "array"}}}
+CREW_BODY = {"type": "object", "properties": {
+    "name": {"type": "string"}, "skills": {"type": "array", "items": {"type": "string"}},
+    "service_areas": {"type": "array", "items": {"type": "string"}},
+    "status": {"type": "string", "enum": list(CREW_STATUSES)}, "phone": {"type": "string"},
+    "members": {"type": "array", "items": {"type": "integer"}, "description": "user ids of crew accounts"}}}
+FORBIDDEN = "not a member of this crew, or a role that may not"
+PATHS = {
+    "/crews": {
+        "get": op("Crews (a crew member sees its own)", "listCrews", params=[
+            query("status", {"type": "string", "enum": list(CREW_STATUSES)}, "only this status"),
+            query("skill", {"type": "string"}, "only crews with this skill")],
+            errors={"400": "a bad filter", "403": "residents may not"}),
+        "post": op("Create a crew", "createCrew", body={**CREW_BODY, "required": ["name"]},
+                   ok=("201", CREW), errors={"400": "a bad field, named in details.field",
+                                             "403": "admins only", "409": "name taken",
+                                             "422": "unknown area or member"}),
+    },
+    "/crews/{crew_id}": {
+        "get": op("One crew", "getCrew", params=[CREW_ID], ok=("200", CREW),
+                  errors={"403": FORBIDDEN, "404": "no such crew"}),
+        "patch": op("Change a crew (members replaces the list)", "updateCrew", params=[CREW_ID],
+                    body=CREW_BODY, ok=("200", CREW),
+                    errors={"400": "a bad field", "403": "admins only", "404": "no such crew",
+                            "409": "name taken", "422": "unknown area or member"}),
+    },
+    "/crews/{crew_id}/position": {"post": op(
+        "Report the crew's position (its members or an admin)", "reportCrewPosition", params=[CREW_ID],
+        body={"type": "object", "required": ["lon", "lat"], "properties": {
+            "lon": {"type": "number"}, "lat": {"type": "number"},
+            "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"}}},
+        ok=("200", CREW), errors={"400": "a bad coordinate or crs", "403": FORBIDDEN, "404": "no such crew"})},
+    "/crews/{crew_id}/status": {"post": op(
+        "Set available, busy or off (its members, grid managers, admins)", "setCrewStatus",
+        params=[CREW_ID],
+        body={"type": "object", "required": ["status"], "properties": {
+            "status": {"type": "string", "enum": list(CREW_STATUSES)}}},
+        ok=("200", CREW), errors={"400": "unknown status", "403": FORBIDDEN, "404": "no such crew"})},
+}

@@ -1,0 +1,188 @@
+"""Incidents: report, list, get, act, timeline; and the reporter's tracking view."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from dispatch.api.context import rule_context, views_for
+from dispatch.api.openapi import op, path_param, query
+from dispatch.api.params import bbox_arg, int_arg
+from dispatch.app import session
+from dispatch.errors import ApiError, bad_field
+from dispatch.incidents import service
+from dispatch.people.auth import client_key, current_user, require_user
+
+bp = Blueprint("incidents", __name__)
+
+
+def _json_body():
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_body", "the body must be JSON (Content-Type: application/json)")
+    return body
+
+
+@bp.post("/incidents")
+def report():
+    payload = _json_body()  # read the whole request before any database work starts
+    reporter = current_user()
+    if reporter is not None and reporter.role == "committee":
+        raise ApiError(403, "forbidden", "committee members watch; they do not file reports")
+    body, replayed = service.submit_once(
+        rule_context(), payload, key=request.headers.get("Idempotency-Key"),
+        reporter=reporter, client_key=client_key(), views=views_for(reporter),
+    )
+    response = jsonify(body)
+    response.status_code = 201
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _bool_arg(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise bad_field(name, f"must be true or false, got {raw!r}")
+
+
+@bp.get("/incidents")
+def list_incidents():
+    user = require_user()
+    limit = int_arg("limit", 50, low=1, high=500)
+    offset = int_arg("offset", 0, low=0, high=10**9)
+    assignee = request.args.get("assignee")
+    if assignee is not None and not assignee.isdigit():
+        raise bad_field("assignee", "must be a user id")
+    filters = {
+        "status": request.args.get("status"),
+        "open": _bool_arg("open"),
+        "area": request.args.get("area"),
+        "category": request.args.get("category"),
+        "assignee": int(assignee) if assignee else None,
+        "mine": _bool_arg("mine"),
+        "from": service.parse_time(request.args.get("from"), "from"),
+        "to": service.parse_time(request.args.get("to"), "to"),
+        "bbox": bbox_arg(),
+    }
+    incidents, total = service.list_visible(session(), user, filters, limit=limit, offset=offset)
+    views = views_for(user)
+    return jsonify({"incidents": [views.incident(i) for i in incidents], "total": total,
+                    "limit": limit, "offset": offset})
+
+
+@bp.get("/incidents/<incident_ref>")
+def get_incident(incident_ref: str):
+    user = require_user()
+    return jsonify(views_for(user).incident(service.get_visible(session(), user, incident_ref)))
+
+
+@bp.post("/incidents/<incident_ref>/actions")
+def act(incident_ref: str):
+    user = require_user()
+    incident = service.act(rule_context(), user, incident_ref, _json_body())
+    session().commit()
+    return jsonify(views_for(user).incident(incident))
+
+
+@bp.get("/incidents/<incident_ref>/events")
+def events(incident_ref: str):
+    user = require_user()
+    return jsonify({"events": service.timeline(session(), user, incident_ref, views_for(user))})
+
+
+@bp.get("/track/<token>")
+def track(token: str):
+    return jsonify(service.track(session(), token, views_for(None)))
+
+
+@bp.post("/track/<token>/rating")
+def rate(token: str):
+    service.rate_by_resident(rule_context(), token, _json_body())
+    session().commit()
+    return jsonify(service.track(session(), token, views_for(None)))
+
+
+INCIDENT = {"$ref": "#/components/schemas/Incident"}
+REPORT_BODY = {
+    "type": "object", "required": ["category", "location"],
+    "properties": {
+        "category": {"type": "string", "description": "a category code, e.g. burst_pipe"},
+        "description": {"type": "string", "maxLength": 2000},
+        "address": {"type": "string", "maxLength": 200},
+        "reporter_name": {"type": "string", "maxLength": 64},
+        "reporter_phone": {"type": "string"},
+        "location": {"type": "object", "description": "{lon, lat, crs?} or {building_code} or {unit_code}",
+                     "properties": {"lon": {"type": "number"}, "lat": {"type": "number"},
+                                    "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+                                    "building_code": {"type": "string"}, "unit_code": {"type": "string"}}},
+    },
+}
+ACTION_BODY = {
+    "type": "object", "required": ["action", "expected_version"],
+    "properties": {
+        "action": {"type": "string", "enum": ["acknowledge", "dispatch", "en_route", "on_site", "resolve",
+                                              "verify", "close", "cancel", "reassign", "merge", "rework",
+                                              "rate", "escalate", "pause", "resume"]},
+        "expected_version": {"type": "integer"},
+        "crew_id": {"type": "integer", "description": "dispatch: default the recommended crew"},
+        "grid_code": {"type": "string", "description": "reassign: the new grid"},
+        "duplicate_of": {"type": "string", "description": "merge: public id of the original"},
+        "reason": {"type": "string", "description": "cancel, reassign, rework, escalate, pause"},
+        "note": {"type": "string"},
+        "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+        "comment": {"type": "string"},
+    },
+}
+INCIDENT_REF = path_param("incident_ref", "numeric id or public id")
+PATHS = {
+    "/incidents": {
+        "post": op("Report a problem (anonymous, operator or patrol); honours Idempotency-Key",
+                   "reportIncident", body=REPORT_BODY,
+                   params=[{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string", "maxLength": 128}}],
+                   ok=("201", INCIDENT),
+                   errors={"400": "a bad field, named in details.field",
+                           "422": "unknown category/area or outside the managed area",
+                           "429": "too many anonymous reports from this client or phone"}, auth=False),
+        "get": op("Incidents in the caller's scope, filtered and paginated", "listIncidents", params=[
+            query("status", {"type": "string"}, "comma-separated statuses"),
+            query("open", {"type": "boolean"}, "only open (true) or closed (false)"),
+            query("area", {"type": "string"}, "an area code at any level"),
+            query("category", {"type": "string"}, "a category code"),
+            query("assignee", {"type": "integer"}, "the assigned manager's user id"),
+            query("mine", {"type": "boolean"}, "assigned to me (manager) or my crew"),
+            query("from", {"type": "string", "format": "date-time"}, "reported at or after"),
+            query("to", {"type": "string", "format": "date-time"}, "reported before"),
+            query("bbox", {"type": "string"}, "min_lon,min_lat,max_lon,max_lat"),
+            query("limit", {"type": "integer", "default": 50, "maximum": 500}, "page size"),
+            query("offset", {"type": "integer", "default": 0}, "page start"),
+        ], errors={"400": "a bad filter"}),
+    },
+    "/incidents/{incident_ref}": {"get": op(
+        "One incident", "getIncident", params=[INCIDENT_REF], ok=("200", INCIDENT),
+        errors={"403": "outside your scope", "404": "no such incident"})},
+    "/incidents/{incident_ref}/actions": {"post": op(
+        "Take a lifecycle action", "actOnIncident", params=[INCIDENT_REF], body=ACTION_BODY,
+        ok=("200", INCIDENT),
+        errors={"400": "a bad field", "403": "role or scope may not", "404": "no such incident",
+                "409": "stale expected_version (details carry the current version) or not allowed from this state",
+                "422": "unknown crew, grid or original"})},
+    "/incidents/{incident_ref}/events": {"get": op(
+        "The incident's timeline (every event, with seq)", "incidentEvents", params=[INCIDENT_REF],
+        errors={"403": "outside your scope", "404": "no such incident"})},
+    "/track/{token}": {"get": op(
+        "The reporter's view through its tracking token", "track", params=[path_param("token")],
+        errors={"404": "unknown token"}, auth=False)},
+    "/track/{token}/rating": {"post": op(
+        "The reporter's satisfaction rating (1–5); 2 or less sends it back for rework", "rate",
+        params=[path_param("token")],
+        body={"type": "object", "required": ["rating"], "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": "string"},
+            "expected_version": {"type": "integer"}}},
+        errors={"400": "bad rating", "404": "unknown token", "409": "not resolved yet"}, auth=False)},
+}

@@ -1,0 +1,159 @@
+"""Orchestration shared by intake and the lifecycle: routing a manager, recommending or
+dispatching a crew, escalating, freeing crews. Each step is recorded as an event with its
+reason code, so every assignment can be explained afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatch.incidents import events
+from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.people import directory
+from dispatch.people.models import Crew, User
+from dispatch.routing import Calendar, choose_manager, rank_crews
+from dispatch.sla.clocks import deadline
+from grids.index import AreaIndex
+
+ESCALATION_LEVELS = ("grid", "community", "street", "district")
+SYSTEM = {"actor_id": None, "actor_role": "system"}
+
+
+@dataclass
+class Context:
+    """What every rule needs besides the incident: the session, the time and the map."""
+
+    session: Session
+    now: datetime
+    tz: tzinfo
+    index: AreaIndex
+    calendar: Calendar
+
+    @classmethod
+    def load(cls, session: Session, *, now: datetime, tz: tzinfo, index: AreaIndex) -> Context:
+        return cls(session, now, tz, index, directory.calendar(session))
+
+
+def due(ctx: Context, category: Category, start: datetime, minutes: int) -> datetime:
+    return deadline(start, minutes, kind=category.clock_kind, tz=ctx.tz, calendar=ctx.calendar)
+
+
+def route_manager(ctx: Context, incident: Incident, category: Category, *, actor: dict,
+                  grid_code: str | None, community_code: str | None,
+                  event_type: str = "assigned", extra: dict | None = None) -> None:
+    """Give the incident to the manager the routing rules choose for a grid; escalate when nobody is found."""
+    grid = grid_code
+    adjacent = ctx.index.adjacent_grids(grid) if grid else []
+    decision = choose_manager(
+        grid_code=grid or "",
+        community_code=community_code,
+        when=ctx.now,
+        tz=ctx.tz,
+        managers=directory.grid_managers(ctx.session, [grid, *adjacent]) if grid else [],
+        adjacent_grids=adjacent,
+        on_call=directory.on_call(ctx.session, [c for c in (grid, community_code) if c], ctx.now),
+        duty_desk=directory.duty_desk(ctx.session, community_code),
+        calendar=ctx.calendar,
+    )
+    data = {
+        **(extra or {}),
+        "manager_id": decision.user_id,
+        "reason": decision.reason,
+        "shortfall": decision.shortfall,
+        "considered": list(decision.considered),
+        "routed_to_grid": decision.grid_code,
+        "acknowledge_due": due(ctx, category, ctx.now, category.acknowledge_minutes),
+    }
+    events.append(ctx.session, incident, event_type, at=ctx.now, data=data, **actor)
+    if decision.user_id is None:
+        escalate(ctx, incident, reason=decision.shortfall or "no_one_available", actor=SYSTEM)
+
+
+def recommend_crew(ctx: Context, incident: Incident, category: Category) -> None:
+    """Rank crews for a category that needs one: dispatch the best at once when urgent."""
+    if not category.needs_crew:
+        return
+    chain = [getattr(incident, f"{level}_code") for level in
+             ("unit", "building", "grid", "community", "street", "district")]
+    ranked, excluded = rank_crews(
+        directory.crew_candidates(ctx.session),
+        skill=category.skill or category.code,
+        lon=incident.lon, lat=incident.lat,
+        area_codes=[c for c in chain if c],
+        when=ctx.now,
+    )
+    ranking = [
+        {"crew_id": r.crew_id, "name": r.name, "rank": r.rank,
+         "distance_m": None if r.distance_m is None else round(r.distance_m, 1),
+         "open_assignments": r.open_assignments, "reasons": list(r.reasons)}
+        for r in ranked[:5]
+    ]
+    exclusions = [{"crew_id": e.crew_id, "name": e.name, "reason": e.reason} for e in excluded]
+    if not ranked:
+        events.append(ctx.session, incident, "crew_recommended", at=ctx.now,
+                      data={"recommended_crew_id": None, "ranking": [], "excluded": exclusions,
+                            "shortfall": "no_crew_available"}, **SYSTEM)
+        escalate(ctx, incident, reason="no_crew_available", actor=SYSTEM)
+        return
+    best = ranked[0]
+    if category.auto_dispatch:
+        dispatch_crew(ctx, incident, category, crew_id=best.crew_id, actor=SYSTEM,
+                      reason="auto_dispatch_urgent", ranking=ranking)
+    else:
+        events.append(ctx.session, incident, "crew_recommended", at=ctx.now,
+                      data={"recommended_crew_id": best.crew_id, "ranking": ranking,
+                            "excluded": exclusions, "reason": "best_ranked"}, **SYSTEM)
+
+
+def dispatch_crew(ctx: Context, incident: Incident, category: Category, *, crew_id: int,
+                  actor: dict, reason: str, ranking: list | None = None) -> None:
+    """Send a crew: it becomes busy; the previous crew (if any) is freed."""
+    previous = incident.crew_id
+    data = {"crew_id": crew_id, "reason": reason}
+    if ranking is not None:
+        data["ranking"] = ranking
+    events.append(ctx.session, incident, "dispatched", at=ctx.now, data=data, **actor)
+    crew = ctx.session.get(Crew, crew_id)
+    crew.status = "busy"
+    crew_changed(ctx.session, crew)
+    if previous and previous != crew_id:
+        free_crew_if_idle(ctx, previous)
+
+
+def free_crew_if_idle(ctx: Context, crew_id: int | None) -> None:
+    """A crew with no open job left becomes available again, idle from now."""
+    if crew_id is None:
+        return
+    ctx.session.flush()
+    open_jobs = ctx.session.scalar(
+        select(func.count()).select_from(Incident)
+        .where(Incident.crew_id == crew_id, Incident.status.in_(OPEN_STATUSES))
+    )
+    crew = ctx.session.get(Crew, crew_id)
+    if crew is not None and not open_jobs and crew.status == "busy":
+        crew.status = "available"
+        crew.idle_since = ctx.now
+        crew_changed(ctx.session, crew)
+
+
+def crew_changed(session: Session, crew: Crew) -> None:
+    """Remember a crew whose status moved, so its new status is pushed live after commit."""
+    session.info.setdefault("crews_changed", {})[crew.id] = crew
+
+
+def escalate(ctx: Context, incident: Incident, *, reason: str, actor: dict,
+             extra: dict | None = None) -> None:
+    """One level up the tree (grid → community → street → district), notifying who holds it."""
+    level = min((incident.escalation_level or 0) + 1, len(ESCALATION_LEVELS) - 1)
+    to_level = ESCALATION_LEVELS[level]
+    area_code = getattr(incident, f"{to_level}_code")
+    notified = list(ctx.session.scalars(
+        select(User.id).where(User.role == "committee", User.scope_area_code == area_code,
+                              User.active.is_(True)).order_by(User.id)
+    )) if area_code else []
+    events.append(ctx.session, incident, "escalated", at=ctx.now,
+                  data={"escalation_level": level, "to_level": to_level, "area_code": area_code,
+                        "reason": reason, "notified": notified, **(extra or {})}, **actor)

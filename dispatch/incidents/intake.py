@@ -1,0 +1,205 @@
+"""Intake: a report from a resident, an operator taking a call, or a manager on patrol."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from dispatch.errors import ApiError, bad_field
+from dispatch.incidents import events
+from dispatch.incidents.flows import Context, due, recommend_crew, route_manager
+from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.people.auth import token_digest
+from dispatch.people.models import User
+from grids.geometry import metres_between, to_wgs84
+from grids.index import OutsideManagedArea
+
+MAX_DESCRIPTION = 2000
+MAX_ADDRESS = 200
+MAX_NAME = 64
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
+DUPLICATE_RADIUS_M = 50.0
+# Anonymous intake limits: (reports, window). Phone numbers are limited across clients.
+LIMIT_PER_CLIENT = (20, timedelta(minutes=10))
+LIMIT_PER_PHONE = (5, timedelta(minutes=10))
+CHANNEL_BY_ROLE = {"operator": "operator", "admin": "operator", "grid_manager": "patrol",
+                   "crew": "patrol"}
+
+
+@dataclass
+class Report:
+    """A checked report, ready to be recorded."""
+
+    category: Category
+    description: str
+    address: str
+    lon: float
+    lat: float
+    locate_method: str
+    chain: dict[str, str | None]
+    reporter_name: str | None
+    reporter_phone: str | None
+
+
+def _text(payload: dict, field: str, limit: int, *, required: bool = False) -> str:
+    value = payload.get(field)
+    if value is None or value == "":
+        if required:
+            raise bad_field(field, "is required")
+        return ""
+    if not isinstance(value, str):
+        raise bad_field(field, "must be a string")
+    value = value.strip()
+    if len(value) > limit:
+        raise bad_field(field, f"is too long ({len(value)} characters, at most {limit})")
+    return value
+
+
+def check_report(ctx: Context, payload: Any) -> Report:
+    """Validate a report and locate it; ApiError naming the field when anything is wrong."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    code = _text(payload, "category", 32, required=True)
+    category = ctx.session.get(Category, code)
+    if category is None or not category.active:
+        raise bad_field("category", f"unknown category {code!r}", 422, value=code)
+    description = _text(payload, "description", MAX_DESCRIPTION)
+    address = _text(payload, "address", MAX_ADDRESS)
+    name = _text(payload, "reporter_name", MAX_NAME) or None
+    phone = _text(payload, "reporter_phone", 24) or None
+    if phone and not PHONE.match(phone):
+        raise bad_field("reporter_phone", "is not a phone number")
+    lon, lat, method, chain = _locate(ctx, payload)
+    return Report(category, description, address, lon, lat, method, chain, name, phone)
+
+
+def _locate(ctx: Context, payload: dict) -> tuple[float, float, str, dict[str, str | None]]:
+    """A point (any accepted CRS) or a building/unit code → WGS84 point and area chain."""
+    location = payload.get("location")
+    if location is None:
+        raise bad_field("location", "is required: {lon, lat, crs} or {building_code | unit_code}")
+    if not isinstance(location, dict):
+        raise bad_field("location", "must be an object")
+    area_code = location.get("unit_code") or location.get("building_code")
+    if area_code:
+        field = "location.unit_code" if location.get("unit_code") else "location.building_code"
+        expected = "unit" if location.get("unit_code") else "building"
+        try:
+            level = ctx.index.level_of(str(area_code))
+        except KeyError:
+            raise bad_field(field, f"unknown {expected} code {area_code!r}", 422) from None
+        if level != expected:
+            raise bad_field(field, f"{area_code!r} is a {level}, not a {expected}", 422)
+        point = ctx.index.geometry(str(area_code)).representative_point()
+        return point.x, point.y, expected, ctx.index.chain_of(str(area_code))
+    for axis in ("lon", "lat"):
+        value = location.get(axis)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad_field(f"location.{axis}", "must be a number")
+    crs = location.get("crs")
+    try:
+        lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), crs)
+    except ValueError as exc:
+        field = "location.crs" if "crs" in str(exc).lower() else "location"
+        raise bad_field(field, str(exc)) from None
+    try:
+        found = ctx.index.locate(float(lon), float(lat))
+    except OutsideManagedArea as exc:
+        raise ApiError(422, "outside_managed_area", str(exc),
+                       {"field": "location", "nearest_distance_m": exc.nearest_distance_m,
+                        "tolerance_m": exc.tolerance_m}) from None
+    return found.lon, found.lat, found.method, found.chain
+
+
+def check_rate_limits(ctx: Context, *, client_key: str, phone: str | None) -> None:
+    """429 when an anonymous client or a phone number reports too often."""
+    for column, value, (limit, window), what in (
+        (Incident.client_key, client_key, LIMIT_PER_CLIENT, "this client"),
+        (Incident.reporter_phone, phone, LIMIT_PER_PHONE, "this phone number"),
+    ):
+        if not value:
+            continue
+        recent = ctx.session.scalar(
+            select(func.count()).select_from(Incident)
+            .where(column == value, Incident.created_at > ctx.now - window)
+        )
+        if recent >= limit:
+            minutes = int(window.total_seconds() // 60)
+            raise ApiError(429, "rate_limited",
+                           f"too many reports from {what}: at most {limit} in {minutes} minutes; "
+                           "for an emergency call the hotline",
+                           {"limit": limit, "window_minutes": minutes,
+                            "field": "reporter_phone" if column is Incident.reporter_phone else None})
+
+
+def find_duplicate(ctx: Context, report: Report) -> Incident | None:
+    """The oldest open incident of the same category in the same building or within 50 m."""
+    pad = 0.001  # ~100 m in degrees at Nanjing: a cheap box before the exact distance
+    candidates = ctx.session.scalars(
+        select(Incident)
+        .where(
+            Incident.category_code == report.category.code,
+            Incident.status.in_(OPEN_STATUSES),
+            Incident.lon.between(report.lon - pad, report.lon + pad),
+            Incident.lat.between(report.lat - pad, report.lat + pad),
+        )
+        .order_by(Incident.created_at, Incident.id)
+    ).all()
+    building = report.chain.get("building")
+    for other in candidates:
+        if building and other.building_code == building:
+            return other
+        if metres_between(report.lon, report.lat, other.lon, other.lat) <= DUPLICATE_RADIUS_M:
+            return other
+    return None
+
+
+def record_report(ctx: Context, report: Report, *, reporter: User | None, client_key: str) -> tuple[Incident, str]:
+    """Write the incident and its first events; returns it with the reporter's tracking token."""
+    category = report.category
+    original = find_duplicate(ctx, report)
+    token = secrets.token_urlsafe(18)
+    incident = Incident(public_id=f"tmp-{secrets.token_hex(8)}", tracking_hash=token_digest(token),
+                        category_code=category.code, priority=category.priority, lon=report.lon,
+                        lat=report.lat, locate_method=report.locate_method, channel="resident",
+                        status="reported", version=0, created_at=ctx.now, updated_at=ctx.now)
+    ctx.session.add(incident)
+    ctx.session.flush()  # the id makes the public id
+    actor = {"actor_id": reporter.id if reporter else None,
+             "actor_role": reporter.role if reporter else "resident"}
+    events.append(ctx.session, incident, "reported", at=ctx.now, data={
+        "public_id": f"{ctx.now.astimezone(ctx.tz):%Y%m%d}-{incident.id:06d}",
+        "tracking_hash": incident.tracking_hash,
+        "category_code": category.code,
+        "priority": category.priority,
+        "description": report.description,
+        "address": report.address,
+        "lon": report.lon,
+        "lat": report.lat,
+        "locate_method": report.locate_method,
+        **{f"{level}_code": report.chain.get(level) for level in
+           ("unit", "building", "grid", "community", "street", "district")},
+        "channel": CHANNEL_BY_ROLE.get(reporter.role, "resident") if reporter else "resident",
+        "reporter_name": report.reporter_name,
+        "reporter_phone": report.reporter_phone,
+        "reporter_user_id": reporter.id if reporter else None,
+        "client_key": client_key,
+        "escalation_level": 0,
+        "sla_state": "green",
+        "rework_count": 0,
+        "arrive_due": due(ctx, category, ctx.now, category.arrive_minutes) if category.needs_crew else None,
+        "resolve_due": due(ctx, category, ctx.now, category.resolve_minutes),
+    }, **actor)
+    if original is not None:
+        events.append(ctx.session, incident, "duplicate_suspected", at=ctx.now,
+                      data={"suspected_duplicate_of_id": original.id,
+                            "original": original.public_id}, actor_id=None, actor_role="system")
+    route_manager(ctx, incident, category, actor={"actor_id": None, "actor_role": "system"},
+                  grid_code=incident.grid_code, community_code=incident.community_code)
+    recommend_crew(ctx, incident, category)
+    return incident, token

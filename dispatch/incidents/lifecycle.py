@@ -1,0 +1,258 @@
+"""The lifecycle: which action is allowed from which state, and what each one records.
+
+reported → assigned → acknowledged → dispatched → en_route → on_site → resolved → verified → closed,
+plus cancelled, merged, reassignment, rework, rating and escalation (a level, not a state).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from dispatch.errors import ApiError, bad_field
+from dispatch.incidents import events
+from dispatch.incidents.access import can_see, check_may_act
+from dispatch.incidents.flows import (
+    Context,
+    crew_changed,
+    dispatch_crew,
+    due,
+    escalate,
+    free_crew_if_idle,
+    route_manager,
+)
+from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.people.models import Crew, User
+from dispatch.sla.pause import resumed_deadlines
+
+ACTIONS = ("acknowledge", "dispatch", "en_route", "on_site", "resolve", "verify", "close",
+           "cancel", "reassign", "merge", "rework", "rate", "escalate", "pause", "resume")
+LOW_RATING = 2  # a rating at or below this reopens the incident as rework (回访不满意)
+
+# The states each action may start from. Categories without a crew (a neighbour dispute)
+# let the manager go on site and resolve without a dispatch.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "acknowledge": ("assigned", "dispatched", "en_route", "on_site"),
+    "dispatch": ("assigned", "acknowledged", "dispatched", "en_route"),
+    "en_route": ("dispatched",),
+    "on_site": ("dispatched", "en_route"),
+    "resolve": ("on_site",),
+    "verify": ("resolved",),
+    "close": ("verified",),
+    "cancel": OPEN_STATUSES,
+    "reassign": ("reported", "assigned", "acknowledged"),
+    "merge": OPEN_STATUSES,
+    "rework": ("resolved", "verified"),
+    "rate": ("resolved", "verified", "closed"),
+    "escalate": OPEN_STATUSES,
+    "pause": (*OPEN_STATUSES, "resolved"),  # resolved: the verify clock runs
+    "resume": (*OPEN_STATUSES, "resolved"),
+}
+NO_CREW_EXTRA = {"on_site": ("acknowledged",), "resolve": ("acknowledged",)}
+
+
+def allowed_states(action: str, category: Category) -> tuple[str, ...]:
+    states = ALLOWED_FROM[action]
+    if not category.needs_crew:
+        states += NO_CREW_EXTRA.get(action, ())
+    return states
+
+
+def check_transition(incident: Incident, category: Category, action: str) -> None:
+    """409 when the action is not allowed from the incident's state."""
+    states = allowed_states(action, category)
+    if incident.status not in states or (action == "acknowledge" and incident.acknowledged_at):
+        raise ApiError(409, "invalid_transition",
+                       f"cannot {action} an incident that is {incident.status}"
+                       + (" and already acknowledged" if action == "acknowledge" and incident.acknowledged_at else ""),
+                       {"action": action, "status": incident.status, "allowed_from": list(states)})
+
+
+def perform(ctx: Context, incident: Incident, *, user: User | None, action: str,
+            params: dict[str, Any], expected_version: Any, resident: bool = False) -> None:
+    """Check role, scope, version and state, then record the action's events."""
+    if action not in ACTIONS:
+        raise bad_field("action", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    if not resident:
+        check_may_act(ctx.session, user, incident, action)
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+        raise bad_field("expected_version", "is required (an integer): the version you last saw")
+    if expected_version != incident.version:
+        raise ApiError(409, "stale_version",
+                       f"the incident changed: you expected version {expected_version}, it is at {incident.version}",
+                       {"expected_version": expected_version, "version": incident.version})
+    category = ctx.session.get(Category, incident.category_code)
+    check_transition(incident, category, action)
+    actor = {"actor_id": user.id if user else None,
+             "actor_role": "resident" if resident else user.role}
+    HANDLERS[action](ctx, incident, category, actor, params, user)
+
+
+def _stamp(type_: str):
+    """An action that only moves the state and stamps its time."""
+    def handler(ctx, incident, category, actor, params, user):
+        data = {}
+        note = _note(params)
+        if note:
+            data["note"] = note
+        events.append(ctx.session, incident, type_, at=ctx.now, data=data, **actor)
+    return handler
+
+
+def _note(params: dict, field: str = "note", *, required: bool = False) -> str | None:
+    value = params.get(field)
+    if value is None or value == "":
+        if required:
+            raise bad_field(field, "is required")
+        return None
+    if not isinstance(value, str) or len(value) > 500:
+        raise bad_field(field, "must be text of at most 500 characters")
+    return value.strip()
+
+
+def _acknowledge(ctx, incident, category, actor, params, user):
+    status = "acknowledged" if incident.status == "assigned" else incident.status
+    data = {"status": status}
+    if user is not None and user.role == "grid_manager" and incident.manager_id != user.id:
+        data["manager_id"] = user.id  # a backup manager who picks it up owns it from now on
+    events.append(ctx.session, incident, "acknowledged", at=ctx.now, data=data, **actor)
+
+
+def _dispatch(ctx, incident, category, actor, params, user):
+    if not category.needs_crew:
+        raise ApiError(409, "no_crew_needed",
+                       f"a {category.name_en} report is handled by the grid manager, not a crew",
+                       {"category": category.code})
+    crew_id = params.get("crew_id", incident.recommended_crew_id)
+    if crew_id is None:
+        raise bad_field("crew_id", "is required: no crew was recommended")
+    crew = ctx.session.get(Crew, crew_id) if isinstance(crew_id, int) else None
+    if crew is None:
+        raise bad_field("crew_id", f"unknown crew {crew_id!r}", 422)
+    if crew.status == "off":
+        raise bad_field("crew_id", f"crew {crew.name} is off duty", 409)
+    reason = "recommended" if crew_id == incident.recommended_crew_id else "chosen_by_manager"
+    dispatch_crew(ctx, incident, category, crew_id=crew.id, actor=actor, reason=reason)
+
+
+def _resolve(ctx, incident, category, actor, params, user):
+    events.append(ctx.session, incident, "resolved", at=ctx.now,
+                  data={"note": _note(params),
+                        "verify_due": due(ctx, category, ctx.now, category.verify_minutes)}, **actor)
+    free_crew_if_idle(ctx, incident.crew_id)
+
+
+def _end(type_: str):
+    """Cancel: close without a fix, freeing the crew."""
+    def handler(ctx, incident, category, actor, params, user):
+        events.append(ctx.session, incident, type_, at=ctx.now,
+                      data={"reason": _note(params, "reason", required=True)}, **actor)
+        free_crew_if_idle(ctx, incident.crew_id)
+    return handler
+
+
+def _reassign(ctx, incident, category, actor, params, user):
+    grid_code = params.get("grid_code")
+    if not isinstance(grid_code, str) or not grid_code:
+        raise bad_field("grid_code", "is required")
+    try:
+        level = ctx.index.level_of(grid_code)
+    except KeyError:
+        raise bad_field("grid_code", f"unknown grid {grid_code!r}", 422) from None
+    if level != "grid":
+        raise bad_field("grid_code", f"{grid_code!r} is a {level}, not a grid", 422)
+    if grid_code == incident.grid_code:
+        raise bad_field("grid_code", "is already the incident's grid", 409)
+    reason = _note(params, "reason", required=True)
+    chain = ctx.index.chain_of(grid_code)
+    moved = {f"{level}_code": chain.get(level) for level in ("grid", "community", "street", "district")}
+    # The building belongs to another grid, so the report no longer names it.
+    moved.update(unit_code=None, building_code=None, status="assigned", acknowledged_at=None)
+    route_manager(ctx, incident, category, actor=actor, event_type="reassigned",
+                  grid_code=grid_code, community_code=chain.get("community"),
+                  extra={**moved, "from_grid": incident.grid_code, "reason_text": reason})
+
+
+def _merge(ctx, incident, category, actor, params, user):
+    target_ref = params.get("duplicate_of")
+    if target_ref in (None, ""):
+        raise bad_field("duplicate_of", "is required: the public id of the original incident")
+    target = ctx.session.scalar(select(Incident).where(Incident.public_id == str(target_ref)))
+    if target is None or (user is not None and not can_see(ctx.session, user, target)):
+        raise bad_field("duplicate_of", f"unknown incident {target_ref!r}", 422)
+    if target.id == incident.id:
+        raise bad_field("duplicate_of", "an incident cannot be a duplicate of itself", 422)
+    if target.status in ("cancelled", "merged"):
+        raise bad_field("duplicate_of", f"{target.public_id} is {target.status}", 409)
+    events.append(ctx.session, incident, "merged", at=ctx.now,
+                  data={"duplicate_of_id": target.id, "original": target.public_id}, **actor)
+    events.append(ctx.session, target, "duplicate_merged", at=ctx.now,
+                  data={"merged_incident": incident.public_id}, **actor)
+    free_crew_if_idle(ctx, incident.crew_id)
+
+
+def _rework(ctx, incident, category, actor, params, user, *, reason: str | None = None):
+    back_to = "dispatched" if incident.crew_id else "acknowledged"
+    events.append(ctx.session, incident, "rework", at=ctx.now, data={
+        "status": back_to,
+        "reason": reason or _note(params, "reason", required=True),
+        "rework_count": (incident.rework_count or 0) + 1,
+        "resolved_at": None, "verified_at": None, "closed_at": None, "verify_due": None,
+    }, **actor)
+    if incident.crew_id:
+        crew = ctx.session.get(Crew, incident.crew_id)
+        if crew is not None and crew.status != "off":
+            crew.status = "busy"
+            crew_changed(ctx.session, crew)
+
+
+def _rate(ctx, incident, category, actor, params, user):
+    rating = params.get("rating")
+    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+        raise bad_field("rating", "must be an integer from 1 to 5")
+    comment = _note(params, "comment")
+    events.append(ctx.session, incident, "rated", at=ctx.now,
+                  data={"rating": rating, "rating_comment": comment}, **actor)
+    if rating <= LOW_RATING:
+        _rework(ctx, incident, category, actor, params, user, reason="resident_unsatisfied")
+
+
+def _escalate(ctx, incident, category, actor, params, user):
+    escalate(ctx, incident, reason=_note(params, "reason") or "by_hand", actor=actor)
+
+
+def _pause(ctx, incident, category, actor, params, user):
+    if incident.paused_at:
+        raise ApiError(409, "already_paused", f"the incident is paused since {incident.paused_at.isoformat()}",
+                       {"paused_at": incident.paused_at.isoformat()})
+    events.append(ctx.session, incident, "paused", at=ctx.now, data={
+        "paused_at": ctx.now, "pause_reason": _note(params, "reason", required=True)}, **actor)
+
+
+def _resume(ctx, incident, category, actor, params, user):
+    if not incident.paused_at:
+        raise ApiError(409, "not_paused", "the incident is not paused", {})
+    moved = resumed_deadlines(incident, category, now=ctx.now, tz=ctx.tz, calendar=ctx.calendar)
+    events.append(ctx.session, incident, "resumed", at=ctx.now, data={
+        **moved, "paused_at": None, "pause_reason": None, "paused_since": incident.paused_at,
+        "note": _note(params)}, **actor)
+
+
+HANDLERS = {
+    "acknowledge": _acknowledge,
+    "dispatch": _dispatch,
+    "en_route": _stamp("en_route"),
+    "on_site": _stamp("on_site"),
+    "resolve": _resolve,
+    "verify": _stamp("verified"),
+    "close": _stamp("closed"),
+    "cancel": _end("cancelled"),
+    "reassign": _reassign,
+    "merge": _merge,
+    "rework": _rework,
+    "rate": _rate,
+    "escalate": _escalate,
+    "pause": _pause,
+    "resume": _resume,
+}

@@ -1,0 +1,224 @@
+"""Incident use cases for the API: submit (idempotent), list, get, act, track."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dispatch.errors import ApiError, bad_field
+from dispatch.incidents import events as event_log
+from dispatch.incidents.access import can_see, in_area, visible
+from dispatch.incidents.flows import Context
+from dispatch.incidents.intake import check_rate_limits, check_report, record_report
+from dispatch.incidents.lifecycle import perform
+from dispatch.incidents.models import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    STATUSES,
+    IdempotencyKey,
+    Incident,
+)
+from dispatch.incidents.views import IncidentViews, resident_view
+from dispatch.people.auth import token_digest
+from dispatch.people.models import User
+
+
+def _request_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def submit(ctx: Context, payload: Any, *, reporter: User | None, client_key: str,
+           views: IncidentViews) -> dict[str, Any]:
+    """Check, locate, record and route a new report; the answer the reporter gets."""
+    report = check_report(ctx, payload)
+    if reporter is None or reporter.role == "resident":
+        check_rate_limits(ctx, client_key=client_key, phone=report.reporter_phone)
+    incident, token = record_report(ctx, report, reporter=reporter, client_key=client_key)
+    body = views.incident(incident)
+    body["tracking_token"] = token
+    body["tracking_url"] = f"/track/{token}"
+    return body
+
+
+def submit_once(ctx: Context, payload: Any, *, key: str | None, reporter: User | None,
+                client_key: str, views: IncidentViews) -> tuple[dict[str, Any], bool]:
+    """`submit` honouring an Idempotency-Key: a retry (even a concurrent one) gets the first answer.
+
+    Returns the body and whether it was replayed.
+    """
+    if key is not None and not (1 <= len(key) <= 128):
+        raise bad_field("Idempotency-Key", "must be 1 to 128 characters")
+    db = ctx.session
+    request_hash = _request_hash(payload)
+    if key:
+        replay = _replay(db, key, request_hash)
+        if replay is not None:
+            return replay, True
+    body = submit(ctx, payload, reporter=reporter, client_key=client_key, views=views)
+    if not key:
+        db.commit()
+        return body, False
+    db.add(IdempotencyKey(key=key, incident_id=body["id"], request_hash=request_hash,
+                          response=body, created_at=ctx.now))
+    try:
+        db.commit()  # the key's primary key makes a concurrent twin fail here, whole
+    except IntegrityError:
+        db.rollback()
+        replay = _replay(db, key, request_hash)
+        if replay is None:
+            raise
+        return replay, True
+    return body, False
+
+
+def _replay(db: Session, key: str, request_hash: str) -> dict[str, Any] | None:
+    stored = db.get(IdempotencyKey, key)
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        raise ApiError(422, "idempotency_key_reused",
+                       "this Idempotency-Key was used for a different report",
+                       {"field": "Idempotency-Key"})
+    return stored.response
+
+
+def get_visible(db: Session, user: User, incident_ref: str) -> Incident:
+    """An incident by id or public id: 404 if there is none, 403 if it is outside the user's scope."""
+    incident = _find(db, incident_ref)
+    if not can_see(db, user, incident):
+        raise ApiError(403, "out_of_scope", f"incident {incident.public_id} is outside your area",
+                       {"incident": incident.public_id})
+    return incident
+
+
+def _find(db: Session, incident_ref: str) -> Incident:
+    incident = None
+    if incident_ref.isdigit():
+        incident = db.get(Incident, int(incident_ref))
+    if incident is None:
+        incident = db.scalar(select(Incident).where(Incident.public_id == incident_ref))
+    if incident is None:
+        raise ApiError(404, "incident_not_found", f"no incident {incident_ref!r}",
+                       {"incident": incident_ref})
+    return incident
+
+
+def act(ctx: Context, user: User, incident_ref: str, body: Any) -> Incident:
+    """Take one lifecycle action; the caller commits."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise bad_field("action", "is required")
+    incident = _find(ctx.session, incident_ref)
+    perform(ctx, incident, user=user, action=action, params=body,
+            expected_version=body.get("expected_version"))
+    return incident
+
+
+def by_tracking_token(db: Session, token: str) -> Incident:
+    """The incident a reporter's token opens; a merged report follows its original."""
+    incident = db.scalar(select(Incident).where(Incident.tracking_hash == token_digest(token)))
+    if incident is None:
+        raise ApiError(404, "unknown_tracking_token", "no report has this tracking token")
+    return incident
+
+
+def track(db: Session, token: str, views: IncidentViews) -> dict[str, Any]:
+    """The reporter's view: its incident (or the original it was merged into) and the timeline."""
+    incident = by_tracking_token(db, token)
+    shown = db.get(Incident, incident.duplicate_of_id) if incident.duplicate_of_id else incident
+    body = resident_view(views, shown)
+    body["your_report"] = incident.public_id
+    body["events"] = [_resident_event(views.event(e, shown)) for e in event_log.events_of(db, shown.id)]
+    return body
+
+
+def _resident_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Timeline entries without internal routing detail or other people's numbers."""
+    keep = {"status", "reason", "note", "rating", "rating_comment", "original", "escalation_level",
+            "to_level", "acknowledge_due", "arrive_due", "resolve_due", "verify_due"}
+    event["data"] = {k: v for k, v in event["data"].items() if k in keep}
+    event["actor"] = {"role": event["actor"]["role"]}
+    return event
+
+
+def rate_by_resident(ctx: Context, token: str, body: Any) -> Incident:
+    """The resident's satisfaction rating (回访) through the tracking token."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    incident = by_tracking_token(ctx.session, token)
+    perform(ctx, incident, user=None, action="rate", params=body,
+            expected_version=body.get("expected_version", incident.version), resident=True)
+    return incident
+
+
+def list_visible(db: Session, user: User, filters: dict[str, Any], *, limit: int, offset: int
+                 ) -> tuple[list[Incident], int]:
+    """A page of the incidents this user may see that match the filters, newest first."""
+    conditions = []
+    scope = visible(db, user)
+    if scope is not None:
+        conditions.append(scope)
+    status = filters.get("status")
+    if status:
+        wanted = status.split(",")
+        unknown = [s for s in wanted if s not in STATUSES]
+        if unknown:
+            raise bad_field("status", f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}")
+        conditions.append(Incident.status.in_(wanted))
+    if filters.get("open") is not None:
+        conditions.append(Incident.status.in_(OPEN_STATUSES if filters["open"] else CLOSED_STATUSES))
+    if filters.get("area"):
+        conditions.append(in_area(filters["area"]))
+    if filters.get("category"):
+        conditions.append(Incident.category_code == filters["category"])
+    if filters.get("assignee") is not None:
+        conditions.append(Incident.manager_id == filters["assignee"])
+    if filters.get("mine"):
+        conditions.append(Incident.crew_id == user.crew_id if user.role == "crew"
+                          else Incident.manager_id == user.id)
+    if filters.get("from"):
+        conditions.append(Incident.created_at >= filters["from"])
+    if filters.get("to"):
+        conditions.append(Incident.created_at < filters["to"])
+    if filters.get("bbox"):
+        min_lon, min_lat, max_lon, max_lat = filters["bbox"]
+        conditions.append(and_(Incident.lon.between(min_lon, max_lon), Incident.lat.between(min_lat, max_lat)))
+    where = and_(*conditions) if conditions else None
+    query = select(Incident)
+    count = select(func.count()).select_from(Incident)
+    if where is not None:
+        query, count = query.where(where), count.where(where)
+    total = db.scalar(count) or 0
+    page = db.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc())
+                      .limit(limit).offset(offset)).all()
+    return list(page), total
+
+
+def timeline(db: Session, user: User, incident_ref: str, views: IncidentViews) -> list[dict[str, Any]]:
+    incident = get_visible(db, user, incident_ref)
+    return [views.event(e, incident) for e in event_log.events_of(db, incident.id)]
+
+
+def rebuild_projection(db: Session, incident_id: int) -> Incident:
+    """The incident as its events alone describe it (for audits and tests)."""
+    return event_log.project(event_log.events_of(db, incident_id))
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_field(field, f"must be an ISO-8601 time, got {value!r}") from None
+    if when.tzinfo is None:
+        raise bad_field(field, "must include a UTC offset, e.g. 2026-11-26T09:00:00+08:00")
+    return when

@@ -1,0 +1,124 @@
+"""Checks for the values an admin sends: each returns the clean value or raises a 400 naming the field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dispatch.errors import bad_field
+from grids.store import areas_by_code
+
+SKILL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+END_OF_DAY = "24:00"
+
+
+def text(field: str, value: Any, *, max_length: int, required: bool = True) -> str | None:
+    """A string, stripped; None only when not required."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise bad_field(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise bad_field(field, f"must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if len(value) > max_length:
+        raise bad_field(field, f"must be at most {max_length} characters")
+    return value
+
+
+def choice(field: str, value: Any, allowed: Collection[str]) -> str:
+    if value not in allowed:
+        raise bad_field(field, f"must be one of {', '.join(allowed)}, got {value!r}",
+                        allowed=list(allowed))
+    return value
+
+
+def flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise bad_field(field, f"must be true or false, got {value!r}")
+    return value
+
+
+def integer(field: str, value: Any, *, low: int, high: int) -> int:
+    # bool is an int in Python; `true` is never a weekday or a number of minutes.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_field(field, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise bad_field(field, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def number(field: str, value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise bad_field(field, f"must be a number, got {value!r}")
+    return float(value)
+
+
+def items(field: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise bad_field(field, "must be a list")
+    return value
+
+
+def skills(field: str, value: Any) -> list[str]:
+    """Skill names like `plumbing`: lower-case letters, digits and underscores."""
+    found = []
+    for skill in items(field, value):
+        if not isinstance(skill, str) or not SKILL.match(skill):
+            raise bad_field(field, f"{skill!r} is not a skill name (lower-case letters, digits, _)")
+        found.append(skill)
+    return list(dict.fromkeys(found))
+
+
+def area(session: Session, field: str, code: Any, levels: Collection[str]) -> str:
+    """The code of a stored area of one of `levels`; 422 when there is none."""
+    if not isinstance(code, str) or not code:
+        raise bad_field(field, "must be an area code")
+    found = areas_by_code(session, [code]).get(code)
+    if found is None:
+        raise bad_field(field, f"no area with code {code!r}", 422, code=code)
+    if found.level not in levels:
+        raise bad_field(field, f"{code} is a {found.level}, not a {' or '.join(levels)}", 422,
+                        code=code, level=found.level)
+    return code
+
+
+def clock_time(field: str, value: Any) -> time:
+    """`HH:MM` local time; `24:00` is the end of the day."""
+    if value == END_OF_DAY:
+        return time.max
+    if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}", value):
+        try:
+            return time.fromisoformat(value)
+        except ValueError:
+            pass
+    raise bad_field(field, f"must be a time HH:MM (00:00 to 24:00), got {value!r}")
+
+
+def format_clock_time(value: time) -> str:
+    return END_OF_DAY if value == time.max else value.strftime("%H:%M")
+
+
+def timestamp(field: str, value: Any) -> datetime:
+    """An ISO-8601 time with a UTC offset: a shift boundary means nothing without a time zone."""
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise bad_field(field, f"must be an ISO-8601 time with a UTC offset, got {value!r}")
+    return parsed
+
+
+def day(field: str, value: Any) -> date:
+    """A `YYYY-MM-DD` date."""
+    try:
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise bad_field(field, f"must be a date YYYY-MM-DD, got {value!r}")

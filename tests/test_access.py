@@ -1,0 +1,220 @@
+"""Roles and scopes (SPEC §7), bad input, masking and rate limits on the incident API."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch.incidents.access import ACTION_ROLES
+from dispatch.incidents.lifecycle import ACTIONS
+from tests.geodata import G1
+from tests.world import B1_POINT, B3_POINT
+
+# Who can see an incident in grid G1 that crew A was dispatched to.
+IN_SCOPE = {"admin": True, "operator": True, "committee-s1": True, "committee-d": True,
+            "m1": True, "m1b": True, "m2": False, "m3": False, "desk": False,
+            "crew-a": True, "crew-b": False, "resident": False}
+ROLE = {"admin": "admin", "operator": "operator", "committee-s1": "committee",
+        "committee-d": "committee", "m1": "grid_manager", "m1b": "grid_manager",
+        "m2": "grid_manager", "m3": "grid_manager", "desk": "grid_manager", "crew-a": "crew",
+        "crew-b": "crew", "resident": "resident"}
+
+
+@pytest.fixture
+def g1_incident(world):
+    response = world.report()
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def test_role_action_scope_matrix(world, g1_incident):
+    """Every role × action × in/out of scope: a stale version shows the check passed without changing anything."""
+    stale = {**g1_incident, "version": g1_incident["version"] - 1}
+    failures = []
+    for user, in_scope in IN_SCOPE.items():
+        for action in ACTIONS:
+            allowed = ROLE[user] in ACTION_ROLES[action] and in_scope
+            status = world.act(user, stale, action).status_code
+            expected = 409 if allowed else 403
+            if status != expected:
+                failures.append(f"{user} {action}: {status}, expected {expected}")
+    assert not failures, failures
+    assert world.get("admin", g1_incident)["version"] == g1_incident["version"]
+
+
+@pytest.mark.parametrize("user, visible", sorted(IN_SCOPE.items()))
+def test_reading_follows_scope(world, g1_incident, user, visible):
+    response = world.client.get(f"/api/v1/incidents/{g1_incident['id']}", headers=world.headers(user))
+    assert response.status_code == (200 if visible else 403)
+    events = world.client.get(f"/api/v1/incidents/{g1_incident['id']}/events", headers=world.headers(user))
+    assert events.status_code == (200 if visible else 403)
+    listed = world.client.get("/api/v1/incidents", headers=world.headers(user)).get_json()
+    assert (g1_incident["id"] in [i["id"] for i in listed["incidents"]]) == visible
+
+
+def test_listing_filters(world, g1_incident):
+    g3 = world.report(category="no_water", point=B3_POINT).get_json()
+    admin = world.headers("admin")
+
+    def ids(query: str, user: str = "admin") -> set[int]:
+        response = world.client.get(f"/api/v1/incidents?{query}", headers=world.headers(user))
+        assert response.status_code == 200, response.get_json()
+        return {i["id"] for i in response.get_json()["incidents"]}
+
+    assert ids("") == {g1_incident["id"], g3["id"]}
+    assert ids(f"area={G1}") == {g1_incident["id"]}
+    assert ids("area=320104002") == {g3["id"]}
+    assert ids("category=no_water") == {g3["id"]}
+    assert ids("status=dispatched") == {g1_incident["id"]}
+    assert ids("status=assigned,dispatched") == {g1_incident["id"], g3["id"]}
+    assert ids("open=false") == set()
+    assert ids("mine=true", "m3") == {g3["id"]}
+    assert ids("mine=true", "crew-a") == {g1_incident["id"]}
+    assert ids(f"assignee={world.users['m1']}") == {g1_incident["id"]}
+    assert ids("from=2026-12-01T09:00:00%2B08:00&to=2026-12-01T11:00:00%2B08:00") == {g1_incident["id"], g3["id"]}
+    assert ids("from=2026-12-02T00:00:00%2B08:00") == set()
+    lon, lat = B3_POINT
+    assert ids(f"bbox={lon - 0.001},{lat - 0.001},{lon + 0.001},{lat + 0.001}") == {g3["id"]}
+    page = world.client.get("/api/v1/incidents?limit=1", headers=admin).get_json()
+    assert page["total"] == 2 and len(page["incidents"]) == 1
+
+
+@pytest.mark.parametrize("query, field", [
+    ("status=lost", "status"), ("open=maybe", "open"), ("limit=0", "limit"),
+    ("from=yesterday", "from"), ("to=2026-12-01T10:00:00", "to"), ("assignee=me", "assignee"),
+    ("bbox=1,2", "bbox"),
+])
+def test_bad_filters(world, query, field):
+    response = world.client.get(f"/api/v1/incidents?{query}", headers=world.headers("admin"))
+    assert response.status_code == 400
+    assert response.get_json()["error"]["details"]["field"] == field
+
+
+def _count(world) -> int:
+    return world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()["total"]
+
+
+LON, LAT = B1_POINT
+BAD_REPORTS = [
+    ({"description": "x", "location": {"lon": LON, "lat": LAT}}, 400, "category"),
+    ({"category": "volcano", "location": {"lon": LON, "lat": LAT}}, 422, "category"),
+    ({"category": "burst_pipe"}, 400, "location"),
+    ({"category": "burst_pipe", "location": "here"}, 400, "location"),
+    ({"category": "burst_pipe", "location": {"lon": "east", "lat": LAT}}, 400, "location.lon"),
+    ({"category": "burst_pipe", "location": {"lon": LON, "lat": True}}, 400, "location.lat"),
+    ({"category": "burst_pipe", "location": {"lon": LON, "lat": 95}}, 400, "location"),
+    ({"category": "burst_pipe", "location": {"lon": LON, "lat": LAT, "crs": "mars"}}, 400, "location.crs"),
+    ({"category": "burst_pipe", "location": {"lon": 116.4, "lat": 39.9}}, 422, "location"),
+    ({"category": "burst_pipe", "location": {"building_code": "B99"}}, 422, "location.building_code"),
+    ({"category": "burst_pipe", "location": {"building_code": G1}}, 422, "location.building_code"),
+    ({"category": "burst_pipe", "location": {"unit_code": "B1"}}, 422, "location.unit_code"),
+    ({"category": "burst_pipe", "description": "漏" * 2001, "location": {"lon": LON, "lat": LAT}}, 400, "description"),
+    ({"category": "burst_pipe", "description": 42, "location": {"lon": LON, "lat": LAT}}, 400, "description"),
+    ({"category": "burst_pipe", "reporter_phone": "call me", "location": {"lon": LON, "lat": LAT}}, 400, "reporter_phone"),
+    ({"category": "burst_pipe", "address": "路" * 201, "location": {"lon": LON, "lat": LAT}}, 400, "address"),
+]
+
+
+@pytest.mark.parametrize("body, status, field", BAD_REPORTS)
+def test_bad_reports_name_the_field_and_write_nothing(world, body, status, field):
+    before = _count(world)
+    response = world.client.post("/api/v1/incidents", json=body)
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["error"]["details"]["field"] == field
+    assert _count(world) == before
+
+
+@pytest.mark.parametrize("data, content_type", [("not json", "application/json"), ("[1, 2]", "application/json"),
+                                                ("category=burst_pipe", "application/x-www-form-urlencoded")])
+def test_non_object_bodies(world, data, content_type):
+    response = world.client.post("/api/v1/incidents", data=data, content_type=content_type)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_body"
+
+
+def test_bad_actions(world, g1_incident):
+    assert world.act("m1", g1_incident, "teleport").get_json()["error"]["details"]["field"] == "action"
+    assert world.act("m1", g1_incident, "dispatch", crew_id=999).status_code == 422
+    assert world.act("m1", g1_incident, "dispatch", crew_id="A").status_code == 422
+    assert world.act("m1", g1_incident, "merge").get_json()["error"]["details"]["field"] == "duplicate_of"
+    assert world.act("m1", g1_incident, "merge", duplicate_of=g1_incident["public_id"]).status_code == 422
+    too_long = world.act("m1", g1_incident, "en_route", note="n" * 501)
+    assert too_long.status_code == 400 and too_long.get_json()["error"]["details"]["field"] == "note"
+    response = world.client.post("/api/v1/incidents/999999/actions", json={"action": "cancel"},
+                                 headers=world.headers("admin"))
+    assert response.status_code == 404
+    response = world.client.post(f"/api/v1/incidents/{g1_incident['id']}/actions", data="x",
+                                 content_type="application/json", headers=world.headers("admin"))
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("header, code", [
+    ("Bearer forged-token", "invalid_token"), ("Basic abc", "invalid_token"), ("Bearer ", "invalid_token"),
+])
+def test_forged_tokens(world, header, code):
+    response = world.client.get("/api/v1/incidents", headers={"Authorization": header})
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == code
+
+
+def test_expired_and_revoked_tokens(world):
+    headers = world.headers("m1")
+    assert world.client.get("/api/v1/auth/me", headers=headers).get_json()["grids"] == [G1]
+    world.clock.advance(13 * 60)
+    response = world.client.get("/api/v1/incidents", headers=headers)
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "token_expired"
+    world.tokens.clear()
+    headers = world.headers("m1")
+    assert world.client.delete("/api/v1/auth/token", headers=headers).status_code == 204
+    response = world.client.get("/api/v1/incidents", headers=headers)
+    assert response.get_json()["error"]["code"] == "token_revoked"
+
+
+def test_wrong_password_and_missing_fields(world):
+    response = world.client.post("/api/v1/auth/token", json={"username": "m1", "password": "nope"})
+    assert response.status_code == 401
+    response = world.client.post("/api/v1/auth/token", json={"username": "m1"})
+    assert response.status_code == 400 and response.get_json()["error"]["details"]["field"] == "password"
+
+
+def test_list_needs_a_token(world):
+    assert world.client.get("/api/v1/incidents").status_code == 401
+
+
+def test_committee_cannot_report(world):
+    assert world.report(as_user="committee-d").status_code == 403
+
+
+def test_phone_masking(world):
+    report = world.report(reporter_phone="13912345678").get_json()
+    seen = {user: world.get(user, report)["reporter"]["phone"]
+            for user in ("admin", "operator", "m1", "m1b", "crew-a", "committee-d")}
+    assert seen == {"admin": "13912345678", "operator": "13912345678", "m1": "13912345678",
+                    "m1b": "139****5678", "crew-a": "139****5678", "committee-d": "139****5678"}
+    events = world.client.get(f"/api/v1/incidents/{report['id']}/events",
+                              headers=world.headers("crew-a")).get_json()["events"]
+    assert events[0]["data"]["reporter_phone"] == "139****5678"
+    assert "tracking_hash" not in events[0]["data"] and "client_key" not in events[0]["data"]
+
+
+def test_anonymous_intake_is_rate_limited_per_phone(world):
+    for n in range(5):
+        point = (B1_POINT[0], B1_POINT[1]) if n % 2 else B3_POINT
+        assert world.report(category="rubbish", point=point, reporter_phone="13700000000").status_code == 201
+    response = world.report(category="rubbish", reporter_phone="13700000000")
+    assert response.status_code == 429
+    assert response.get_json()["error"]["details"]["field"] == "reporter_phone"
+    # An operator typing in a call is never limited.
+    assert world.report(category="rubbish", reporter_phone="13700000000", as_user="operator").status_code == 201
+    world.clock.advance(11)
+    assert world.report(category="rubbish", reporter_phone="13700000000").status_code == 201
+
+
+def test_anonymous_intake_is_rate_limited_per_client(world):
+    for _ in range(20):
+        assert world.report(category="rubbish").status_code == 201
+    response = world.report(category="rubbish")
+    assert response.status_code == 429 and "this client" in response.get_json()["error"]["message"]
+
+
+def test_operator_and_patrol_channels(world):
+    assert world.report(as_user="operator").get_json()["channel"] == "operator"
+    assert world.report(as_user="m1", category="rubbish").get_json()["channel"] == "patrol"
+    assert world.report().get_json()["channel"] == "resident"

@@ -1,0 +1,64 @@
+"""Idempotency-Key: a retried or doubled submission gets the first answer, never a second incident."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from dispatch.db import Database
+from dispatch.incidents.categories import seed_categories
+from dispatch.incidents.models import Incident
+from grids.io import import_file
+from tests.geodata import tree_frame
+from tests.server import running_server
+from tests.world import B1_POINT
+
+
+def test_retry_with_the_same_key_returns_the_first_result(world):
+    first = world.report(key="tablet-42-report-1")
+    again = world.report(key="tablet-42-report-1")
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json() == first.get_json()
+    assert world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()["total"] == 1
+
+
+def test_same_key_for_a_different_report_is_refused(world):
+    assert world.report(key="k-1").status_code == 201
+    response = world.report(key="k-1", category="no_water")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"]["field"] == "Idempotency-Key"
+
+
+def test_overlong_key(world):
+    response = world.report(key="k" * 129)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("copies", [8])
+def test_concurrent_copies_against_a_running_server_make_one_incident(database_url, tmp_path, copies):
+    database = Database(database_url)
+    database.upgrade()
+    path = tmp_path / "tree.gpkg"
+    tree_frame().to_file(path, engine="pyogrio")
+    with database.session() as s:
+        import_file(s, path)
+        seed_categories(s)
+    body = {"category": "burst_pipe", "description": "double tap",
+            "location": {"lon": B1_POINT[0], "lat": B1_POINT[1]}}
+    with running_server(database_url) as base:
+        def post(_):
+            return requests.post(f"{base}/api/v1/incidents", json=body, timeout=30,
+                                 headers={"Idempotency-Key": "flaky-tablet-7"})
+
+        with ThreadPoolExecutor(copies) as pool:
+            responses = list(pool.map(post, range(copies)))
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
+    assert len({r.json()["public_id"] for r in responses}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in responses) == 1
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == 1
+    database.dispose()

@@ -1,0 +1,280 @@
+"""Incidents end to end through the REST API: intake, routing, the lifecycle, and the event log."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, select
+
+from dispatch.incidents.models import Incident
+from dispatch.incidents.service import rebuild_projection
+from tests.geodata import G1, G3
+from tests.world import B1_POINT, B3_POINT, G2_POINT
+
+
+def created(response) -> dict:
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def ok(response) -> dict:
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def event_types(world, incident, as_user="admin") -> list[str]:
+    body = ok(world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                               headers=world.headers(as_user)))
+    seqs = [e["seq"] for e in body["events"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    return [e["type"] for e in body["events"]]
+
+
+def test_burst_pipe_is_routed_and_auto_dispatched(world):
+    report = created(world.report(reporter_phone="13912345678"))
+    assert report["areas"]["unit"]["code"] == "B1-1"
+    assert report["areas"]["grid"]["code"] == G1
+    assert report["manager"]["display_name"] == "M1"
+    assert report["crew"]["name"] == "plumbers A"  # urgent: the nearest plumber is sent at once
+    assert report["status"] == "dispatched"
+    assert report["tracking_token"] and report["tracking_url"].startswith("/track/")
+    assert report["reporter"]["phone"] == "139****5678"  # an anonymous reporter sees it masked
+    deadlines = report["deadlines"]
+    assert deadlines["acknowledge_due"].startswith("2026-12-01T02:05")  # 10:05 Shanghai, in UTC
+    assert deadlines["arrive_due"].startswith("2026-12-01T02:20")
+    assert deadlines["resolve_due"].startswith("2026-12-01T06:00")
+    assert event_types(world, report) == ["reported", "assigned", "dispatched"]
+
+    incident = ok(world.act("m1", report, "acknowledge"))
+    assert incident["status"] == "dispatched" and incident["times"]["acknowledged_at"]
+    assert incident["reporter"]["phone"] == "13912345678"  # the assigned manager sees it whole
+    world.clock.advance(8)
+    incident = ok(world.act("crew-a", incident, "en_route"))
+    world.clock.advance(9)
+    incident = ok(world.act("crew-a", incident, "on_site"))
+    assert incident["reporter"]["phone"] == "139****5678"  # the crew does not
+    world.clock.advance(60)
+    incident = ok(world.act("crew-a", incident, "resolve", note="换了一段管子"))
+    incident = ok(world.act("m1", incident, "verify"))
+    incident = ok(world.act("m1", incident, "close"))
+    assert incident["status"] == "closed"
+    assert event_types(world, incident) == [
+        "reported", "assigned", "dispatched", "acknowledged", "en_route", "on_site", "resolved",
+        "verified", "closed"]
+
+    track = ok(world.client.get(report["tracking_url"].replace("/track/", "/api/v1/track/")))
+    assert track["status"] == "closed" and track["reporter"]["phone"] == "139****5678"
+    assert "phone" not in (track["manager"] or {})
+    rated = ok(world.client.post(report["tracking_url"].replace("/track/", "/api/v1/track/") + "/rating",
+                                 json={"rating": 5, "comment": "很快"}))
+    assert rated["rating"] == 5 and rated["status"] == "closed"
+
+
+def test_routine_category_recommends_and_manager_dispatches(world):
+    report = created(world.report(category="rubbish", point=B3_POINT))
+    assert report["status"] == "assigned" and report["crew"] is None
+    assert report["manager"]["display_name"] == "M3"
+    incident = world.get("m3", report)
+    assert incident["recommended_crew"] is None or incident["recommended_crew"]["name"]
+    events = ok(world.client.get(f"/api/v1/incidents/{report['id']}/events",
+                                 headers=world.headers("m3")))["events"]
+    recommendation = next(e for e in events if e["type"] == "crew_recommended")["data"]
+    # Nobody has the sanitation skill in this world: the shortfall is recorded and escalated.
+    assert recommendation["shortfall"] == "no_crew_available"
+    assert {"reason": "lacks skill sanitation"}.items() <= recommendation["excluded"][0].items()
+    assert event_types(world, report)[-1] == "escalated"
+
+
+def test_plumbing_recommendation_explains_ranking(world):
+    report = created(world.report(category="no_water", point=B3_POINT))
+    incident = world.get("m3", report)
+    assert incident["recommended_crew"]["name"] == "plumbers B"  # parked at B3, serves the street
+    events = ok(world.client.get(f"/api/v1/incidents/{report['id']}/events",
+                                 headers=world.headers("m3")))["events"]
+    ranking = next(e for e in events if e["type"] == "crew_recommended")["data"]["ranking"]
+    assert [r["name"] for r in ranking] == ["plumbers B", "plumbers A"]
+    assert any("away" in reason for reason in ranking[0]["reasons"])
+    incident = ok(world.act("m3", incident, "acknowledge"))
+    assert incident["status"] == "acknowledged"
+    incident = ok(world.act("m3", incident, "dispatch"))
+    assert incident["crew"]["name"] == "plumbers B" and incident["crew"]["status"] == "busy"
+    incident = ok(world.act("m3", incident, "dispatch", crew_id=world.crews["A"]))
+    assert incident["crew"]["name"] == "plumbers A"
+    freed = ok(world.client.get(f"/api/v1/incidents/{report['id']}/events", headers=world.headers("m3")))
+    assert freed["events"][-1]["data"]["reason"] == "chosen_by_manager"
+
+
+def test_no_crew_category_is_handled_by_the_manager(world):
+    report = created(world.report(category="neighbour_dispute"))
+    assert report["crew"] is None and report["recommended_crew"] is None
+    incident = ok(world.act("m1", report, "acknowledge"))
+    response = world.act("m1", incident, "dispatch", crew_id=world.crews["A"])
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "no_crew_needed"
+    incident = ok(world.act("m1", incident, "on_site"))
+    incident = ok(world.act("m1", incident, "resolve"))
+    incident = ok(world.act("m1", incident, "verify"))
+    assert ok(world.act("m1", incident, "close"))["status"] == "closed"
+
+
+ILLEGAL = [
+    ("en_route", "assigned"), ("on_site", "assigned"), ("resolve", "assigned"), ("verify", "assigned"),
+    ("close", "assigned"), ("rework", "assigned"), ("rate", "assigned"),
+    ("verify", "dispatched"), ("close", "dispatched"), ("reassign", "dispatched"),
+    ("resolve", "dispatched"),
+]
+
+
+@pytest.mark.parametrize("action, state", ILLEGAL)
+def test_illegal_transitions_change_nothing(world, action, state):
+    category = "burst_pipe" if state == "dispatched" else "no_water"
+    incident = created(world.report(category=category, point=B3_POINT))
+    assert incident["status"] == state
+    response = world.act("admin", incident, action, rating=3, grid_code=G1, reason="x")
+    assert response.status_code == 409, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_transition" and error["details"]["status"] == state
+    assert world.get("admin", incident)["version"] == incident["version"]
+
+
+def test_acknowledge_twice_is_refused(world):
+    incident = ok(world.act("m1", created(world.report()), "acknowledge"))
+    response = world.act("m1", incident, "acknowledge")
+    assert response.status_code == 409 and "already acknowledged" in response.get_json()["error"]["message"]
+
+
+def test_stale_version_is_409_with_current_state(world):
+    report = created(world.report())
+    ok(world.act("m1", report, "acknowledge"))
+    response = world.act("crew-a", report, "en_route")  # still holds the old version
+    assert response.status_code == 409
+    details = response.get_json()["error"]["details"]
+    assert details == {"expected_version": report["version"], "version": report["version"] + 1}
+    assert world.get("admin", report)["status"] == "dispatched"
+    missing = world.client.post(f"/api/v1/incidents/{report['id']}/actions",
+                                json={"action": "en_route"}, headers=world.headers("crew-a"))
+    assert missing.status_code == 400
+    assert missing.get_json()["error"]["details"]["field"] == "expected_version"
+
+
+def test_low_rating_reopens_as_rework(world):
+    report = created(world.report())
+    incident = report
+    for user, action in [("m1", "acknowledge"), ("crew-a", "en_route"), ("crew-a", "on_site"),
+                         ("crew-a", "resolve")]:
+        incident = ok(world.act(user, incident, action))
+    track_url = "/api/v1/track/" + report["tracking_token"]
+    track = ok(world.client.post(track_url + "/rating", json={"rating": 1, "comment": "还在漏"}))
+    assert track["status"] == "dispatched" and track["rework_count"] == 1
+    assert track["rating"] == 1
+    assert [e["type"] for e in track["events"]][-2:] == ["rated", "rework"]
+    bad = world.client.post(track_url + "/rating", json={"rating": 9})
+    assert bad.status_code in (400, 409)
+
+
+def test_verification_failure_sends_it_back(world):
+    incident = created(world.report())
+    for user, action in [("m1", "acknowledge"), ("crew-a", "on_site"), ("crew-a", "resolve")]:
+        incident = ok(world.act(user, incident, action))
+    incident = ok(world.act("m1", incident, "rework", reason="仍然漏水"))
+    assert incident["status"] == "dispatched" and incident["times"]["resolved_at"] is None
+    assert incident["crew"]["status"] == "busy"
+
+
+def test_reassign_to_another_grid(world):
+    incident = created(world.report(category="no_water"))
+    response = world.act("m1", incident, "reassign", grid_code=G3)
+    assert response.status_code == 400 and response.get_json()["error"]["details"]["field"] == "reason"
+    incident = ok(world.act("m1", incident, "reassign", grid_code=G3, reason="属于钓鱼台社区"))
+    assert incident["areas"]["grid"]["code"] == G3 and incident["areas"]["building"] is None
+    assert incident["areas"]["street"]["code"] == "320104002"
+    assert incident["manager"]["display_name"] == "M3" and incident["status"] == "assigned"
+    # m1 no longer holds it.
+    assert world.client.get(f"/api/v1/incidents/{incident['id']}", headers=world.headers("m1")).status_code == 403
+    for grid, code in [("NOPE", 422), ("320104001001", 422), (G3, 409)]:
+        response = world.act("m3", incident, "reassign", grid_code=grid, reason="x")
+        assert response.status_code == code, grid
+
+
+def test_duplicates_are_linked_and_merged(world):
+    first = created(world.report(category="no_water"))
+    near = (B1_POINT[0] + 0.0001, B1_POINT[1])  # same building
+    second = created(world.report(category="no_water", point=near))
+    assert second["suspected_duplicate_of"] == first["public_id"]
+    other_kind = created(world.report(category="power_cut"))
+    assert other_kind["suspected_duplicate_of"] is None
+    merged = ok(world.act("m1", second, "merge", duplicate_of=first["public_id"]))
+    assert merged["status"] == "merged" and merged["duplicate_of"] == first["public_id"]
+    # The second reporter now follows the original's updates.
+    track = ok(world.client.get("/api/v1/track/" + second["tracking_token"]))
+    assert track["public_id"] == first["public_id"] and track["your_report"] == second["public_id"]
+    assert "duplicate_merged" in event_types(world, first)
+    response = world.act("m1", merged, "merge", duplicate_of=first["public_id"])
+    assert response.status_code == 409
+
+
+def test_cancel_needs_a_reason_and_frees_the_crew(world):
+    incident = created(world.report())
+    assert world.act("operator", incident, "cancel").status_code == 400
+    incident = ok(world.act("operator", incident, "cancel", reason="误报"))
+    assert incident["status"] == "cancelled" and incident["crew"]["status"] == "available"
+
+
+def test_escalate_by_hand_notifies_the_committee(world):
+    incident = created(world.report(category="no_water"))
+    ok(world.act("m1", incident, "escalate", reason="需要街道协调"))
+    events = ok(world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                                 headers=world.headers("admin")))["events"]
+    escalated = events[-1]["data"]
+    assert escalated["to_level"] == "community" and escalated["escalation_level"] == 1
+
+
+def test_projection_rebuilt_from_events_is_identical(world):
+    ids = []
+    incident = created(world.report())
+    for user, action, params in [("m1", "acknowledge", {}), ("crew-a", "en_route", {}),
+                                 ("crew-a", "on_site", {}), ("crew-a", "resolve", {}),
+                                 ("m1", "rework", {"reason": "no"}), ("crew-a", "on_site", {})]:
+        incident = ok(world.act(user, incident, action, **params))
+    ids.append(incident["id"])
+    second = created(world.report(category="no_water", point=B3_POINT))
+    ok(world.act("m3", second, "reassign", grid_code=G1, reason="wrong grid"))
+    ids.append(second["id"])
+    ids.append(created(world.report(category="no_water", point=(B1_POINT[0], B1_POINT[1] + 0.0001)))["id"])
+    columns = [c.key for c in inspect(Incident).mapper.column_attrs]
+    with world.app.extensions["griddispatch.db"].session() as s:
+        for incident_id in ids:
+            stored = s.get(Incident, incident_id)
+            rebuilt = rebuild_projection(s, incident_id)
+            for column in columns:
+                assert getattr(rebuilt, column) == getattr(stored, column), column
+        assert len(s.scalars(select(Incident)).all()) == 3
+
+
+def test_every_incident_event_seq_is_global_and_increasing(world):
+    created(world.report())
+    created(world.report(category="no_water", point=B3_POINT))
+    body = ok(world.client.get("/api/v1/incidents", headers=world.headers("admin")))
+    seqs = []
+    for incident in body["incidents"]:
+        events = ok(world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                                     headers=world.headers("admin")))["events"]
+        seqs.extend(e["seq"] for e in events)
+    assert len(set(seqs)) == len(seqs)
+
+
+def test_report_by_building_and_unit_code(world):
+    by_building = created(world.client.post("/api/v1/incidents", json={
+        "category": "lift_fault", "location": {"building_code": "B3"}}))
+    assert by_building["areas"]["building"]["code"] == "B3"
+    assert by_building["location"]["method"] == "building"
+    by_unit = created(world.client.post("/api/v1/incidents", json={
+        "category": "noise", "location": {"unit_code": "B1-2"}}))
+    assert by_unit["areas"]["unit"]["code"] == "B1-2" and by_unit["areas"]["grid"]["code"] == G1
+
+
+def test_gcj02_report_lands_in_the_right_grid(world):
+    from grids.geometry import wgs84_to_gcj02
+
+    lon, lat = wgs84_to_gcj02(*G2_POINT)
+    report = created(world.client.post("/api/v1/incidents", json={
+        "category": "rubbish", "location": {"lon": lon, "lat": lat, "crs": "gcj02"}}))
+    assert report["areas"]["grid"]["name"] == "中牌楼社区第2网格"

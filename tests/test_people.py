@@ -1,0 +1,406 @@
+"""People, crews and categories over REST: admin CRUD, bad input naming its field, roles, tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from types import SimpleNamespace
+
+import pytest
+
+from dispatch.app import create_app
+from dispatch.clock import ManualClock
+from dispatch.incidents.categories import seed_categories
+from dispatch.people.auth import hash_password, issue_token
+from dispatch.people.models import Crew, User
+from grids.geometry import wgs84_to_gcj02
+from grids.io import import_file
+from tests.geodata import G1, G2, G3, at, tree_frame
+
+PASSWORD = "secret-pw"
+COMMUNITY, STREET = "320104001001", "320104001"
+
+
+@cache
+def password_hash() -> str:
+    return hash_password(PASSWORD)  # slow on purpose: once per run
+
+
+def make_user(session, username: str, role: str, **values) -> User:
+    user = User(username=username, display_name=username, role=role, password_hash=password_hash(),
+                active=True, created_at=datetime.now(UTC), **values)
+    session.add(user)
+    session.flush()
+    return user
+
+
+@pytest.fixture
+def world(app, tmp_path):
+    """The small area tree, the standard categories, two crews and one account per role."""
+    path = tmp_path / "tree.gpkg"
+    tree_frame().to_file(path, engine="pyogrio")
+    with app.extensions["griddispatch.db"].session() as s:
+        import_file(s, path)
+        seed_categories(s)
+        crew_a = Crew(name="水电抢修一队", skills=["plumbing"], service_areas=[STREET], status="available")
+        crew_b = Crew(name="燃气抢修一队", skills=["gas"], service_areas=["320104"], status="available")
+        s.add_all([crew_a, crew_b])
+        s.flush()
+        users = {
+            "admin": make_user(s, "admin", "admin"),
+            "operator": make_user(s, "operator", "operator", scope_area_code="320104"),
+            "grid_manager": make_user(s, "manager", "grid_manager"),
+            "committee": make_user(s, "committee", "committee", scope_area_code=STREET),
+            "crew": make_user(s, "crew-a", "crew", crew_id=crew_a.id),
+            "crew_b": make_user(s, "crew-b", "crew", crew_id=crew_b.id),
+            "resident": make_user(s, "resident", "resident"),
+        }
+        now = datetime.now(UTC)
+        headers = {role: {"Authorization": f"Bearer {issue_token(s, user=u, now=now)[0]}"}
+                   for role, u in users.items()}
+    return SimpleNamespace(ids={role: u.id for role, u in users.items()}, headers=headers,
+                           crew_a=crew_a.id, crew_b=crew_b.id)
+
+
+def call(client, method: str, url: str, headers=None, body=None):
+    return client.open(f"/api/v1{url}", method=method, headers=headers or {}, json=body)
+
+
+def assert_error(response, status: int, field: str | None = None) -> dict:
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    if field is not None:
+        assert error["details"]["field"] == field, error
+    return error
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+def test_admin_manages_a_grid_manager(client, world):
+    login = call(client, "POST", "/auth/token", body={"username": "admin", "password": PASSWORD})
+    admin = {"Authorization": f"Bearer {login.get_json()['token']}"}
+
+    created = call(client, "POST", "/people", admin, {
+        "username": "wang", "password": "wang-pw", "role": "grid_manager", "display_name": "王网格员",
+        "phone": "13800001111"})
+    assert created.status_code == 201
+    wang = created.get_json()
+    assert wang["display_name"] == "王网格员" and wang["default_hours"] is True
+    assert wang["hours"][0] == {"weekday": 0, "start": "09:00", "end": "17:00"}
+
+    grids = call(client, "PUT", f"/people/{wang['id']}/grids", admin,
+                 [{"grid_code": G1, "kind": "primary"}, {"grid_code": G2, "kind": "backup"}])
+    assert grids.get_json()["grids"] == [{"grid_code": G1, "kind": "primary"},
+                                         {"grid_code": G2, "kind": "backup"}]
+    again = call(client, "PUT", f"/people/{wang['id']}/grids", admin, [{"grid_code": G2}])
+    assert again.get_json()["grids"] == [{"grid_code": G2, "kind": "primary"}]
+
+    hours = call(client, "PUT", f"/people/{wang['id']}/hours", admin,
+                 [{"weekday": 5, "start": "08:30", "end": "24:00"}])
+    assert hours.get_json()["hours"] == [{"weekday": 5, "start": "08:30", "end": "24:00"}]
+    assert hours.get_json()["default_hours"] is False
+
+    patched = call(client, "PATCH", f"/people/{wang['id']}", admin, {"display_name": "王五"})
+    assert patched.get_json()["display_name"] == "王五"
+    listed = call(client, "GET", "/people?role=grid_manager", world.headers["operator"])
+    assert [p["username"] for p in listed.get_json()["people"]] == ["manager", "wang"]
+    assert "password" not in listed.get_data(as_text=True)
+    assert "password" not in call(client, "GET", f"/people/{wang['id']}", admin).get_data(as_text=True)
+
+    me = call(client, "POST", "/auth/token", body={"username": "wang", "password": "wang-pw"})
+    assert me.status_code == 201 and me.get_json()["user"]["grids"] == [G2]
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"username": "x", "password": "pw-pw", "role": "boss"}, 400, "role"),
+    ({"username": "admin", "password": "pw-pw", "role": "admin"}, 409, "username"),
+    ({"username": "x y", "password": "pw-pw", "role": "admin"}, 400, "username"),
+    ({"username": "x", "role": "admin"}, 400, "password"),
+    ({"username": "x", "password": "pw", "role": "admin"}, 400, "password"),
+    ({"username": "x", "password": "pw-pw"}, 400, "role"),
+    ({"username": "x", "password": "pw-pw", "role": "committee"}, 400, "scope_area_code"),
+    ({"username": "x", "password": "pw-pw", "role": "committee", "scope_area_code": "NOPE"}, 422,
+     "scope_area_code"),
+    ({"username": "x", "password": "pw-pw", "role": "committee", "scope_area_code": G1}, 422,
+     "scope_area_code"),
+    ({"username": "x", "password": "pw-pw", "role": "admin", "scope_area_code": STREET}, 400,
+     "scope_area_code"),
+    ({"username": "x", "password": "pw-pw", "role": "crew", "crew_id": 999}, 422, "crew_id"),
+    ({"username": "x", "password": "pw-pw", "role": "admin", "crew_id": 1}, 400, "crew_id"),
+    ({"username": "x", "password": "pw-pw", "role": "admin", "active": "yes"}, 400, "active"),
+    ({"username": "x", "password": "pw-pw", "role": "admin", "salary": 1}, 400, "salary"),
+])
+def test_bad_account_fields(client, world, body, status, field):
+    assert_error(call(client, "POST", "/people", world.headers["admin"], body), status, field)
+    assert call(client, "GET", "/people", world.headers["admin"]).get_json()["total"] == 7
+
+
+@pytest.mark.parametrize("url, body, status, field", [
+    ("grids", [{"grid_code": COMMUNITY}], 422, "grid_code"),
+    ("grids", [{"grid_code": "NOPE"}], 422, "grid_code"),
+    ("grids", [{"grid_code": G1, "kind": "deputy"}], 400, "kind"),
+    ("grids", ["G1"], 400, "grids"),
+    ("hours", [{"weekday": 7, "start": "09:00", "end": "17:00"}], 400, "weekday"),
+    ("hours", [{"weekday": True, "start": "09:00", "end": "17:00"}], 400, "weekday"),
+    ("hours", [{"weekday": 1, "start": "17:00", "end": "09:00"}], 400, "end"),
+    ("hours", [{"weekday": 1, "start": "09:00", "end": "09:00"}], 400, "end"),
+    ("hours", [{"weekday": 1, "start": "9am", "end": "17:00"}], 400, "start"),
+    ("hours", [{"weekday": 1, "start": "09:00", "end": "25:00"}], 400, "end"),
+])
+def test_bad_grids_and_hours(client, world, url, body, status, field):
+    manager = world.ids["grid_manager"]
+    assert_error(call(client, "PUT", f"/people/{manager}/{url}", world.headers["admin"], body),
+                 status, field)
+
+
+def test_only_grid_managers_take_grids_and_unknown_people_are_404(client, world):
+    admin = world.headers["admin"]
+    assert_error(call(client, "PUT", f"/people/{world.ids['operator']}/grids", admin,
+                      [{"grid_code": G1}]), 422, "role")
+    assert_error(call(client, "GET", "/people/999", admin), 404)
+    assert_error(call(client, "PATCH", "/people/abc", admin, {"active": False}), 404)
+    assert_error(call(client, "PATCH", f"/people/{world.ids['operator']}", admin,
+                      {"username": "renamed"}), 400, "username")
+    assert_error(call(client, "PUT", f"/people/{world.ids['grid_manager']}/grids", admin,
+                      {"grid_code": G1}), 400)
+
+
+# -- on call, calendar, duty desks ---------------------------------------------------------
+
+
+def test_on_call_rota(client, world):
+    admin, manager = world.headers["admin"], world.ids["grid_manager"]
+    start = datetime(2025, 3, 5, 17, tzinfo=UTC)
+    entry = {"user_id": manager, "area_code": COMMUNITY, "starts_at": start.isoformat(),
+             "ends_at": (start + timedelta(hours=16)).isoformat()}
+    added = call(client, "POST", "/on-call", admin, entry)
+    assert added.status_code == 201
+    at_night = call(client, "GET", "/on-call?at=2025-03-06T02:00:00%2B08:00", world.headers["operator"])
+    assert [e["id"] for e in at_night.get_json()["on_call"]] == [added.get_json()["id"]]
+    assert call(client, "GET", "/on-call?at=2025-03-06T10:00:00%2B00:00", admin).get_json()["on_call"] == []
+
+    for change, status, field in [
+        ({"ends_at": start.isoformat()}, 400, "ends_at"),
+        ({"starts_at": "2025-03-05T17:00:00"}, 400, "starts_at"),
+        ({"area_code": "B1"}, 422, "area_code"),
+        ({"user_id": world.ids["operator"]}, 422, "user_id"),
+        ({"user_id": 999}, 422, "user_id"),
+    ]:
+        assert_error(call(client, "POST", "/on-call", admin, {**entry, **change}), status, field)
+
+    url = f"/on-call/{added.get_json()['id']}"
+    assert call(client, "DELETE", url, admin).status_code == 204
+    assert_error(call(client, "DELETE", url, admin), 404)
+
+
+def test_calendar(client, world):
+    admin = world.headers["admin"]
+    put = call(client, "PUT", "/calendar/2025-10-01", admin, {"kind": "holiday", "name": "国庆节"})
+    assert put.get_json() == {"day": "2025-10-01", "kind": "holiday", "name": "国庆节"}
+    call(client, "PUT", "/calendar/2025-09-28", admin, {"kind": "workday", "name": "调休"})
+    listed = call(client, "GET", "/calendar?from=2025-09-01&to=2025-09-30", world.headers["operator"])
+    assert [d["day"] for d in listed.get_json()["days"]] == ["2025-09-28"]
+    assert call(client, "GET", "/calendar/2025-10-01", admin).get_json()["kind"] == "holiday"
+    assert call(client, "DELETE", "/calendar/2025-10-01", admin).status_code == 204
+    assert_error(call(client, "GET", "/calendar/2025-10-01", admin), 404)
+    assert_error(call(client, "PUT", "/calendar/2025-02-30", admin, {"kind": "holiday"}), 400, "day")
+    assert_error(call(client, "PUT", "/calendar/2025-10-02", admin, {"kind": "party"}), 400, "kind")
+    assert_error(call(client, "GET", "/calendar?from=tomorrow", admin), 400, "from")
+
+
+def test_duty_desks(client, world):
+    admin, manager = world.headers["admin"], world.ids["grid_manager"]
+    desk = {"user_id": manager, "community_code": COMMUNITY}
+    assert call(client, "POST", "/duty-desks", admin, desk).status_code == 201
+    assert_error(call(client, "POST", "/duty-desks", admin, desk), 409, "user_id")
+    assert_error(call(client, "POST", "/duty-desks", admin, {**desk, "community_code": G1}), 422,
+                 "community_code")
+    listed = call(client, "GET", f"/duty-desks?community={COMMUNITY}", world.headers["operator"])
+    assert listed.get_json()["duty_desks"][0]["user_id"] == manager
+
+
+# -- crews ---------------------------------------------------------------------------------
+
+
+def test_admin_manages_crews(client, world):
+    admin = world.headers["admin"]
+    created = call(client, "POST", "/crews", admin, {
+        "name": "排水疏通一队", "skills": ["drainage"], "service_areas": [STREET, G3],
+        "members": [world.ids["crew_b"]]})
+    assert created.status_code == 201
+    crew = created.get_json()
+    assert crew["status"] == "available" and crew["idle_since"] is not None
+    assert [m["username"] for m in crew["members"]] == ["crew-b"]
+
+    patched = call(client, "PATCH", f"/crews/{crew['id']}", admin,
+                   {"skills": ["drainage", "sanitation"], "status": "off", "members": []})
+    body = patched.get_json()
+    assert body["skills"] == ["drainage", "sanitation"] and body["status"] == "off"
+    assert body["members"] == []
+    listed = call(client, "GET", "/crews?skill=sanitation", world.headers["grid_manager"])
+    assert [c["name"] for c in listed.get_json()["crews"]] == ["排水疏通一队"]
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"name": "新队", "status": "sleeping"}, 400, "status"),
+    ({"name": "新队", "skills": ["Plumbing!"]}, 400, "skills"),
+    ({"name": "新队", "skills": "plumbing"}, 400, "skills"),
+    ({"name": "新队", "service_areas": ["NOPE"]}, 422, "service_areas"),
+    ({"name": "新队", "service_areas": ["B1"]}, 422, "service_areas"),
+    ({"name": "水电抢修一队"}, 409, "name"),
+    ({"skills": ["gas"]}, 400, "name"),
+    ({"name": "新队", "members": [1]}, 422, "members"),
+])
+def test_bad_crew_fields(client, world, body, status, field):
+    assert_error(call(client, "POST", "/crews", world.headers["admin"], body), status, field)
+
+
+def test_crew_reports_its_own_position_converted_from_gcj02(client, app, world):
+    lon, lat = at(0.5, 0.5)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    mine = call(client, "POST", f"/crews/{world.crew_a}/position", world.headers["crew"],
+                {"lon": glon, "lat": glat, "crs": "gcj02"})
+    assert mine.status_code == 200
+    position = mine.get_json()["position"]
+    assert position["lon"] == pytest.approx(lon, abs=1e-6)
+    assert position["lat"] == pytest.approx(lat, abs=1e-6)
+    assert position["at"] is not None
+
+    assert_error(call(client, "POST", f"/crews/{world.crew_b}/position", world.headers["crew"],
+                      {"lon": lon, "lat": lat}), 403)
+    assert_error(call(client, "POST", f"/crews/{world.crew_a}/position", world.headers["grid_manager"],
+                      {"lon": lon, "lat": lat}), 403)
+    admin = world.headers["admin"]
+    url = f"/crews/{world.crew_a}/position"
+    assert call(client, "POST", url, admin, {"lon": lon, "lat": lat}).status_code == 200
+    assert_error(call(client, "POST", url, admin, {"lon": lon, "lat": lat, "crs": "bd42"}), 400, "crs")
+    assert_error(call(client, "POST", url, admin, {"lon": lon, "lat": 95}), 400, "lat")
+    assert_error(call(client, "POST", url, admin, {"lon": "east", "lat": lat}), 400, "lon")
+    assert_error(call(client, "POST", url, admin, {"lat": lat}), 400, "lon")
+
+
+def test_crew_status(client, world):
+    url = f"/crews/{world.crew_a}/status"
+    busy = call(client, "POST", url, world.headers["grid_manager"], {"status": "busy"})
+    assert busy.status_code == 200 and busy.get_json()["status"] == "busy"
+    assert_error(call(client, "POST", url, world.headers["crew_b"], {"status": "off"}), 403)
+    assert_error(call(client, "POST", url, world.headers["operator"], {"status": "off"}), 403)
+    assert_error(call(client, "POST", url, world.headers["crew"], {"status": "asleep"}), 400, "status")
+    before = datetime.now(UTC)
+    free = call(client, "POST", url, world.headers["crew"], {"status": "available"}).get_json()
+    assert datetime.fromisoformat(free["idle_since"]) >= before - timedelta(seconds=1)
+
+
+def test_who_sees_crews(client, world):
+    for role in ("admin", "operator", "grid_manager", "committee"):
+        response = call(client, "GET", "/crews", world.headers[role])
+        assert len(response.get_json()["crews"]) == 2, role
+    own = call(client, "GET", "/crews", world.headers["crew"]).get_json()["crews"]
+    assert [c["id"] for c in own] == [world.crew_a]
+    assert call(client, "GET", f"/crews/{world.crew_a}", world.headers["crew"]).status_code == 200
+    assert_error(call(client, "GET", f"/crews/{world.crew_b}", world.headers["crew"]), 403)
+    assert_error(call(client, "GET", "/crews", world.headers["resident"]), 403)
+    assert_error(call(client, "GET", "/crews"), 401)
+    assert_error(call(client, "GET", "/crews/999", world.headers["admin"]), 404)
+
+
+# -- categories ----------------------------------------------------------------------------
+
+
+def test_categories(client, world):
+    public = call(client, "GET", "/categories").get_json()["categories"]
+    burst = next(c for c in public if c["code"] == "burst_pipe")
+    assert burst["arrive_minutes"] == 20 and burst["auto_dispatch"] is True
+
+    admin = world.headers["admin"]
+    patched = call(client, "PATCH", "/categories/burst_pipe", admin, {"arrive_minutes": 15})
+    assert patched.get_json()["arrive_minutes"] == 15
+    created = call(client, "POST", "/categories", admin, {
+        "code": "tree_fallen", "name_zh": "树木倒伏", "name_en": "Fallen tree", "skill": "general",
+        "priority": "high"})
+    assert created.status_code == 201 and created.get_json()["clock_kind"] == "service_hours"
+    call(client, "PATCH", "/categories/noise", admin, {"active": False})
+    codes = {c["code"] for c in call(client, "GET", "/categories").get_json()["categories"]}
+    assert "tree_fallen" in codes and "noise" not in codes
+    everything = call(client, "GET", "/categories?include_inactive=true", admin).get_json()
+    assert "noise" in {c["code"] for c in everything["categories"]}
+    assert_error(call(client, "GET", "/categories?include_inactive=true"), 401)
+
+
+@pytest.mark.parametrize("method, url, body, status, field", [
+    ("PATCH", "/categories/burst_pipe", {"priority": "asap"}, 400, "priority"),
+    ("PATCH", "/categories/burst_pipe", {"arrive_minutes": 0}, 400, "arrive_minutes"),
+    ("PATCH", "/categories/burst_pipe", {"resolve_minutes": "4h"}, 400, "resolve_minutes"),
+    ("PATCH", "/categories/burst_pipe", {"skill": None}, 400, "skill"),
+    ("PATCH", "/categories/burst_pipe", {"clock_kind": "lunar"}, 400, "clock_kind"),
+    ("PATCH", "/categories/nope", {"active": False}, 404, None),
+    ("POST", "/categories", {"code": "burst_pipe", "name_zh": "x", "name_en": "x"}, 409, "code"),
+    ("POST", "/categories", {"code": "Bad Code", "name_zh": "x", "name_en": "x"}, 400, "code"),
+    ("POST", "/categories", {"code": "new_one", "name_zh": "x"}, 400, "name_en"),
+    ("POST", "/categories", {"code": "new_one", "name_zh": "x", "name_en": "x"}, 400, "skill"),
+])
+def test_bad_category_fields(client, world, method, url, body, status, field):
+    assert_error(call(client, method, url, world.headers["admin"], body), status, field)
+
+
+# -- roles and tokens ----------------------------------------------------------------------
+
+WRITES = [
+    ("POST", "/people", {"username": "x", "password": "pw-pw", "role": "admin"}),
+    ("PATCH", "/people/1", {"active": False}),
+    ("PUT", "/people/1/grids", []),
+    ("PUT", "/people/1/hours", []),
+    ("POST", "/on-call", {}),
+    ("DELETE", "/on-call/1", None),
+    ("PUT", "/calendar/2025-10-01", {"kind": "holiday"}),
+    ("DELETE", "/calendar/2025-10-01", None),
+    ("POST", "/duty-desks", {}),
+    ("POST", "/crews", {"name": "x"}),
+    ("PATCH", "/crews/1", {"status": "off"}),
+    ("POST", "/categories", {"code": "x"}),
+    ("PATCH", "/categories/noise", {"active": False}),
+]
+
+
+@pytest.mark.parametrize("role", ["operator", "grid_manager", "crew", "committee", "resident", None])
+def test_only_admins_write(client, world, role):
+    headers = world.headers[role] if role else None
+    for method, url, body in WRITES:
+        response = call(client, method, url, headers, body)
+        assert response.status_code == (403 if role else 401), (method, url)
+
+
+@pytest.mark.parametrize("role, status", [
+    ("operator", 200), ("grid_manager", 403), ("crew", 403), ("committee", 403), ("resident", 403),
+])
+def test_who_reads_people(client, world, role, status):
+    for url in ("/people", "/people/1", "/on-call", "/calendar", "/duty-desks"):
+        assert call(client, "GET", url, world.headers[role]).status_code == status, url
+
+
+def test_disabled_user_is_refused(client, world):
+    manager = world.headers["grid_manager"]
+    assert call(client, "GET", "/auth/me", manager).status_code == 200
+    call(client, "PATCH", f"/people/{world.ids['grid_manager']}", world.headers["admin"], {"active": False})
+    assert assert_error(call(client, "GET", "/auth/me", manager), 401)["code"] == "user_disabled"
+    login = call(client, "POST", "/auth/token", body={"username": "manager", "password": PASSWORD})
+    assert assert_error(login, 401)["code"] == "user_disabled"
+
+
+def test_revoked_token_is_refused(client, world):
+    operator = world.headers["operator"]
+    assert call(client, "DELETE", "/auth/token", operator).status_code == 204
+    assert assert_error(call(client, "GET", "/people", operator), 401)["code"] == "token_revoked"
+
+
+def test_expired_token_is_refused(db, world):
+    clock = ManualClock(datetime(2025, 3, 5, 1, tzinfo=UTC))
+    app = create_app({"TESTING": True, "DATABASE_URL": db.url, "CLOCK": clock})
+    client = app.test_client()
+    token = call(client, "POST", "/auth/token", body={"username": "admin", "password": PASSWORD})
+    admin = {"Authorization": f"Bearer {token.get_json()['token']}"}
+    assert call(client, "GET", "/people", admin).status_code == 200
+    clock.advance(13 * 60)
+    assert assert_error(call(client, "GET", "/people", admin), 401)["code"] == "token_expired"
+    app.extensions["griddispatch.db"].dispose()

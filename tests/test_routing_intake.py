@@ -1,0 +1,110 @@
+"""Every routing branch through intake: who gets the report, why, and what fell short."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from dispatch.people.models import CalendarDay, GridAssignment, OnCallShift, User
+from tests.geodata import G1, G2
+from tests.world import G2_POINT, SHANGHAI
+
+
+def routed(world, point=G2_POINT, category="no_water") -> tuple[dict, dict]:
+    """Report at a point; the incident and its 'assigned' event data."""
+    response = world.report(category=category, point=point)
+    assert response.status_code == 201, response.get_json()
+    incident = response.get_json()
+    events = world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                              headers=world.headers("admin")).get_json()["events"]
+    return incident, next(e for e in events if e["type"] == "assigned")["data"]
+
+
+def add(world, *rows) -> None:
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.add_all(rows)
+
+
+def on_call(world, user: str, area: str, start: datetime, hours: float = 16) -> OnCallShift:
+    return OnCallShift(user_id=world.users[user], area_code=area, starts_at=start,
+                       ends_at=start + timedelta(hours=hours))
+
+
+def test_on_duty_primary(world):
+    incident, data = routed(world)
+    assert incident["manager"]["display_name"] == "M2"
+    assert data["reason"] == "on_duty_primary" and data["shortfall"] is None
+    assert any(G2 in line for line in data["considered"])
+
+
+def test_evening_goes_to_on_call(world):
+    evening = datetime(2026, 12, 1, 20, 0, tzinfo=SHANGHAI)
+    world.clock.set(evening)
+    add(world, on_call(world, "m1", "320104001001", evening - timedelta(hours=3)))
+    incident, data = routed(world)
+    assert incident["manager"]["display_name"] == "M1"
+    assert (data["reason"], data["shortfall"]) == ("on_call", "grid_manager_off_duty")
+
+
+def test_holiday_without_rota_goes_to_duty_desk(world):
+    add(world, CalendarDay(day=date(2026, 12, 1), kind="holiday", name="test holiday"))
+    incident, data = routed(world)
+    assert data["reason"] == "community_duty_desk" and incident["manager"]["display_name"] == "DESK"
+
+
+def test_worked_saturday_is_on_duty(world):
+    world.clock.set(datetime(2026, 12, 5, 10, 0, tzinfo=SHANGHAI))
+    add(world, CalendarDay(day=date(2026, 12, 5), kind="workday", name="调休"))
+    assert routed(world)[1]["reason"] == "on_duty_primary"
+
+
+def test_adjacent_grid_when_own_manager_is_gone(world):
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.get(User, world.users["m2"]).active = False
+    incident, data = routed(world)
+    # G2 touches G1 and G3; both are staffed and G1 comes first by code (equal shared edges).
+    assert data["reason"] == "adjacent_grid" and data["routed_to_grid"] == G1
+    assert data["shortfall"] == "no_grid_manager"  # its only manager is disabled
+    assert incident["manager"]["display_name"] == "M1"
+    # The adjacent manager can work it though it is not in its grid.
+    assert world.act("m1", incident, "acknowledge").status_code == 200
+
+
+def test_nobody_records_shortfall_and_escalates(world):
+    world.clock.set(datetime(2026, 12, 6, 3, 0, tzinfo=SHANGHAI))  # Sunday night, no rota
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.get(User, world.users["desk"]).active = False
+    incident, data = routed(world)
+    assert incident["manager"] is None and incident["status"] == "assigned"
+    assert data["shortfall"] == "no_one_available" and data["reason"] is None
+    assert incident["escalation_level"] == 1
+    events = world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                              headers=world.headers("admin")).get_json()["events"]
+    escalated = next(e for e in events if e["type"] == "escalated")["data"]
+    assert escalated["reason"] == "no_one_available" and escalated["to_level"] == "community"
+
+
+def test_backup_when_primary_has_custom_hours(world):
+    from datetime import time
+
+    from dispatch.people.models import WeeklyShift
+
+    add(world, WeeklyShift(user_id=world.users["m1"], weekday=5, start=time(8), end=time(12)))
+    incident, data = routed(world, point=(118.7803, 32.0303))  # inside B1 (grid G1)
+    assert data["reason"] == "on_duty_backup" and incident["manager"]["display_name"] == "M1B"
+
+
+@pytest.mark.parametrize("hour, reason", [(9, "on_duty_primary"), (17, "community_duty_desk")])
+def test_edges_of_the_working_day(world, hour, reason):
+    world.clock.set(datetime(2026, 12, 1, hour, 0, tzinfo=SHANGHAI))
+    assert routed(world)[1]["reason"] == reason
+
+
+def test_grid_specific_rota_beats_community_rota(world):
+    night = datetime(2026, 12, 1, 22, 0, tzinfo=SHANGHAI)
+    world.clock.set(night)
+    add(world, on_call(world, "m1", "320104001001", night - timedelta(hours=1)),
+        on_call(world, "m3", G2, night - timedelta(hours=1)),
+        GridAssignment(user_id=world.users["m3"], grid_code=G2, kind="backup"))
+    assert routed(world)[0]["manager"]["display_name"] == "M3"
