@@ -1,0 +1,372 @@
+"""Live push over Socket.IO: scoped rooms, replay after reconnect, fan-out across processes.
+
+Every server process pushes events from the committed event log, in `seq` order, to its
+own clients. Writers (any process: a server, the SLA worker, the CLI) only say "new events
+committed" after their commit — through Redis when REDIS_URL is set, and to the local
+tailer directly. Because appends are serialised until commit (events.lock_event_log),
+reading the log in seq order can never skip an event that commits later, so a client that
+resumes from the last seq it saw gets exactly what it missed. If Redis is down, tailers
+fall back to polling the log: pushes slow down but nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, request
+from flask_socketio import SocketIO, join_room
+from socketio.exceptions import ConnectionRefusedError as Refused
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
+from dispatch.incidents.views import IncidentViews, resident_view
+from dispatch.people.auth import token_digest, user_for_token
+from dispatch.people.directory import managed_grids
+from dispatch.people.models import User
+
+log = logging.getLogger(__name__)
+
+socketio = SocketIO()
+CHANNEL = "griddispatch:events"
+REPLAY_LIMIT = 1000  # beyond this a client is told to reload over REST ("resync")
+POLL_SECONDS = 0.5  # how often the log is read when no wake-up arrives (Redis down, say)
+BATCH = 500
+
+RESIDENT_KEYS = {"status", "reason", "note", "rating", "rating_comment", "original",
+                 "escalation_level", "to_level", "acknowledge_due", "arrive_due", "resolve_due",
+                 "verify_due", "sla_state"}
+
+
+class Notifier:
+    """Tells every live tailer that events were committed: locally and through Redis."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self.redis_url = redis_url
+        self._redis = None
+        self.local_wakeups: list[Any] = []
+
+    def _client(self):
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=0.5,
+                                               socket_connect_timeout=0.5)
+        return self._redis
+
+    def notify(self) -> None:
+        for wakeup in self.local_wakeups:
+            wakeup.set()
+        if self.redis_url:
+            try:
+                self._client().publish(CHANNEL, b"1")
+            except Exception as exc:  # Redis down: the tailers' polling covers it
+                log.warning("could not publish to Redis (%s); live push falls back to polling", exc)
+
+    def watch(self, sessions) -> None:
+        """Notify after each commit that appended incident events."""
+
+        @sa_event.listens_for(sessions, "after_commit")
+        def _after_commit(session: Session) -> None:
+            if session.info.pop("events_appended", False):
+                self.notify()
+            crews = session.info.pop("crews_changed", {})
+            if crews:
+                now = datetime.now(UTC)
+                for crew in crews.values():
+                    push_crew(crew, now=now, status_changed=True)
+
+        @sa_event.listens_for(sessions, "after_rollback")
+        def _after_rollback(session: Session) -> None:
+            session.info.pop("events_appended", None)
+            session.info.pop("crews_changed", None)
+
+
+def refuse(code: str, message: str) -> Refused:
+    """A refused connection; the client's connect_error gets {"message", "data": {"code"}}."""
+    return Refused(message, {"code": code})
+
+
+def rooms_for_user(session: Session, user: User) -> set[str]:
+    """The rooms a signed-in user may join (SPEC §7); clients never choose their own."""
+    if user.role == "admin":
+        return {"all"}
+    if user.role == "operator":
+        return {f"area:{user.scope_area_code}"} if user.scope_area_code else {"all"}
+    if user.role == "committee":
+        return {f"area:{user.scope_area_code}"} if user.scope_area_code else set()
+    if user.role == "grid_manager":
+        return {f"area:{code}" for code in managed_grids(session, user.id)} | {f"manager:{user.id}"}
+    if user.role == "crew":
+        return {f"crew:{user.crew_id}"} if user.crew_id else set()
+    own = session.scalars(select(Incident.id).where(Incident.reporter_user_id == user.id))
+    return {f"incident:{i}" for i in own}
+
+
+def rooms_for_tracking(session: Session, token: str) -> set[str]:
+    """A reporter follows its incident, and the original if it was merged into one."""
+    incident = session.scalar(select(Incident).where(Incident.tracking_hash == token_digest(token)))
+    if incident is None:
+        raise refuse("unknown_tracking_token", "no report has this tracking token")
+    rooms = {f"incident:{incident.id}"}
+    if incident.duplicate_of_id:
+        rooms.add(f"incident:{incident.duplicate_of_id}")
+    return rooms
+
+
+class Tailer:
+    """Reads the committed event log in seq order and pushes each event to its rooms."""
+
+    def __init__(self, app: Flask) -> None:
+        import gevent.event
+        import gevent.lock
+
+        self.app = app
+        self.db = app.extensions["griddispatch.db"]
+        self.wakeup = gevent.event.Event()
+        # Held while pushing a batch, and while a new client joins its rooms and gets its
+        # replay: so the seam between replay and live has no gap and no duplicate.
+        self.gate = gevent.lock.BoundedSemaphore(1)
+        with self.db.session() as session:
+            self.cursor = session.scalar(select(IncidentEvent.seq).order_by(IncidentEvent.seq.desc()).limit(1)) or 0
+
+    def run(self) -> None:
+        poll = float(self.app.config.get("LIVE_POLL_SECONDS", POLL_SECONDS))
+        while True:
+            self.wakeup.wait(timeout=poll)
+            self.wakeup.clear()
+            try:
+                with self.gate:
+                    self.drain()
+            except Exception:  # a database hiccup must not end live push for good
+                log.exception("live push: reading the event log failed; retrying")
+
+    def drain(self) -> None:
+        """Push every committed event after the cursor, in seq order."""
+        while True:
+            batch = self._read_batch()
+            if not batch:
+                return
+            # Emitting may wait on a slow socket: no database transaction is open here,
+            # so no other greenlet of this process ever waits on a lock held across it.
+            for seq, pushes in batch:
+                for rooms, body in pushes:
+                    socketio.server.emit("incident_event", body, to=rooms, namespace="/", ignore_queue=True)
+                self.cursor = seq
+
+    def _read_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
+        """The next events after the cursor, with a payload for each kind of room that is listening."""
+        with self.db.session() as session:
+            events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq > self.cursor)
+                                     .order_by(IncidentEvent.seq).limit(BATCH)).all()
+            rooms = _rooms_by_seq(session, [e.seq for e in events])
+            payloads = Payloads(session, self.app)
+            batch = []
+            for event in events:
+                staff, residents = _split(_listening(rooms.get(event.seq, ())))
+                pushes = []
+                if staff:
+                    pushes.append((staff, payloads.staff(event)))
+                if residents:
+                    pushes.append((residents, payloads.resident(event)))
+                batch.append((event.seq, pushes))
+            return batch
+
+    def replay(self, sid: str, rooms: set[str], since: int | None, *, resident: bool) -> None:
+        """Send this client every event after `since` it may see, then release the gate."""
+        try:
+            for name, body in self._replay_messages(rooms, since, resident=resident):
+                socketio.server.emit(name, body, to=sid, namespace="/")
+        except Exception:
+            log.exception("live push: replay failed for %s", sid)
+            socketio.server.emit("resync", {"seq": self.cursor, "reason": "replay failed"}, to=sid,
+                                 namespace="/")
+        finally:
+            self.gate.release()
+
+    def _replay_messages(self, rooms: set[str], since: int | None, *, resident: bool) -> list[tuple[str, dict]]:
+        """What a (re)connecting client is sent before live events: replay, or resync."""
+        if since is None:
+            return [("replayed", {"until": self.cursor, "count": 0})]
+        if since > self.cursor:
+            return [("resync", {"seq": self.cursor, "reason": "unknown seq"})]
+        with self.db.session() as session:
+            seqs = session.scalars(
+                select(EventRoom.seq).where(EventRoom.room.in_(sorted(rooms)), EventRoom.seq > since,
+                                            EventRoom.seq <= self.cursor)
+                .distinct().order_by(EventRoom.seq).limit(REPLAY_LIMIT + 1)
+            ).all()
+            if len(seqs) > REPLAY_LIMIT:
+                return [("resync", {"seq": self.cursor, "reason": "too many events missed"})]
+            payloads = Payloads(session, self.app)
+            events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq.in_(seqs))
+                                     .order_by(IncidentEvent.seq)).all()
+            messages = [("incident_event", payloads.resident(e) if resident else payloads.staff(e))
+                        for e in events]
+        return [*messages, ("replayed", {"until": self.cursor, "count": len(messages)})]
+
+
+def _listening(rooms) -> list[str]:
+    """The rooms that have a client connected to this process: nobody else needs a payload."""
+    namespace = socketio.server.manager.rooms.get("/", {})
+    return [room for room in rooms if namespace.get(room)]
+
+
+def _rooms_by_seq(session: Session, seqs: list[int]) -> dict[int, list[str]]:
+    rooms: dict[int, list[str]] = {}
+    for seq, room in session.execute(select(EventRoom.seq, EventRoom.room).where(EventRoom.seq.in_(seqs))):
+        rooms.setdefault(seq, []).append(room)
+    return rooms
+
+
+def _split(rooms) -> tuple[list[str], list[str]]:
+    staff = [r for r in rooms if not r.startswith("incident:")]
+    residents = [r for r in rooms if r.startswith("incident:")]
+    return staff, residents
+
+
+class Payloads:
+    """What is pushed: the event and the incident's current projection, for staff or a reporter.
+
+    Phones are masked in every push; the assigned manager reads the whole number over REST.
+    """
+
+    def __init__(self, session: Session, app: Flask) -> None:
+        self.session = session
+        index = app.extensions["griddispatch.index"]
+        index.get(session)
+        self.views = IncidentViews(session, None, index.names)
+
+    def staff(self, event: IncidentEvent) -> dict[str, Any]:
+        incident = self.session.get(Incident, event.incident_id)
+        body = self.views.event(event, incident)
+        body["incident"] = self.views.incident(incident)
+        return body
+
+    def resident(self, event: IncidentEvent) -> dict[str, Any]:
+        incident = self.session.get(Incident, event.incident_id)
+        body = self.views.event(event, incident)
+        body["data"] = {k: v for k, v in body["data"].items() if k in RESIDENT_KEYS}
+        body["actor"] = {"role": body["actor"]["role"]}
+        body["incident"] = resident_view(self.views, incident)
+        return body
+
+
+def _listen_to_redis(redis_url: str, wakeup) -> None:
+    """Wake the tailer on every commit announced through Redis; reconnect with back-off."""
+    import gevent
+    import redis
+
+    delay = 0.5
+    while True:
+        try:
+            client = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(CHANNEL)
+            delay = 0.5
+            wakeup.set()  # anything committed while we were away is read now
+            for message in pubsub.listen():
+                if message and message.get("type") == "message":
+                    wakeup.set()
+        except Exception as exc:
+            log.warning("live push: Redis unavailable (%s); polling the log, retrying in %.1fs", exc, delay)
+            gevent.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def attach(app: Flask) -> SocketIO:
+    """Serve Socket.IO on this app (gevent), with its log tailer and, if configured, Redis."""
+    import gevent
+
+    redis_url = app.config.get("REDIS_URL")
+    socketio.init_app(app, async_mode="gevent", message_queue=redis_url,
+                      cors_allowed_origins=app.config.get("LIVE_CORS_ORIGINS", []),
+                      logger=False, engineio_logger=False)
+    tailer = Tailer(app)
+    app.extensions["griddispatch.tailer"] = tailer
+    app.extensions["griddispatch.notifier"].local_wakeups.append(tailer.wakeup)
+    _register_handlers(app, tailer)
+    gevent.spawn(tailer.run)
+    if redis_url:
+        gevent.spawn(_listen_to_redis, redis_url, tailer.wakeup)
+    return socketio
+
+
+def _since(auth: dict) -> int | None:
+    since = auth.get("since")
+    if since is None:
+        return None
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise refuse("invalid_since", "since must be a seq (an integer ≥ 0)")
+    return since
+
+
+def _register_handlers(app: Flask, tailer: Tailer) -> None:
+    db = app.extensions["griddispatch.db"]
+    clock = app.extensions["griddispatch.clock"]
+
+    @socketio.on("connect")
+    def connect(auth):
+        auth = auth if isinstance(auth, dict) else {}
+        since = _since(auth)
+        with db.session() as session:
+            if auth.get("token"):
+                from dispatch.errors import ApiError
+
+                try:
+                    user, _token = user_for_token(session, token=str(auth["token"]), now=clock.now())
+                except ApiError as exc:
+                    raise refuse(exc.code, exc.message) from None
+                rooms, resident = rooms_for_user(session, user), user.role == "resident"
+            elif auth.get("tracking_token"):
+                rooms, resident = rooms_for_tracking(session, str(auth["tracking_token"])), True
+            else:
+                raise refuse("authentication_required", "connect with auth {token} or {tracking_token}")
+        tailer.gate.acquire()
+        try:
+            for room in rooms:
+                join_room(room)
+        except BaseException:
+            tailer.gate.release()
+            raise
+        # After this handler returns the connection is accepted; the replay follows it and
+        # releases the gate, so live events for these rooms wait until it is done.
+        socketio.start_background_task(tailer.replay, request.sid, rooms, since, resident=resident)
+        return True
+
+
+CREW_PUSH_SECONDS = 10.0  # a crew's position is pushed at most this often; status changes always
+_last_position_push: dict[int, float] = {}
+
+
+def push_crew(crew, *, now, status_changed: bool) -> bool:
+    """Push a crew's status and position to the rooms that may see it (through Redis if set)."""
+    if socketio.server is None:
+        return False  # this process serves no live clients (the CLI, a test client)
+    if not status_changed:
+        stamp = now.timestamp()
+        if stamp - _last_position_push.get(crew.id, float("-inf")) < CREW_PUSH_SECONDS:
+            return False
+        _last_position_push[crew.id] = stamp
+    rooms = {"all", f"crew:{crew.id}"} | {f"area:{code}" for code in (crew.service_areas or [])}
+    socketio.emit("crew", {"crew_id": crew.id, "name": crew.name, "status": crew.status,
+                           "lon": crew.lon, "lat": crew.lat, "at": now.isoformat()},
+                  to=sorted(rooms), namespace="/")
+    return True
+
+
+def serve(app: Flask, host: str, port: int) -> None:
+    """Serve HTTP and websockets on gevent until stopped."""
+    import socket
+
+    from gevent import pywsgi
+    from geventwebsocket.handler import WebSocketHandler
+
+    listener = socket.create_server((host, port), reuse_port=False, backlog=1024)
+    # Replies go out as headers then body; without TCP_NODELAY a kept-alive connection
+    # waits ~40 ms on the delayed ACK for every request. Accepted sockets inherit it.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    pywsgi.WSGIServer(listener, app, handler_class=WebSocketHandler, log=None).serve_forever()

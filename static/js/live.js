@@ -1,0 +1,83 @@
+// The live connection shared by every web app: keeps `since`, reconnects with back-off,
+// drops duplicates by seq, and hands events to the page. The server replays what was
+// missed while offline; if too much was missed it says "resync" and the page reloads
+// its data over REST.
+import { io } from "/static/vendor/socket.io-4.8.4/socket.io.esm.min.js";
+
+export class LiveConnection extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} [options.token] bearer token of a signed-in user
+   * @param {string} [options.trackingToken] a reporter's tracking token
+   * @param {string} options.storageKey where `since` is kept across page loads
+   */
+  constructor({ token, trackingToken, storageKey }) {
+    super();
+    this.storageKey = storageKey;
+    // A page that never connected starts from "now" (null) and loads its state over REST;
+    // a reconnect, or a reload of a page that had connected, resumes from the last seq seen.
+    const stored = sessionStorage.getItem(storageKey);
+    this.since = stored === null ? null : Number(stored);
+    this.online = false;
+    this.socket = io({
+      transports: ["websocket"],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 8000,
+      randomizationFactor: 0.3,
+      // A function, so every reconnect sends the newest seq seen.
+      auth: (send) => send({ token, tracking_token: trackingToken, since: this.since }),
+    });
+    // While the device says it is offline, retrying only fails (and logs errors): wait for it
+    // to come back, then reconnect at once and get the replay.
+    this.onOffline = () => { this.socket.disconnect(); this.#status(false); };
+    this.onOnline = () => { if (!this.closed) this.socket.connect(); };
+    window.addEventListener("offline", this.onOffline);
+    window.addEventListener("online", this.onOnline);
+    this.socket.on("connect", () => this.#status(true));
+    this.socket.on("disconnect", () => this.#status(false));
+    this.socket.on("connect_error", (error) => {
+      this.#status(false);
+      const code = error?.data?.code;
+      if (code) {
+        this.dispatchEvent(new CustomEvent("refused", { detail: { code, message: error.message } }));
+        if (["invalid_token", "token_expired", "token_revoked", "user_disabled", "unknown_tracking_token"].includes(code)) {
+          this.socket.disconnect(); // retrying with the same credentials cannot succeed
+        }
+      }
+    });
+    this.socket.on("incident_event", (event) => this.#receive(event));
+    this.socket.on("crew", (crew) => this.dispatchEvent(new CustomEvent("crew", { detail: crew })));
+    this.socket.on("replayed", (info) => {
+      this.#remember(info.until);
+      this.dispatchEvent(new CustomEvent("replayed", { detail: info }));
+    });
+    this.socket.on("resync", (info) => {
+      this.#remember(info.seq);
+      this.dispatchEvent(new CustomEvent("resync", { detail: info }));
+    });
+  }
+
+  #receive(event) {
+    if (this.since !== null && event.seq <= this.since) return; // already seen
+    this.#remember(event.seq);
+    this.dispatchEvent(new CustomEvent("event", { detail: event }));
+  }
+
+  #remember(seq) {
+    this.since = this.since === null ? seq : Math.max(this.since, seq);
+    sessionStorage.setItem(this.storageKey, String(this.since));
+  }
+
+  #status(online) {
+    if (online === this.online) return;
+    this.online = online;
+    this.dispatchEvent(new CustomEvent("status", { detail: { online } }));
+  }
+
+  close() {
+    this.closed = true;
+    window.removeEventListener("offline", this.onOffline);
+    window.removeEventListener("online", this.onOnline);
+    this.socket.disconnect();
+  }
+}

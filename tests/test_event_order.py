@@ -1,0 +1,99 @@
+"""Seq order is commit order: a reader that has seen seq N never later meets a new event below N."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import sqlalchemy as sa
+
+from dispatch.incidents import events
+from dispatch.incidents.models import Incident
+from tests.live import Tablet, login, report, staffed_database
+from tests.server import running_server
+from tests.world import B1_POINT, B3_POINT, G2_POINT
+
+
+def _waiting_on_advisory_lock(engine) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar())
+
+
+def test_appends_wait_for_the_earlier_transaction_to_commit(postgres_server_url, tmp_path):
+    from tests.conftest import fresh_postgres
+
+    url = fresh_postgres(postgres_server_url)
+    staffed_database(url, tmp_path)
+    from dispatch.db import Database
+
+    db = Database(url)
+    first = db.sessions()
+    incident = first.scalars(sa.select(Incident)).first()
+    if incident is None:
+        with running_server(url) as base:
+            report(base, B1_POINT)
+            report(base, B3_POINT)
+        incident = first.scalars(sa.select(Incident)).first()
+    other_id = first.scalars(sa.select(Incident.id).where(Incident.id != incident.id)).first()
+    now = incident.updated_at
+    early = events.append(first, incident, "escalated", at=now, actor_id=None, actor_role="system",
+                          data={"reason": "test"})  # holds the event-log lock, not committed
+    result = {}
+
+    def second_writer():
+        with db.session() as second:
+            other = second.get(Incident, other_id)
+            result["seq"] = events.append(second, other, "escalated", at=now, actor_id=None,
+                                          actor_role="system", data={"reason": "test"}).seq
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not _waiting_on_advisory_lock(db.engine):
+        assert time.monotonic() < deadline, "the second writer never queued behind the first"
+        time.sleep(0.02)
+    assert "seq" not in result  # it is blocked until the first commits
+    first.commit()
+    thread.join(20)
+    assert result["seq"] > early.seq
+    first.close()
+    db.dispose()
+
+
+def test_concurrent_writers_reach_a_listener_in_seq_order_without_loss(postgres_server_url, tmp_path):
+    from tests.conftest import fresh_postgres
+
+    url = fresh_postgres(postgres_server_url)
+    staffed_database(url, tmp_path)
+    points = [B1_POINT, B3_POINT, G2_POINT]
+    with running_server(url) as a, running_server(url) as b:
+        tablet = Tablet(token=login(a, "admin")).connect(a)
+        out_of_order = []
+        original = tablet._on_event
+
+        def watch(data):
+            if tablet.since is not None and data["seq"] <= tablet.since:
+                out_of_order.append(data["seq"])
+            original(data)
+
+        tablet.client.handlers["/"]["incident_event"] = watch
+        operator = login(a, "operator")  # operators are not rate-limited like anonymous callers
+
+        def post(n: int) -> dict:
+            category = ("no_water", "power_cut", "rubbish")[n % 3]
+            return report((a, b)[n % 2], points[n % 3], category, token=operator)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(post, range(48)))
+        from dispatch.db import Database
+
+        db = Database(url)
+        with db.session() as s:
+            all_seqs = list(s.scalars(sa.select(events.IncidentEvent.seq).order_by(events.IncidentEvent.seq)))
+        db.dispose()
+        tablet.wait_for_seq(all_seqs[-1], timeout=30)
+        assert out_of_order == []
+        assert tablet.seqs() == all_seqs
+        tablet.disconnect()

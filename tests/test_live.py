@@ -1,0 +1,217 @@
+"""Live push with real Socket.IO clients against real running servers (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import pytest
+
+from tests.live import PrivateRedis, Tablet, login, report, staffed_database, timeline_seqs
+from tests.server import running_server
+from tests.world import B1_POINT, B3_POINT, G2_POINT
+
+
+@pytest.fixture
+def staffed(database_url, tmp_path):
+    staffed_database(database_url, tmp_path)
+    return database_url
+
+
+def test_manager_gets_its_grid_live_and_exactly_the_missed_events_after_reconnect(staffed):
+    with running_server(staffed) as base:
+        admin = login(base, "admin")
+        tablet = Tablet(token=login(base, "m1")).connect(base)
+        first = report(base, B1_POINT)
+        expected = timeline_seqs(base, admin, first)
+        tablet.wait_for_seq(expected[-1])
+        assert tablet.seqs() == expected
+        assert tablet.events[0]["type"] == "reported"
+        assert tablet.events[0]["incident"]["areas"]["grid"]["code"] == first["areas"]["grid"]["code"]
+        tablet.disconnect()
+
+        missed = [report(base, B1_POINT, "power_cut"), report(base, B3_POINT), report(base, B1_POINT, "lift_fault")]
+        tablet.connect(base)
+        want = expected + timeline_seqs(base, admin, missed[0]) + timeline_seqs(base, admin, missed[2])
+        tablet.wait_for_seq(want[-1])
+        assert tablet.seqs() == sorted(want)  # in order, no gap, no duplicate, nothing from G3
+        assert tablet.replays[-1]["count"] == len(want) - len(expected)
+
+        later = report(base, B1_POINT, "rubbish")  # and live again after the replay
+        tablet.wait_for_seq(timeline_seqs(base, admin, later)[-1])
+        assert tablet.seqs() == sorted(want + timeline_seqs(base, admin, later))
+        tablet.disconnect()
+
+
+def test_scopes_live_and_replayed(staffed):
+    import requests
+
+    with running_server(staffed) as base:
+        admin = login(base, "admin")
+        g1 = report(base, B1_POINT)
+        pipe = report(base, B1_POINT, "burst_pipe")  # urgent: crew A is dispatched at once
+        g3 = report(base, B3_POINT)
+        g2 = report(base, G2_POINT)
+        seqs = {name: timeline_seqs(base, admin, i) for name, i in
+                (("g1", g1), ("pipe", pipe), ("g3", g3), ("g2", g2))}
+        pipe_events = requests.get(f"{base}/api/v1/incidents/{pipe['id']}/events", timeout=10,
+                                   headers={"Authorization": f"Bearer {admin}"}).json()["events"]
+        dispatched = next(e["seq"] for e in pipe_events if e["type"] == "dispatched")
+        tablets = {
+            "m3": Tablet(token=login(base, "m3")),
+            "committee-s1": Tablet(token=login(base, "committee-s1")),
+            "crew-a": Tablet(token=login(base, "crew-a")),
+            "admin": Tablet(token=admin),
+            "resident": Tablet(tracking_token=g3["tracking_token"]),
+        }
+        for tablet in tablets.values():
+            tablet.connect(base)  # everything so far comes as replay from seq 0
+        late = report(base, B3_POINT, "rubbish")  # and this one live
+        seqs["late"] = timeline_seqs(base, admin, late)
+        expect = {
+            "m3": seqs["g3"] + seqs["late"],
+            "committee-s1": seqs["g1"] + seqs["pipe"] + seqs["g2"],  # street 320104001 only
+            "crew-a": [s for s in seqs["pipe"] if s >= dispatched],  # from its dispatch on
+            "admin": [s for values in seqs.values() for s in values],
+            "resident": seqs["g3"],
+        }
+        # The last event everyone gets is the admin's newest; once it has arrived there,
+        # each tablet has had its own share pushed too.
+        tablets["admin"].wait_for_seq(max(seqs["late"]))
+        for name, tablet in tablets.items():
+            tablet.wait_for_seq(max(expect[name]))
+            assert tablet.seqs() == sorted(expect[name]), name
+        # Pushes never carry a whole phone number; the reporter sees no staff phone.
+        assert all("*" in (e["incident"]["reporter"]["phone"] or "*") for e in tablets["admin"].events)
+        assert all("phone" not in (e["incident"]["manager"] or {}) for e in tablets["resident"].events)
+        for tablet in tablets.values():
+            tablet.disconnect()
+
+
+@pytest.mark.parametrize("auth, code", [
+    ({"token": "forged"}, "invalid_token"),
+    ({}, "authentication_required"),
+    ({"tracking_token": "nope"}, "unknown_tracking_token"),
+    ({"token": None, "since": -3}, "invalid_since"),
+])
+def test_bad_connections_are_refused_with_a_reason(staffed, auth, code):
+    import socketio
+
+    with running_server(staffed) as base:
+        client = socketio.Client(reconnection=False)
+        refused = []
+        client.on("connect_error", refused.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.connect(base, auth=auth, transports=["websocket"], wait_timeout=5)
+        assert refused, refused
+        assert refused[0]["data"]["code"] == code and refused[0]["message"], refused
+
+
+def test_server_killed_and_restarted_clients_miss_nothing(staffed):
+    import signal
+
+    from tests.server import free_port
+
+    port = free_port()
+    with running_server(staffed, port=port) as base:
+        admin = login(base, "admin")
+        tablet = Tablet(token=login(base, "m1"), reconnection=True).connect(base)
+        first = report(base, B1_POINT)
+        tablet.wait_for_seq(timeline_seqs(base, admin, first)[-1])
+        server = running_server.last_process
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        # Reports keep arriving through another server process while this one is down.
+        with running_server(staffed) as other:
+            during = [report(other, B1_POINT, "power_cut"), report(other, B1_POINT, "lift_fault")]
+        with running_server(staffed, port=port):
+            after = report(base, B1_POINT, "rubbish")
+            want = sorted(functools.reduce(operator.iadd, (timeline_seqs(base, admin, i) for i in [first, *during, after]), []))
+            tablet.wait_for_seq(want[-1], timeout=30)
+            assert tablet.seqs() == want
+            tablet.disconnect()
+
+
+def test_two_processes_share_rooms_through_redis(staffed):
+    redis = PrivateRedis().start()
+    # A long poll proves the wake-up came through Redis, not from reading the log on a timer.
+    env = {"REDIS_URL": redis.url, "GRIDDISPATCH_LIVE_POLL_SECONDS": "60"}
+    try:
+        with running_server(staffed, env=env) as a, running_server(staffed, env=env) as b:
+            admin = login(a, "admin")
+            manager_on_b = Tablet(token=login(b, "m1")).connect(b)
+            committee_on_a = Tablet(token=login(a, "committee-s1")).connect(a)
+            posted_to_a = report(a, B1_POINT)
+            manager_on_b.wait_for_seq(timeline_seqs(a, admin, posted_to_a)[-1], timeout=20)
+            import requests
+
+            acknowledged = requests.post(
+                f"{b}/api/v1/incidents/{posted_to_a['id']}/actions", timeout=10,
+                headers={"Authorization": f"Bearer {login(b, 'm1')}"},
+                json={"action": "acknowledge", "expected_version": manager_on_b.events[-1]["incident"]["version"]})
+            assert acknowledged.status_code == 200, acknowledged.text
+            committee_on_a.wait_for_seq(timeline_seqs(a, admin, posted_to_a)[-1], timeout=20)
+            assert committee_on_a.events[-1]["type"] == "acknowledged"
+
+            # Redis restarts while both run: fan-out resumes by itself once it is back.
+            redis.stop()
+            while_down = report(a, B1_POINT, "power_cut")
+            redis.start()
+            manager_on_b.wait_for_seq(timeline_seqs(a, admin, while_down)[-1], timeout=30)
+            # And a client that was away the whole time gets it by replay on reconnect.
+            manager_on_b.disconnect()
+            gone = report(b, B1_POINT, "lift_fault")
+            manager_on_b.connect(a)
+            manager_on_b.wait_for_seq(timeline_seqs(a, admin, gone)[-1])
+            seqs = manager_on_b.seqs()
+            assert seqs == sorted(set(seqs))
+    finally:
+        redis.stop()
+
+
+def test_crew_status_and_position_are_pushed(staffed):
+    import requests
+
+    with running_server(staffed) as base:
+        crew_token = login(base, "crew-a")
+        me = requests.get(f"{base}/api/v1/auth/me", timeout=10,
+                          headers={"Authorization": f"Bearer {crew_token}"}).json()
+        board = Tablet(token=login(base, "committee-d")).connect(base)
+        report(base, B1_POINT, "burst_pipe")  # dispatches crew A: it turns busy
+        board.wait(lambda: any(c["crew_id"] == me["crew_id"] and c["status"] == "busy" for c in board.crews),
+                   "crew A busy")
+        response = requests.post(f"{base}/api/v1/crews/{me['crew_id']}/position", timeout=10,
+                                 headers={"Authorization": f"Bearer {crew_token}"},
+                                 json={"lon": B3_POINT[0], "lat": B3_POINT[1]})
+        assert response.status_code == 200, response.text
+        board.wait(lambda: any(c["lon"] == B3_POINT[0] for c in board.crews), "the new position")
+        board.disconnect()
+
+
+def test_position_pushes_are_throttled(staffed):
+    import requests
+
+    from tests.browser import set_clock
+
+    with running_server(staffed, "--test-clock") as base:
+        set_clock(base, "2026-12-01T10:00:00+08:00")
+        crew_token = login(base, "crew-b")
+        crew_id = requests.get(f"{base}/api/v1/auth/me", timeout=10,
+                               headers={"Authorization": f"Bearer {crew_token}"}).json()["crew_id"]
+        board = Tablet(token=login(base, "admin")).connect(base)
+
+        def move(lon: float) -> None:
+            response = requests.post(f"{base}/api/v1/crews/{crew_id}/position", timeout=10,
+                                     headers={"Authorization": f"Bearer {crew_token}"},
+                                     json={"lon": lon, "lat": B3_POINT[1]})
+            assert response.status_code == 200, response.text
+
+        move(B3_POINT[0])
+        board.wait(lambda: len(board.crews) == 1, "the first position")
+        set_clock(base, advance_minutes=0.05)  # 3 s later: held back
+        move(B3_POINT[0] + 0.0001)
+        set_clock(base, advance_minutes=0.2)  # 15 s after the first: pushed
+        move(B3_POINT[0] + 0.0002)
+        board.wait(lambda: len(board.crews) == 2, "the third position")
+        assert [c["lon"] for c in board.crews] == [B3_POINT[0], B3_POINT[0] + 0.0002]
+        board.disconnect()
