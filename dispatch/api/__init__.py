@@ -1,10 +1,19 @@
-"""REST API under /api/v1: thin blueprints that parse, call a service and serialise."""
+"""REST API under /api/v1: thin blueprints that parse, call a service and serialise.
+
+Each module has a Blueprint `bp` and the OpenAPI `PATHS` of its routes.
+"""
+
+from types import ModuleType
 
 from flask import Flask
 
 
-def register_api(app: Flask) -> None:
-    from dispatch.api import areas, meta
+def modules() -> list[ModuleType]:
+    from dispatch.api import areas, auth, categories, crews, incidents, meta, metrics, people
 
-    app.register_blueprint(meta.bp, url_prefix="/api/v1")
-    app.register_blueprint(areas.bp, url_prefix="/api/v1")
+    return [meta, auth, areas, incidents, people, crews, categories, metrics]
+
+
+def register_api(app: Flask) -> None:
+    for module in modules():
+        app.register_blueprint(module.bp, url_prefix="/api/v1")

@@ -3,7 +3,9 @@
 from alembic import context
 
 import dispatch.incidents.models
-import dispatch.people.models  # noqa: F401
+import dispatch.metrics.models
+import dispatch.people.models
+import dispatch.sla.models  # noqa: F401
 from grids.store import metadata
 
 engine = context.config.attributes["engine"]

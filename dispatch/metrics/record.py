@@ -1,0 +1,235 @@
+"""Keeping the facts and rollups in step with the event log.
+
+Definitions (the same ones tests recompute from the events themselves):
+- reported: the `reported` event; an incident belongs to the local day it was reported on,
+  in the grid, category, crew and manager it has now (a reassignment moves it).
+- acknowledge and arrive: the first `acknowledged` / `on_site` event; a later one (after a
+  reassignment or a rework) does not move them.
+- resolve: the resolution that stands, i.e. the last `resolved` event not followed by a
+  `rework`. Rework takes the resolution (and its verification) back: the phase counts again
+  only when the incident is resolved again, and then from the report to that final fix.
+- verify: from the standing resolution to the `verified` event that follows it.
+- on time: the phase ended at or before the deadline the incident carried then.
+Merged duplicates are left out: their original carries the work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta, tzinfo
+from itertools import groupby
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app, has_app_context
+from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from dispatch.incidents.models import Incident, IncidentEvent
+from dispatch.metrics import histogram
+from dispatch.metrics.models import COUNTERS, KEY, PHASES, MetricFact, MetricRollup
+
+SECOND = timedelta(seconds=1)
+# Where each phase starts and ends on the projection, and the deadline it is held to.
+PHASE_TIMES = {
+    "acknowledge": ("created_at", "acknowledged_at", "acknowledge_due"),
+    "arrive": ("created_at", "on_site_at", "arrive_due"),
+    "resolve": ("created_at", "resolved_at", "resolve_due"),
+    "verify": ("resolved_at", "verified_at", "verify_due"),
+}
+FIRST_ONLY = ("acknowledge", "arrive")
+
+
+def metrics_tz() -> tzinfo:
+    """The local time zone days and months are counted in (GRIDDISPATCH_TZ)."""
+    name = (current_app.config["GRIDDISPATCH_TZ"] if has_app_context()
+            else os.environ.get("GRIDDISPATCH_TZ", "Asia/Shanghai"))
+    return ZoneInfo(name)
+
+
+def update_fact(fact: Any, incident: Incident, tz: tzinfo) -> None:
+    """Bring a fact up to date with the incident's projection just after one event."""
+    fact.day = incident.created_at.astimezone(tz).date()
+    for level in ("grid", "community", "street", "district"):
+        setattr(fact, f"{level}_code", getattr(incident, f"{level}_code") or "")
+    fact.category_code = incident.category_code
+    fact.crew_id = incident.crew_id or 0
+    fact.manager_id = incident.manager_id or 0
+    fact.status = incident.status
+    for phase, (start, end, deadline) in PHASE_TIMES.items():
+        if phase in FIRST_ONLY and getattr(fact, f"{phase}_s") is not None:
+            continue
+        began, ended, due = (getattr(incident, name) for name in (start, end, deadline))
+        done = began is not None and ended is not None
+        setattr(fact, f"{phase}_s", (ended - began) // SECOND if done else None)
+        setattr(fact, f"{phase}_on_time", ended <= due if done and due is not None else None)
+    fact.resolved_ever = bool(fact.resolved_ever) or incident.resolved_at is not None
+    fact.rework_count = incident.rework_count or 0
+    fact.rating = incident.rating
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one fact adds to the rollup cells it falls in."""
+
+    day: date
+    key: tuple[str, str, int, int]  # grid, category, crew, manager
+    chain: tuple[str, str, str]  # community, street, district
+    counters: tuple[int, ...]  # in the order of COUNTERS
+    histogram: tuple[int, ...]  # one index per finished phase
+
+
+def contribution(fact: Any) -> Contribution | None:
+    if fact.status == "merged":
+        return None
+    verified = fact.verify_s is not None
+    counters = [1, int(fact.status == "closed"), int(bool(fact.resolved_ever)),
+                int(fact.rework_count > 0), int(fact.rating is not None),
+                int(fact.rating is not None and fact.rating >= 4),
+                int(verified and fact.rework_count == 0)]
+    indexes = []
+    for number, phase in enumerate(PHASES):
+        seconds, on_time = getattr(fact, f"{phase}_s"), getattr(fact, f"{phase}_on_time")
+        counters += [int(seconds is not None), seconds or 0, int(on_time is not None), int(bool(on_time))]
+        if seconds is not None:
+            indexes.append(number * histogram.BINS + histogram.bin_of(seconds))
+    return Contribution(
+        day=fact.day, key=(fact.grid_code, fact.category_code, fact.crew_id, fact.manager_id),
+        chain=(fact.community_code, fact.street_code, fact.district_code),
+        counters=tuple(counters), histogram=tuple(indexes))
+
+
+def cells(part: Contribution) -> list[tuple]:
+    """The keys of the cells a contribution falls in: per kind, its day's, ISO week's and month's."""
+    grid, category, crew, manager = part.key
+    by_kind = {"area": (grid, category, 0, 0), "crew": (grid, category, crew, 0),
+               "manager": (grid, category, 0, manager)}
+    monday = part.day - timedelta(days=part.day.weekday())
+    return [(kind, span, period, *key) for kind, key in by_kind.items()
+            for span, period in (("D", part.day), ("W", monday), ("M", part.day.replace(day=1)))]
+
+
+def _move(session: Session, parts: list[tuple[Contribution, int]]) -> None:
+    """Add (sign 1) or take away (sign -1) contributions, one read and write per changed cell."""
+    changes: dict[tuple, tuple[Contribution, list[int], Counter[int]]] = {}
+    for part, sign in parts:
+        for key in cells(part):
+            _, deltas, hist = changes.setdefault(key, (part, [0] * len(COUNTERS), Counter()))
+            for k, value in enumerate(part.counters):
+                deltas[k] += sign * value
+            hist.update({index: sign for index in part.histogram})
+    changes = {key: change for key, change in changes.items() if any(change[1]) or any(change[2].values())}
+    if not changes:
+        return  # e.g. a new manager leaves the area and crew cells as they were
+    # One SELECT for all the cells, without flushing each change before the next read.
+    with session.no_autoflush:
+        existing = {tuple(getattr(row, k) for k in KEY): row for row in session.scalars(
+            select(MetricRollup).where(tuple_(*(getattr(MetricRollup, k) for k in KEY)).in_(list(changes))))}
+    for key, (part, deltas, hist) in changes.items():
+        row = existing.get(key)
+        if row is None:
+            row = MetricRollup(**dict(zip(KEY, key)), community_code=part.chain[0],
+                               street_code=part.chain[1], district_code=part.chain[2], histogram=b"",
+                               **dict.fromkeys(COUNTERS, 0))
+            session.add(row)
+        for name, delta in zip(COUNTERS, deltas):
+            setattr(row, name, getattr(row, name) + delta)
+        counts = Counter(histogram.decode(row.histogram))
+        counts.update(hist)
+        row.histogram = histogram.encode(counts)
+        if row.n == 0:
+            session.delete(row)
+
+
+def record(session: Session, incident: Incident, event: IncidentEvent) -> None:
+    """Move the incident's fact by one event (called by events.append); its rollup cells
+    move once per transaction, at commit, however many events the transaction appended."""
+    pending = session.info.setdefault("metrics_pending", {})
+    # A new incident has no fact yet: no need to ask the database.
+    fact = None if event.type == "reported" else session.get(MetricFact, incident.id)
+    if incident.id not in pending:
+        pending[incident.id] = contribution(fact) if fact is not None else None
+    if fact is None:
+        fact = MetricFact(incident_id=incident.id, resolved_ever=False)
+        session.add(fact)
+    update_fact(fact, incident, metrics_tz())
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _move_pending(session: Session) -> None:
+    """Take each touched incident's old contribution out of its cells and put the new one in."""
+    pending = session.info.pop("metrics_pending", None)
+    if not pending:
+        return
+    parts = []
+    for incident_id, before in pending.items():
+        after = contribution(session.get(MetricFact, incident_id))
+        if before != after:
+            parts += [(part, sign) for part, sign in ((before, -1), (after, 1)) if part is not None]
+    if parts:
+        _move(session, parts)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(session: Session, _previous) -> None:
+    session.info.pop("metrics_pending", None)
+
+
+def rollup_rows(facts: Iterable[Any]) -> list[dict[str, Any]]:
+    """The rollup cells of a set of facts, summed in memory (rebuilds and the benchmark)."""
+    sums: dict[tuple, list[int]] = {}
+    chains: dict[tuple, tuple[str, str, str]] = {}
+    hists: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for fact in facts:
+        part = contribution(fact)
+        if part is None:
+            continue
+        for key in cells(part):
+            total = sums.get(key)
+            if total is None:
+                sums[key] = list(part.counters)
+                chains[key] = part.chain
+            else:
+                for k, value in enumerate(part.counters):
+                    total[k] += value
+            hist = hists[key]
+            for index in part.histogram:
+                hist[index] += 1
+    return [{**dict(zip(KEY, key)), "community_code": chains[key][0],
+             "street_code": chains[key][1], "district_code": chains[key][2],
+             "histogram": histogram.encode(hists[key]), **dict(zip(COUNTERS, total))}
+            for key, total in sums.items()]
+
+
+def fact_row(fact: Any) -> dict[str, Any]:
+    return {column.key: getattr(fact, column.key) for column in MetricFact.__table__.columns}
+
+
+def replay(events: Iterable[IncidentEvent], tz: tzinfo) -> list[MetricFact]:
+    """The facts the event path produces for these events (ordered by incident, then seq)."""
+    from dispatch.incidents.events import apply
+
+    facts = []
+    for incident_id, timeline in groupby(events, key=lambda e: e.incident_id):
+        incident, fact = Incident(id=incident_id), MetricFact(incident_id=incident_id, resolved_ever=False)
+        for event in timeline:
+            apply(incident, event)
+            update_fact(fact, incident, tz)
+        facts.append(fact)
+    return facts
+
+
+def rebuild(session: Session, tz: tzinfo | None = None) -> int:
+    """Recompute every fact and rollup from the event log; returns how many incidents."""
+    events = session.scalars(select(IncidentEvent).order_by(IncidentEvent.incident_id, IncidentEvent.seq))
+    facts = replay(events, tz or metrics_tz())
+    session.execute(delete(MetricRollup))
+    session.execute(delete(MetricFact))
+    if facts:
+        session.execute(insert(MetricFact), [fact_row(f) for f in facts])
+        session.execute(insert(MetricRollup), rollup_rows(facts))
+    return len(facts)

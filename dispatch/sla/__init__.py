@@ -1,0 +1,1 @@
+"""SLA clocks: deadlines per phase, amber/red states and escalation up the area tree."""

@@ -1,0 +1,209 @@
+"""The SLA clock: turns incidents amber and red and escalates breaches, as events.
+
+One worker leads across processes (an advisory lock on PostgreSQL, a lease row on SQLite).
+Each tick evaluates only the incidents that changed since they were last looked at or whose
+next threshold has passed (the `sla_watch` schedule), each in its own transaction together
+with its events. What was already done is read from the projection (sla_state, escalation
+level, breach marks), so a restart, a second worker or a repeated tick never repeats a
+step, and a worker that was down takes every step it missed, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from sqlalchemy import or_, select, text
+
+from dispatch.clock import Clock
+from dispatch.db import Database
+from dispatch.incidents import events
+from dispatch.incidents.events import lock_event_log
+from dispatch.incidents.flows import SYSTEM, Context, escalate
+from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.sla import state
+from dispatch.sla.calendar import working_calendar
+from dispatch.sla.models import SlaWatch, WorkerLease
+from grids.store import IndexCache
+
+log = logging.getLogger(__name__)
+
+WATCHED_STATUSES = (*OPEN_STATUSES, "resolved")  # resolved: the verify clock runs
+LEASE_NAME = "sla"
+SLA_LOCK = 0x736C6121  # "sla!"
+
+
+def evaluate(ctx: Context, incident: Incident) -> dict[str, int]:
+    """Bring one incident's SLA state and breach steps up to `ctx.now`, then schedule its next look."""
+    category = ctx.session.get(Category, incident.category_code)
+    clock = state.Clock(category.clock_kind, ctx.tz, ctx.calendar)
+    readings = [] if incident.paused_at else [
+        state.read(phase, ctx.now, clock) for phase in state.running_phases(incident, category)
+    ]
+    done = {"sla_changed": 0, "escalated": 0}
+    top = state.worst(readings)
+    if top is not None and top.state != incident.sla_state:
+        events.append(ctx.session, incident, "sla_changed", at=ctx.now, data={
+            "sla_state": top.state, "phase": top.phase.name, "fraction": top.fraction}, **SYSTEM)
+        done["sla_changed"] += 1
+    for reading in readings:
+        for step in state.steps_to_take(reading, incident.sla_marks, incident.escalation_level):
+            marks = {**(incident.sla_marks or {}),
+                     reading.phase.name: {"due": reading.phase.due.isoformat(), "steps": step}}
+            escalate(ctx, incident, reason="sla_breach", actor=SYSTEM,
+                     extra={"phase": reading.phase.name, "step": step, "fraction": reading.fraction,
+                            "sla_marks": marks})
+            done["escalated"] += 1
+    checks = [state.next_check(r, clock, incident.escalation_level) for r in readings]
+    watch = ctx.session.get(SlaWatch, incident.id) or SlaWatch(incident_id=incident.id)
+    watch.version = incident.version
+    watch.check_at = min((c for c in checks if c is not None), default=None)
+    ctx.session.add(watch)
+    return done
+
+
+def due_for_evaluation(now: datetime):
+    """Incidents to look at: changed since last evaluated, never evaluated, or past their next threshold."""
+    return (
+        select(Incident.id)
+        .outerjoin(SlaWatch, SlaWatch.incident_id == Incident.id)
+        .where(Incident.status.in_(WATCHED_STATUSES),
+               or_(SlaWatch.incident_id.is_(None), SlaWatch.version != Incident.version,
+                   SlaWatch.check_at <= now))
+        .order_by(Incident.id)
+    )
+
+
+def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache) -> dict[str, int]:
+    """One tick: every incident whose next threshold has passed, each in its own transaction."""
+    now = clock.now()
+    with db.session() as session:
+        ids = list(session.scalars(due_for_evaluation(now)))
+        calendar = working_calendar(session)
+        index = index_cache.get(session)
+    totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0}
+    for incident_id in ids:
+        with db.session() as session:
+            # The event-log lock first, as every writer takes it (taking a row lock first
+            # deadlocks against an action in flight). A racing worker waits here, then reads
+            # the incident with this one's events applied and has nothing left to do.
+            lock_event_log(session)
+            incident = session.get(Incident, incident_id, populate_existing=True)
+            done = evaluate(Context(session, now, tz, index, calendar), incident)
+        totals["evaluated"] += 1
+        for key, count in done.items():
+            totals[key] += count
+    return totals
+
+
+class Leadership:
+    """Whether this process runs the clock: exactly one holder across processes."""
+
+    def __init__(self, db: Database, *, holder: str | None = None, ttl_s: float = 30,
+                 now=lambda: datetime.now(UTC)) -> None:
+        self.db = db
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.ttl = timedelta(seconds=ttl_s)
+        self.now = now  # real time, even under a test clock: leases must expire
+        self._connection = None
+
+    def acquire(self) -> bool:
+        """Take or keep the lead; False while another worker holds it."""
+        if self.db.engine.dialect.name == "postgresql":
+            return self._advisory_lock()
+        with self.db.session() as session:
+            lease = session.get(WorkerLease, LEASE_NAME)
+            now = self.now()
+            if lease is None:
+                session.add(WorkerLease(name=LEASE_NAME, holder=self.holder, expires_at=now + self.ttl))
+                return True
+            if lease.holder != self.holder and lease.expires_at > now:
+                return False
+            lease.holder, lease.expires_at = self.holder, now + self.ttl
+            return True
+
+    def _advisory_lock(self) -> bool:
+        # Held by a dedicated connection for as long as it leads; if that connection dies,
+        # PostgreSQL frees the lock and another worker takes over.
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                self._drop_connection()
+        connection = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": SLA_LOCK}):
+            self._connection = connection
+            return True
+        connection.close()
+        return False
+
+    def _drop_connection(self) -> None:
+        try:
+            self._connection.invalidate()
+        finally:
+            self._connection = None
+
+    def release(self) -> None:
+        """Give up the lead so another worker can take it at once."""
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SLA_LOCK})
+                self._connection.close()
+            except Exception:
+                self._drop_connection()  # a dead connection has lost the lock already
+            self._connection = None
+        elif self.db.engine.dialect.name != "postgresql":
+            with self.db.session() as session:
+                lease = session.get(WorkerLease, LEASE_NAME)
+                if lease is not None and lease.holder == self.holder:
+                    session.delete(lease)
+
+
+class SlaWorker:
+    """The clock of one app: a tick runs the SLA pass when this process leads."""
+
+    def __init__(self, app: Flask, *, interval_s: float = 5, holder: str | None = None) -> None:
+        self.db: Database = app.extensions["griddispatch.db"]
+        self.clock: Clock = app.extensions["griddispatch.clock"]
+        self.index_cache: IndexCache = app.extensions["griddispatch.index"]
+        self.tz = ZoneInfo(app.config["GRIDDISPATCH_TZ"])
+        self.interval_s = interval_s
+        self.leadership = Leadership(self.db, holder=holder, ttl_s=max(30, 3 * interval_s))
+
+    def tick(self) -> dict[str, Any]:
+        if not self.leadership.acquire():
+            return {"leader": False}
+        totals = run_once(db=self.db, clock=self.clock, tz=self.tz, index_cache=self.index_cache)
+        return {"leader": True, **totals}
+
+
+def run_forever(app: Flask, interval_s: float = 5, *, stop: threading.Event | None = None) -> None:
+    """Tick every `interval_s` seconds until `stop` is set; a failed tick is logged and retried."""
+    stop = stop or threading.Event()
+    worker = SlaWorker(app, interval_s=interval_s)
+    try:
+        while not stop.is_set():
+            try:
+                result = worker.tick()
+                if result.get("sla_changed") or result.get("escalated"):
+                    log.info("SLA tick: %s", result)
+            except Exception:
+                log.exception("SLA tick failed; trying again in %s s", interval_s)
+            stop.wait(interval_s)
+    finally:
+        worker.leadership.release()
+
+
+def start_sla_worker(app: Flask, interval_s: float = 5):
+    """Run the clock in this (gevent) server process as a greenlet."""
+    import gevent
+
+    return gevent.spawn(run_forever, app, interval_s)

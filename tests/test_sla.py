@@ -1,0 +1,299 @@
+"""The SLA clock end to end on the staffed world: amber, red, the escalation chain, pause,
+restart idempotency, racing workers, leadership, the test-clock endpoint and the CLI."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import inspect, select
+
+from dispatch.app import create_app
+from dispatch.cli import main
+from dispatch.db import Database
+from dispatch.incidents.models import Incident, IncidentEvent
+from dispatch.incidents.service import rebuild_projection
+from dispatch.sla.worker import Leadership, SlaWorker, run_once
+from tests.world import SHANGHAI, TUESDAY_10
+
+SLA_EVENTS = ("sla_changed", "escalated")
+
+
+def tick(world, db=None) -> dict:
+    app = world.app
+    return run_once(db=db or app.extensions["griddispatch.db"], clock=world.clock, tz=SHANGHAI,
+                    index_cache=app.extensions["griddispatch.index"])
+
+
+def report(world, **kwargs) -> dict:
+    response = world.report(**kwargs)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def act(world, user, incident, action, **params) -> dict:
+    world.tokens.clear()  # the clock may have run past the tokens' lifetime
+    response = world.act(user, world.get("admin", incident), action, **params)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def sla_events(world, incident) -> list[tuple]:
+    """(type, sla_state or to_level, phase, step or fraction, notified) of each SLA event."""
+    with world.app.extensions["griddispatch.db"].session() as s:
+        timeline = s.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident["id"])
+                             .order_by(IncidentEvent.seq)).all()
+    out = []
+    for e in timeline:
+        d = e.data
+        if e.type == "sla_changed":
+            out.append(("sla_changed", d["sla_state"], d["phase"], d["fraction"]))
+        elif e.type == "escalated" and d["reason"] == "sla_breach":
+            out.append(("escalated", d["to_level"], d["phase"], d["step"], d["notified"]))
+    return out
+
+
+def test_burst_pipe_turns_amber_then_red_and_escalates_up_the_tree(world):
+    pipe = report(world)  # 10:00: acknowledge in 5, arrive in 20 (wall clock)
+    s1, d = world.users["committee-s1"], world.users["committee-d"]
+    assert tick(world) == {"evaluated": 1, "sla_changed": 0, "escalated": 0}
+    world.clock.advance(3)
+    assert tick(world)["evaluated"] == 0  # nothing due before 10:04
+    world.clock.advance(1)
+    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 0}
+    assert world.get("admin", pipe)["sla_state"] == "amber"
+    world.clock.advance(1)  # 10:05: breach
+    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 1}
+    world.clock.advance(4)
+    assert tick(world)["evaluated"] == 0
+    world.clock.advance(1)  # 10:10: another full limit unmet
+    tick(world)
+    world.clock.advance(5)  # 10:15
+    tick(world)
+    world.clock.advance(5)  # 10:20: acknowledge stays at the district; arrival breaches
+    tick(world)
+    assert sla_events(world, pipe) == [
+        ("sla_changed", "amber", "acknowledge", 0.8),
+        ("sla_changed", "red", "acknowledge", 1.0),
+        ("escalated", "community", "acknowledge", 1, []),
+        ("escalated", "street", "acknowledge", 2, [s1]),
+        ("escalated", "district", "acknowledge", 3, [d]),
+        ("escalated", "district", "arrive", 1, [d]),
+    ]
+    current = world.get("admin", pipe)
+    assert current["escalation_level"] == 3 and current["sla_state"] == "red"
+    world.clock.advance(60)
+    assert tick(world)["escalated"] == 0  # nothing left to climb
+    board = world.client.get(f"/api/v1/incidents/{pipe['id']}", headers=world.headers("committee-d"))
+    assert board.status_code == 200 and board.get_json()["sla_state"] == "red"
+
+
+def test_meeting_the_deadlines_stops_the_clocks(world):
+    pipe = report(world)
+    world.clock.advance(4)
+    tick(world)
+    act(world, "m1", pipe, "acknowledge")
+    act(world, "crew-a", pipe, "on_site")
+    tick(world)  # only resolve runs now: 4 of 240 minutes
+    assert world.get("admin", pipe)["sla_state"] == "green"
+    world.clock.advance(60)
+    act(world, "crew-a", pipe, "resolve")
+    world.clock.advance(24 * 60 * 0.8)  # verify: 80 % of a day
+    tick(world)
+    assert sla_events(world, pipe) == [("sla_changed", "amber", "acknowledge", 0.8),
+                                       ("sla_changed", "green", "resolve", round(4 / 240, 6)),
+                                       ("sla_changed", "amber", "verify", 0.8)]
+
+
+def test_a_worker_that_was_down_takes_every_missed_step_once(world):
+    pipe = report(world)
+    world.clock.advance(10)  # nobody looked at 10:04 or 10:05
+    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 2}
+    assert tick(world) == {"evaluated": 0, "sla_changed": 0, "escalated": 0}
+    assert [e[:4] for e in sla_events(world, pipe)] == [
+        ("sla_changed", "red", "acknowledge", 2.0),
+        ("escalated", "community", "acknowledge", 1),
+        ("escalated", "street", "acknowledge", 2),
+    ]
+    with world.app.extensions["griddispatch.db"].session() as s:
+        stored, rebuilt = s.get(Incident, pipe["id"]), rebuild_projection(s, pipe["id"])
+        for column in (c.key for c in inspect(Incident).mapper.column_attrs):
+            assert getattr(rebuilt, column) == getattr(stored, column), column
+
+
+def test_forgotten_schedule_repeats_nothing(world):
+    """A worker restarting on an empty schedule reads what was done from the projection."""
+    report(world)
+    world.clock.advance(5)
+    tick(world)
+    from dispatch.sla.models import SlaWatch
+
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.query(SlaWatch).delete()
+    assert tick(world) == {"evaluated": 1, "sla_changed": 0, "escalated": 0}
+
+
+def test_two_racing_workers_escalate_once(world):
+    pipe = report(world)
+    tick(world)
+    world.clock.advance(5)
+    url = world.app.extensions["griddispatch.db"].url
+    workers = [Database(url), Database(url)]
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def work(db):
+        try:
+            barrier.wait()
+            results.append(tick(world, db))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(db,)) for db in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for db in workers:
+        db.dispose()
+    assert not errors, errors
+    assert sum(r["escalated"] for r in results) == 1
+    assert [e[0] for e in sla_events(world, pipe)] == ["sla_changed", "escalated"]
+
+
+def test_pause_stops_the_clock_and_resume_moves_deadlines(world):
+    pipe = report(world)
+    world.clock.advance(2)
+    missing = world.act("m1", world.get("admin", pipe), "pause")
+    assert missing.status_code == 400 and missing.get_json()["error"]["details"]["field"] == "reason"
+    paused = act(world, "m1", pipe, "pause", reason="等待居民开门")
+    assert paused["paused"] == {"since": "2026-12-01T02:02:00+00:00", "reason": "等待居民开门"}
+    again = world.act("m1", paused, "pause", reason="again")
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_paused"
+    world.clock.advance(60)
+    assert tick(world)["sla_changed"] == 0  # 62 minutes in, but paused after 2
+    resumed = act(world, "operator", pipe, "resume")
+    assert resumed["paused"] is None
+    assert resumed["deadlines"]["acknowledge_due"] == "2026-12-01T03:05:00+00:00"  # 10:05 + 60 min
+    assert resumed["deadlines"]["arrive_due"] == "2026-12-01T03:20:00+00:00"
+    assert resumed["deadlines"]["resolve_due"] == "2026-12-01T07:00:00+00:00"
+    world.clock.advance(2)  # 4 minutes of clock used
+    tick(world)
+    assert sla_events(world, pipe) == [("sla_changed", "amber", "acknowledge", 0.8)]
+    not_paused = world.act("m1", world.get("admin", pipe), "resume")
+    assert not_paused.status_code == 409 and not_paused.get_json()["error"]["code"] == "not_paused"
+
+
+def test_a_pause_over_night_counts_only_service_hours(world):
+    drain = report(world, category="blocked_drain")  # service hours: acknowledge in 30
+    assert drain["deadlines"]["acknowledge_due"] == "2026-12-01T02:30:00+00:00"
+    world.clock.advance(10)
+    act(world, "m1", drain, "pause", reason="居民不在家")
+    world.clock.set(datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI))
+    resumed = act(world, "m1", drain, "resume")
+    # 20 minutes were left at the pause, so 20 are left after it: Wednesday 10:20.
+    assert resumed["deadlines"]["acknowledge_due"] == "2026-12-02T02:20:00+00:00"
+
+
+def test_resuming_after_a_breach_does_not_repeat_it(world):
+    pipe = report(world)
+    world.clock.advance(5)
+    tick(world)
+    act(world, "m1", pipe, "pause", reason="等待")
+    world.clock.advance(30)
+    act(world, "m1", pipe, "resume")
+    tick(world)
+    world.clock.advance(5)  # a full limit after the (moved) deadline
+    tick(world)
+    assert [e[:4] for e in sla_events(world, pipe)] == [
+        ("sla_changed", "red", "acknowledge", 1.0),
+        ("escalated", "community", "acknowledge", 1),
+        ("escalated", "street", "acknowledge", 2),
+    ]
+
+
+def test_one_leader_at_a_time(world):
+    db = world.app.extensions["griddispatch.db"]
+    first, second = Leadership(db, holder="one"), Leadership(db, holder="two")
+    try:
+        assert first.acquire() and first.acquire()  # renewing
+        assert not second.acquire()
+        follower = SlaWorker(world.app)
+        follower.leadership = second
+        report(world)
+        world.clock.advance(5)
+        assert follower.tick() == {"leader": False}
+        with db.session() as s:
+            assert not s.scalars(select(IncidentEvent).where(IncidentEvent.type.in_(SLA_EVENTS))).all()
+        first.release()
+        assert follower.tick()["escalated"] == 1
+    finally:
+        first.release()
+        second.release()
+
+
+def test_an_expired_lease_passes_on(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'lease.sqlite3'}")
+    db.upgrade()
+    now = [datetime(2026, 12, 1, tzinfo=UTC)]
+    first = Leadership(db, holder="one", ttl_s=30, now=lambda: now[0])
+    second = Leadership(db, holder="two", ttl_s=30, now=lambda: now[0])
+    assert first.acquire() and not second.acquire()
+    now[0] += timedelta(seconds=29)
+    assert not second.acquire()
+    now[0] += timedelta(seconds=2)  # the first stopped renewing
+    assert second.acquire() and not first.acquire()
+    db.dispose()
+
+
+def test_test_clock_endpoint(world):
+    client = world.client
+    assert client.get("/api/v1/test-clock").get_json() == {"now": TUESDAY_10.astimezone(UTC).isoformat()}
+    pipe = report(world)
+    moved = client.post("/api/v1/test-clock", json={"advance_minutes": 5})
+    assert moved.status_code == 200 and moved.get_json()["now"] == "2026-12-01T02:05:00+00:00"
+    current = world.get("admin", pipe)
+    assert current["sla_state"] == "red" and current["escalation_level"] == 1
+    moved = client.post("/api/v1/test-clock", json={"now": "2026-12-01T10:10:00+08:00"})
+    assert moved.get_json()["now"] == "2026-12-01T02:10:00+00:00"
+    assert world.get("admin", pipe)["escalation_level"] == 2
+    for body, field in [({"now": "yesterday"}, "now"), ({"now": "2026-12-01T10:00:00"}, "now"),
+                        ({"now": 5}, "now"), ({"advance_minutes": "5"}, "advance_minutes"),
+                        ({"advance_minutes": -1}, "advance_minutes"),
+                        ({"now": "2026-12-01T10:00:00+08:00", "advance_minutes": 1}, "advance_minutes")]:
+        response = client.post("/api/v1/test-clock", json=body)
+        assert response.status_code == 400, body
+        assert response.get_json()["error"]["details"]["field"] == field, body
+    assert client.post("/api/v1/test-clock", json={}).status_code == 400
+    assert client.post("/api/v1/test-clock", data="x").status_code == 400
+    assert "/test-clock" in client.get("/api/v1/openapi.json").get_json()["paths"]
+
+
+def test_test_clock_is_absent_by_default(client):
+    assert client.get("/api/v1/test-clock").status_code == 404
+    assert client.post("/api/v1/test-clock", json={"advance_minutes": 5}).status_code == 404
+    assert "/test-clock" not in client.get("/api/v1/openapi.json").get_json()["paths"]
+
+
+def test_worker_command_once(world):
+    report(world)
+    world.clock.advance(5)
+    # The command runs on the real clock: the world's Tuesday lies ahead of it, all green.
+    url = world.app.extensions["griddispatch.db"].url
+    runner = CliRunner()
+    result = runner.invoke(main, ["worker", "--once"], env={"DATABASE_URL": url},
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert '"leader": true' in result.output and '"evaluated": 1' in result.output
+    again = runner.invoke(main, ["worker", "--once"], env={"DATABASE_URL": url})
+    assert '"evaluated": 0' in again.output
+
+
+@pytest.mark.parametrize("test_clock", [True, False])
+def test_the_app_clock_follows_the_config(db, test_clock):
+    app = create_app({"TESTING": True, "DATABASE_URL": db.url, "TEST_CLOCK": test_clock})
+    status = app.test_client().get("/api/v1/test-clock").status_code
+    assert status == (200 if test_clock else 404)
+    app.extensions["griddispatch.db"].dispose()
