@@ -1,33 +1,68 @@
-"""The start page: until the web apps land, a plain list of what the map holds."""
+"""The web apps: each is a static page (static/apps/<name>.html) with its ES module.
 
-from flask import Blueprint, render_template_string
+Pages get two values filled in: the map tile URL, if one is configured (maps work without
+it), and the app's name. Everything a page loads comes from this server.
+"""
 
-from dispatch.app import session
-from grids import LEVELS
-from grids.store import count_by_level, query_areas
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, render_template_string
 
 bp = Blueprint("pages", __name__)
 
-START_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>griddispatch 网格化管理调度</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem">
-<h1>griddispatch 网格化管理调度</h1>
-<p>Areas: {% for level in levels %}{{ level }} {{ counts.get(level, 0) }}{% if not loop.last %} · {% endif %}{% endfor %}</p>
-<h2>街道 / Streets and communities</h2>
-<ul>{% for street in streets %}<li>{{ street.name }} ({{ street.code }})</li>{% endfor %}</ul>
-<p>API: <a href="/api/v1/health">/api/v1/health</a> ·
-<a href="/api/v1/openapi.json">/api/v1/openapi.json</a> ·
-<a href="/api/v1/areas?level=street">/api/v1/areas?level=street</a></p>
-<p><small>Map data © OpenStreetMap contributors, ODbL 1.0.</small></p>
-</body></html>"""
+APPS = ("report", "track", "console", "crew", "board")
+
+
+@cache
+def _page_source(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _render(name: str, **values):
+    path = Path(current_app.static_folder) / "apps" / f"{name}.html"
+    if not path.exists():
+        abort(404)
+    source = _page_source(path) if not current_app.debug else path.read_text(encoding="utf-8")
+    return render_template_string(source, tile_url=current_app.config.get("TILE_URL") or "",
+                                  tile_attribution=current_app.config.get("TILE_ATTRIBUTION") or "",
+                                  **values)
 
 
 @bp.get("/")
 def index():
-    db = session()
-    streets, _ = query_areas(db, level="street", limit=1000)
-    return render_template_string(
-        START_PAGE, levels=LEVELS, counts=count_by_level(db), streets=streets
-    )
+    return _render("index")
+
+
+@bp.get("/report")
+def report():
+    return _render("report")
+
+
+@bp.get("/track/<token>")
+def track(token: str):
+    return _render("track", tracking_token=token)
+
+
+@bp.get("/console")
+def console():
+    return _render("console")
+
+
+@bp.get("/crew")
+def crew():
+    return _render("crew")
+
+
+@bp.get("/board")
+def board():
+    return _render("board")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    # Browsers ask for it even on a plain file (a stylesheet); an empty answer keeps their
+    # consoles free of a 404 on every app.
+    return "", 204

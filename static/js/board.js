@@ -1,0 +1,304 @@
+// The committee board: live map and counters of the incidents in my scope, response-time
+// charts per phase, league tables per grid, community and crew, filters and CSV export.
+/* global Chart */
+import { api, token } from "./api.js";
+import { language, languageToggle, t } from "./i18n.js";
+import { LiveConnection } from "./live.js";
+import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
+import { signOutButton, signedIn } from "./signin.js";
+import { esc } from "./ui.js";
+
+const OPEN = ["reported", "assigned", "acknowledged", "dispatched", "en_route", "on_site"];
+const DONE = ["resolved", "verified", "closed"];
+const PHASES = ["acknowledge", "arrive", "resolve", "verify"];
+const LEAGUES = ["grid", "community", "crew"];
+const LEAGUE_COLUMNS = ["on_time_acknowledge", "on_time_arrive", "closure_rate", "satisfaction"];
+const CHILD_LEVEL = { district: "street", street: "community", community: "grid" };
+const REFRESH_MS = 2000; // metrics refresh this long after the last live event
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  me: null,
+  scope: null, // the scope area's feature properties
+  areas: [], // areas under the scope (streets, communities, grids), for the filter
+  today: null, // the server's local date, YYYY-MM-DD
+  timezone: "Asia/Shanghai",
+  incidents: new Map(),
+  markers: new Map(),
+  charts: {},
+  refreshTimer: null,
+};
+let map;
+let markerLayer;
+
+function filters() {
+  const form = $("filters");
+  return { from: form.elements.from.value, to: form.elements.to.value,
+    area: form.elements.area.value, category: form.elements.category.value };
+}
+
+function localDate(iso) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: state.timezone, year: "numeric", month: "2-digit", day: "2-digit" })
+    .format(new Date(iso));
+}
+
+// --- the live part: incidents on the map and the counters ---
+
+function inFilter(incident) {
+  const { area, category } = filters();
+  return (!category || incident.category === category)
+    && (!area || Object.values(incident.areas).some((a) => a?.code === area));
+}
+
+function shown(incident) {
+  return inFilter(incident) && (OPEN.includes(incident.status)
+    || (DONE.includes(incident.status) && incident.times.resolved_at && localDate(incident.times.resolved_at) === state.today));
+}
+
+function applyIncident(incident) {
+  const known = state.incidents.get(incident.id);
+  if (known && known.version > incident.version) return;
+  const marker = state.markers.get(incident.id);
+  if (!shown(incident)) {
+    state.incidents.delete(incident.id);
+    marker?.remove();
+    state.markers.delete(incident.id);
+    return;
+  }
+  state.incidents.set(incident.id, incident);
+  const open = OPEN.includes(incident.status);
+  if (marker && open) recolour(marker, incident);
+  else if (marker) { marker.remove(); state.markers.delete(incident.id); }
+  else if (open) {
+    const created = incidentMarker(incident).addTo(markerLayer);
+    created.getElement()?.setAttribute("data-incident", incident.public_id);
+    created.bindTooltip(() => {
+      const now = state.incidents.get(incident.id) || incident;
+      return `${esc(now.public_id)} ${esc(language() === "en" ? now.category_name.en : now.category_name.zh)} · ${esc(t(`status.${now.status}`))}`;
+    });
+    state.markers.set(incident.id, created);
+  }
+}
+
+function renderCounters() {
+  const all = [...state.incidents.values()];
+  const open = all.filter((i) => OPEN.includes(i.status));
+  $("count-open").textContent = open.length;
+  $("count-red").textContent = open.filter((i) => i.sla_state === "red").length;
+  $("count-escalated").textContent = open.filter((i) => i.escalation_level > 0).length;
+  $("count-resolved").textContent = all.length - open.length;
+}
+
+async function pages(query) {
+  const found = [];
+  for (let offset = 0; ; offset += 500) {
+    const page = await api(`/incidents?${new URLSearchParams({ ...query, limit: 500, offset })}`);
+    found.push(...page.incidents);
+    if (offset + 500 >= page.total) return found;
+  }
+}
+
+async function loadIncidents() {
+  const { area, category } = filters();
+  const scoped = Object.fromEntries(Object.entries({ area, category }).filter(([, v]) => v));
+  // Resolved today: anything reported in the last 30 days that was resolved today.
+  const since = new Date(Date.parse(`${state.today}T00:00:00Z`) - 30 * 86400e3).toISOString().slice(0, 10);
+  const [open, done] = await Promise.all([pages({ ...scoped, open: "true" }),
+    pages({ ...scoped, status: DONE.join(","), from: `${since}T00:00:00Z` })]);
+  state.incidents.clear();
+  state.markers.forEach((marker) => marker.remove());
+  state.markers.clear();
+  [...open, ...done].forEach(applyIncident);
+  renderCounters();
+}
+
+function onLiveEvent(event) {
+  if (event.incident) {
+    if (localDate(event.at) > state.today) state.today = localDate(event.at);
+    applyIncident(event.incident);
+    renderCounters();
+  }
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(() => loadMetrics().catch(showError), REFRESH_MS);
+}
+
+// --- metrics: charts and league tables ---
+
+function metricsQuery(extra) {
+  const { from, to, area, category } = filters();
+  const query = { from, to, area: area || state.scope.code, category, ...extra };
+  return new URLSearchParams(Object.entries(query).filter(([, v]) => v));
+}
+
+function days(from, to) {
+  const out = [];
+  for (let day = Date.parse(`${from}T00:00:00Z`); day <= Date.parse(`${to}T00:00:00Z`); day += 86400e3) {
+    out.push(new Date(day).toISOString().slice(0, 10));
+  }
+  return out;
+}
+
+function drawCharts(table) {
+  const labels = days(table.from, table.to);
+  const byDay = new Map(table.rows.map((row) => [row.bucket, row]));
+  const minutes = (seconds) => (seconds == null ? null : Math.round(seconds / 6) / 10);
+  for (const phase of PHASES) {
+    const series = (p) => labels.map((day) => minutes(byDay.get(day)?.phases[phase]?.[p]));
+    const datasets = [
+      { label: "p50", data: series("p50_s"), borderColor: "#1f5fa8", backgroundColor: "#1f5fa8", spanGaps: true },
+      { label: "p90", data: series("p90_s"), borderColor: "#b3261e", backgroundColor: "#b3261e", borderDash: [6, 4], spanGaps: true },
+    ];
+    const chart = state.charts[phase];
+    if (chart) {
+      chart.data.labels = labels.map((d) => d.slice(5));
+      chart.data.datasets.forEach((set, i) => { set.data = datasets[i].data; });
+      chart.update();
+    } else {
+      state.charts[phase] = new Chart($(`chart-${phase}`), {
+        type: "line",
+        data: { labels: labels.map((d) => d.slice(5)), datasets },
+        options: { animation: false, maintainAspectRatio: false, responsive: true,
+          scales: { y: { beginAtZero: true, ticks: { color: "#111" } }, x: { ticks: { color: "#111", maxTicksLimit: 8 } } },
+          plugins: { legend: { labels: { color: "#111", boxWidth: 18 } } } },
+      });
+    }
+  }
+}
+
+const percent = (value) => (value == null ? "—" : `${Math.round(value * 100)}%`);
+
+function drawLeague(level, table) {
+  const visible = table.rows.filter((row) => !row.hidden)
+    .sort((a, b) => (b.on_time_arrive ?? -1) - (a.on_time_arrive ?? -1) || b.count - a.count);
+  const name = (row) => row.name || (level === "crew" && !row.group ? t("board.no_crew") : row.group);
+  const body = visible.map((row) => `<tr data-group="${esc(row.group)}"><td>${esc(name(row))}</td>
+    <td class="num">${row.count}</td>${LEAGUE_COLUMNS.map((c) => `<td class="num">${percent(row[c])}</td>`).join("")}</tr>`);
+  $(`league-${level}`).querySelector(".table").innerHTML = `
+    <table><thead><tr><th>${esc(t("board.col.name"))}</th><th class="num">${esc(t("board.col.count"))}</th>
+      ${LEAGUE_COLUMNS.map((c) => `<th class="num">${esc(t(`board.col.${c}`))}</th>`).join("")}</tr></thead>
+    <tbody>${body.join("") || `<tr><td colspan="${LEAGUE_COLUMNS.length + 2}">${esc(t("board.no_rows"))}</td></tr>`}</tbody></table>
+    <p class="note" data-hidden="${table.hidden}">${esc(t("board.min_sample", { min: table.min_sample }))}${
+      table.hidden ? ` · ${esc(t("board.hidden", { hidden: table.hidden, min: table.min_sample }))}` : ""}</p>`;
+}
+
+async function loadMetrics() {
+  const groupBy = state.scope.level;
+  const [times, ...leagues] = await Promise.all([
+    api(`/metrics/response-times?${metricsQuery({ group_by: groupBy, bucket: "day" })}`),
+    ...LEAGUES.map((level) => api(`/metrics/rates?${metricsQuery({ group_by: level })}`)),
+  ]);
+  drawCharts(times);
+  LEAGUES.forEach((level, i) => drawLeague(level, leagues[i]));
+  $("csv-times").href = `/api/v1/metrics/response-times?${metricsQuery({ group_by: groupBy, bucket: "day", format: "csv" })}`;
+  $("csv-rates").href = `/api/v1/metrics/rates?${metricsQuery({ group_by: "grid", format: "csv" })}`;
+}
+
+/** CSV needs the bearer token, so a plain link cannot fetch it: download it and save it. */
+async function download(event) {
+  event.preventDefault();
+  const link = event.currentTarget;
+  const response = await fetch(link.href, { headers: { Authorization: `Bearer ${token()}` } });
+  if (!response.ok) return showError(new Error(`HTTP ${response.status}`));
+  const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "")?.[1] || "export.csv";
+  const url = URL.createObjectURL(await response.blob());
+  const save = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function showError(error) {
+  const banner = $("offline");
+  banner.textContent = error.message;
+  banner.hidden = false;
+}
+
+// --- setup ---
+
+async function areasUnder(code, level) {
+  const found = [];
+  let parents = [code];
+  for (let child = CHILD_LEVEL[level]; child; child = CHILD_LEVEL[child]) {
+    const pagesOf = await Promise.all(parents.map((parent) => api(`/areas?${new URLSearchParams({ parent, level: child, limit: 5000 })}`)));
+    const features = pagesOf.flatMap((page) => page.features);
+    found.push(...features.map((f) => f.properties));
+    parents = features.map((f) => f.properties.code);
+  }
+  return found;
+}
+
+function fillFilters(categories) {
+  const form = $("filters");
+  const chosen = { area: form.elements.area.value, category: form.elements.category.value };
+  const levelName = (level) => t(`board.level.${level}`);
+  form.elements.area.innerHTML = `<option value="">${esc(t("board.area.all"))}</option>`
+    + ["street", "community", "grid"].map((level) => {
+      const options = state.areas.filter((a) => a.level === level);
+      return options.length ? `<optgroup label="${esc(levelName(level))}">${options.map((a) =>
+        `<option value="${esc(a.code)}">${esc(a.name)}</option>`).join("")}</optgroup>` : "";
+    }).join("");
+  form.elements.category.innerHTML = `<option value="">${esc(t("board.category.all"))}</option>`
+    + categories.map((c) => `<option value="${esc(c.code)}">${esc(language() === "en" ? c.name_en : c.name_zh)}</option>`).join("");
+  form.elements.area.value = chosen.area;
+  form.elements.category.value = chosen.category;
+}
+
+async function start() {
+  languageToggle($("lang"));
+  const me = await signedIn({ form: $("signin"), roles: ["committee", "admin", "operator"] });
+  state.me = me;
+  const storageKey = `griddispatch.board.since.${me.id}`;
+  signOutButton($("signout"), storageKey);
+  $("signout").hidden = false;
+  $("board").hidden = false;
+
+  // The server's "today" and default date range come with any metrics answer.
+  const scopeCode = me.scope_area_code || (await api("/areas?level=district&limit=1")).features[0].properties.code;
+  const [scope, probe, categories] = await Promise.all([api(`/areas/${encodeURIComponent(scopeCode)}`),
+    api(`/metrics/rates?${new URLSearchParams({ group_by: "category", area: scopeCode })}`), api("/categories")]);
+  state.scope = scope.properties;
+  state.today = probe.to;
+  state.timezone = probe.timezone;
+  $("who").textContent = `${me.display_name} · ${t("board.scope", { name: state.scope.name })}`;
+  $("filters").elements.from.value = probe.from;
+  $("filters").elements.to.value = probe.to;
+  state.areas = await areasUnder(state.scope.code, state.scope.level);
+  fillFilters(categories.categories);
+
+  map = createMap($("map"));
+  markerLayer = L.layerGroup().addTo(map);
+  const grids = state.scope.level === "grid" ? [state.scope] : state.areas.filter((a) => a.level === "grid");
+  const parents = [...new Set(grids.map((g) => g.parent_code))];
+  const layers = await Promise.all(parents.map((parent) => drawAreas(map, { parent, level: "grid" })));
+  const bounds = L.latLngBounds([]);
+  layers.forEach((layer) => layer.eachLayer((shape) => bounds.extend(shape.getBounds())));
+  if (bounds.isValid()) map.fitBounds(bounds, { padding: [10, 10] });
+
+  const live = new LiveConnection({ token: token(), storageKey });
+  live.addEventListener("event", (e) => onLiveEvent(e.detail));
+  live.addEventListener("status", (e) => {
+    $("offline").textContent = t("live.offline");
+    $("offline").hidden = e.detail.online;
+  });
+  live.addEventListener("resync", () => Promise.all([loadIncidents(), loadMetrics()]).catch(showError));
+  window.addEventListener("beforeunload", () => live.close());
+
+  $("filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    Promise.all([loadIncidents(), loadMetrics()]).catch(showError);
+  });
+  $("csv-times").addEventListener("click", download);
+  $("csv-rates").addEventListener("click", download);
+  document.addEventListener("languagechange", () => {
+    fillFilters(categories.categories);
+    $("who").textContent = `${me.display_name} · ${t("board.scope", { name: state.scope.name })}`;
+    loadMetrics().catch(showError);
+  });
+
+  await Promise.all([loadIncidents(), loadMetrics()]);
+  markerLayer.eachLayer((marker) => marker.bringToFront());
+  document.body.dataset.ready = "true";
+}
+
+start();

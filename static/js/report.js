@@ -1,0 +1,314 @@
+// The resident's report form (/report): category, place, description, optional phone; then
+// on to the tracking page. No sign-in. One Idempotency-Key per form fill, so a double tap
+// or a retry after a dropped connection never files the report twice.
+/* global L */
+import { ApiError, api } from "./api.js";
+import { language, languageToggle, t } from "./i18n.js";
+import { createMap, drawAreas, highlight } from "./map.js";
+
+const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
+const FIELDS = ["category", "location", "description", "reporter_phone"];
+
+const form = document.getElementById("report");
+const submitButton = document.getElementById("submit");
+const placeText = document.getElementById("place");
+const mapHint = document.getElementById("map-hint");
+const searchInput = document.getElementById("search");
+const buildingList = document.getElementById("buildings");
+const unitSelect = document.getElementById("unit");
+
+const state = {
+  categories: [],
+  category: null,
+  place: null, // {location: body for the API, name: what the resident sees}
+  building: null, // the chosen building's properties
+  features: [], // buildings drawn in the map view
+  sending: false,
+  idempotencyKey: newKey(),
+};
+
+function newKey() {
+  // crypto.randomUUID needs a secure context; a phone on the estate LAN may use plain http.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function element(tag, props = {}, ...children) {
+  const el = Object.assign(document.createElement(tag), props);
+  el.append(...children);
+  return el;
+}
+
+// --- category ---
+
+async function loadCategories() {
+  state.categories = (await api("/categories")).categories;
+  renderCategories();
+}
+
+function renderCategories() {
+  const english = language() === "en";
+  const buttons = state.categories.map((category) => {
+    const button = element("button", { type: "button" },
+      element("span", { className: "icon", textContent: category.icon || "•" }),
+      element("span", { textContent: english ? category.name_en : category.name_zh }));
+    button.dataset.code = category.code;
+    button.querySelector(".icon").setAttribute("aria-hidden", "true");
+    button.setAttribute("aria-pressed", String(category.code === state.category));
+    button.addEventListener("click", () => {
+      state.category = category.code;
+      setFieldError("category", "");
+      renderCategories();
+      document.querySelector(`#categories [data-code="${category.code}"]`).focus();
+    });
+    return button;
+  });
+  document.getElementById("categories").replaceChildren(...buttons);
+}
+
+// --- place ---
+
+const map = createMap(document.getElementById("map"), { zoom: 17 });
+let buildingLayer = null;
+let pointMarker = null;
+let loads = 0;
+
+async function loadBuildings() {
+  const load = ++loads;
+  if (map.getZoom() < MIN_BUILDING_ZOOM) {
+    buildingLayer?.remove();
+    buildingLayer = null;
+    state.features = [];
+    renderHint();
+    renderBuildingList();
+    return;
+  }
+  const bounds = map.getBounds().pad(0.2);
+  const bbox = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()]
+    .map((n) => n.toFixed(6)).join(",");
+  const layer = await drawAreas(map, { level: "building", bbox }, {
+    style: "building",
+    onClick: (feature) => chooseBuilding(feature.properties),
+  });
+  if (load !== loads) {
+    layer.remove(); // the map moved again meanwhile
+    return;
+  }
+  buildingLayer?.remove();
+  buildingLayer = layer;
+  state.features = [];
+  layer.eachLayer((shape) => {
+    state.features.push(shape.feature);
+    shape.getElement()?.setAttribute("data-code", shape.feature.properties.code);
+  });
+  highlightChosen();
+  renderHint();
+  renderBuildingList();
+}
+
+function highlightChosen() {
+  buildingLayer?.eachLayer((shape) => highlight(shape, shape.feature.properties.code === state.building?.code));
+}
+
+function renderHint() {
+  mapHint.textContent = t(map.getZoom() < MIN_BUILDING_ZOOM ? "report.map.zoom" : "report.map.hint");
+}
+
+function setPlace(location, name, key = "report.place.chosen") {
+  state.place = { location, name, key };
+  setFieldError("location", "");
+  renderPlace();
+}
+
+function renderPlace() {
+  placeText.textContent = state.place ? t(state.place.key, { name: state.place.name }) : t("report.place.none");
+}
+
+function chooseBuilding(properties) {
+  state.building = properties;
+  pointMarker?.remove();
+  pointMarker = null;
+  setPlace({ building_code: properties.code }, properties.name);
+  highlightChosen();
+  renderBuildingList();
+  loadUnits(properties.code);
+}
+
+async function loadUnits(buildingCode) {
+  const whole = element("option", { value: "", textContent: t("report.list.whole") });
+  whole.dataset.i18n = "report.list.whole";
+  unitSelect.replaceChildren(whole);
+  unitSelect.disabled = true;
+  const page = await api(`/areas?${new URLSearchParams({ parent: buildingCode, level: "unit", limit: 500 })}`);
+  if (state.building?.code !== buildingCode) return;
+  const units = page.features.map((f) => f.properties)
+    .sort((a, b) => a.name.localeCompare(b.name, "zh-CN", { numeric: true }));
+  unitSelect.append(...units.map((unit) => element("option", { value: unit.code, textContent: unit.name })));
+  unitSelect.disabled = units.length === 0;
+}
+
+unitSelect.addEventListener("change", () => {
+  const building = state.building;
+  const unit = unitSelect.selectedOptions[0];
+  if (unitSelect.value) setPlace({ unit_code: unitSelect.value }, `${building.name} ${unit.textContent}`);
+  else setPlace({ building_code: building.code }, building.name);
+});
+
+function renderBuildingList() {
+  const query = searchInput.value.trim().toLowerCase();
+  const matches = state.features.map((f) => f.properties)
+    .filter((p) => p.name.toLowerCase().includes(query))
+    .sort((a, b) => a.name.localeCompare(b.name, "zh-CN", { numeric: true }))
+    .slice(0, 60);
+  if (!matches.length) {
+    buildingList.replaceChildren(element("li", { className: "hint", textContent: t("report.list.none") }));
+    return;
+  }
+  buildingList.replaceChildren(...matches.map((properties) => {
+    const button = element("button", { type: "button", textContent: properties.name });
+    button.dataset.code = properties.code;
+    button.setAttribute("aria-pressed", String(properties.code === state.building?.code));
+    button.addEventListener("click", () => {
+      chooseBuilding(properties);
+      buildingList.querySelector(`[data-code="${properties.code}"]`)?.focus();
+    });
+    return element("li", {}, button);
+  }));
+}
+
+/** A point (from the phone or pasted from a map app), shown as the area it falls in. */
+async function choosePoint(lon, lat, crs) {
+  setFieldError("location", "");
+  try {
+    const found = await api(`/locate?${new URLSearchParams({ lon, lat, crs })}`);
+    const { building, unit, grid, community } = found.chain;
+    const name = building ? [building.name, unit?.name].filter(Boolean).join(" ")
+      : [community?.name, grid?.name].filter(Boolean).join(" ");
+    state.building = building;
+    setPlace({ lon, lat, crs }, name, "report.place.point");
+    pointMarker?.remove();
+    pointMarker = L.marker([found.lat, found.lon], { keyboard: false }).addTo(map);
+    map.setView([found.lat, found.lon], Math.max(map.getZoom(), 17));
+    highlightChosen();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    setFieldError("location", error.code === "outside_managed_area" ? t("report.place.outside") : error.message);
+  }
+}
+
+document.getElementById("gps").addEventListener("click", () => {
+  if (!navigator.geolocation) {
+    setFieldError("location", t("report.gps.unsupported"));
+    return;
+  }
+  placeText.textContent = t("report.gps.locating");
+  // Browser geolocation is WGS84 whatever map the phone shows.
+  navigator.geolocation.getCurrentPosition(
+    (position) => choosePoint(position.coords.longitude, position.coords.latitude, "wgs84"),
+    (error) => {
+      renderPlace();
+      setFieldError("location", t("report.gps.failed", { message: error.message }));
+    },
+    { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
+  );
+});
+
+/** "118.79,32.03", "32.03, 118.79", "118.79 32.03" → {lon, lat}, or null. */
+export function parseCoordinate(text) {
+  const numbers = (text.match(/-?\d+(?:\.\d+)?/g) || []).map(Number);
+  if (numbers.length !== 2) return null;
+  let [lon, lat] = numbers;
+  // Map apps differ in order; within China the longitude is always the larger number.
+  if (lon < lat) [lon, lat] = [lat, lon];
+  return Math.abs(lat) <= 90 && Math.abs(lon) <= 180 ? { lon, lat } : null;
+}
+
+document.getElementById("paste").addEventListener("click", () => {
+  const point = parseCoordinate(document.getElementById("coordinate").value);
+  if (!point) {
+    setFieldError("location", t("report.paste.invalid"));
+    return;
+  }
+  choosePoint(point.lon, point.lat, document.getElementById("crs").value);
+});
+
+for (const button of document.querySelectorAll(".modes button")) {
+  button.addEventListener("click", () => {
+    for (const other of document.querySelectorAll(".modes button")) {
+      other.setAttribute("aria-pressed", String(other === button));
+    }
+    for (const panel of document.querySelectorAll("[data-panel]")) {
+      panel.hidden = panel.dataset.panel !== button.dataset.mode;
+    }
+    if (button.dataset.mode === "list" && map.getZoom() < MIN_BUILDING_ZOOM) map.setZoom(MIN_BUILDING_ZOOM + 1);
+  });
+}
+searchInput.addEventListener("input", renderBuildingList);
+
+// --- errors and submit ---
+
+function setFieldError(field, message) {
+  document.getElementById(`error-${field}`).textContent = message;
+  const input = { description: "description", reporter_phone: "phone" }[field];
+  if (input) document.getElementById(input).setAttribute("aria-invalid", String(Boolean(message)));
+}
+
+function clearErrors() {
+  for (const field of [...FIELDS, "form"]) setFieldError(field, "");
+}
+
+function showError(error) {
+  if (!(error instanceof ApiError)) {
+    setFieldError("form", t("report.network"));
+    return;
+  }
+  const field = String(error.details.field || "").split(".")[0];
+  if (!FIELDS.includes(field)) {
+    setFieldError("form", t("report.failed", { message: error.message }));
+    return;
+  }
+  let message = error.message;
+  if (error.code === "outside_managed_area") message = t("report.place.outside");
+  else if (error.code === "invalid_field") message = t(`report.error.${field}`);
+  setFieldError(field, message);
+  document.getElementById(`field-${field}`).scrollIntoView({ block: "center" });
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (state.sending) return;
+  state.sending = true;
+  submitButton.disabled = true;
+  submitButton.textContent = t("report.sending");
+  clearErrors();
+  const phone = document.getElementById("phone").value.trim();
+  const body = {
+    category: state.category ?? undefined,
+    location: state.place?.location,
+    description: document.getElementById("description").value.trim(),
+    ...(phone ? { reporter_phone: phone } : {}),
+  };
+  try {
+    const report = await api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } });
+    location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
+  } catch (error) {
+    showError(error);
+    state.sending = false;
+    submitButton.disabled = false;
+    submitButton.textContent = t("report.submit");
+  }
+});
+
+document.addEventListener("languagechange", () => {
+  renderCategories();
+  renderPlace();
+  renderHint();
+  renderBuildingList();
+});
+
+languageToggle(document.getElementById("lang"));
+renderPlace();
+renderHint();
+map.on("moveend", loadBuildings);
+loadBuildings();
+loadCategories();

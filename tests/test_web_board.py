@@ -1,0 +1,93 @@
+"""The committee board in a real browser against `griddispatch demo --test-clock`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import requests
+
+from tests.browser import DESKTOP, TABLET, building_in, set_clock, sign_in_form
+
+STREET = "320104006"
+OTHER_STREET = "320104007"
+
+
+def report(base: str, building: str, category: str, phone: str) -> dict:
+    response = requests.post(f"{base}/api/v1/incidents", timeout=10, json={
+        "category": category, "reporter_phone": phone, "location": {"building_code": building}})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def board(open_page, base: str, username: str, viewport: dict, name: str):
+    return sign_in_form(open_page(base, "/board", viewport, name), username)
+
+
+def counters(watched) -> dict[str, int]:
+    return {name: int(watched.page.text_content(f"#count-{name}"))
+            for name in ("open", "red", "escalated", "resolved")}
+
+
+def wait_for_counters(watched, expected: dict[str, int]) -> None:
+    watched.page.wait_for_function(
+        "expected => Object.entries(expected).every(([k, v]) => document.getElementById(`count-${k}`).textContent === String(v))",
+        arg=expected, timeout=5000)
+
+
+def downloaded_csv(watched, link: str) -> list[list[str]]:
+    with watched.page.expect_download() as download:
+        watched.page.click(link)
+    return list(csv.reader(Path(download.value.path()).read_text(encoding="utf-8").splitlines()))
+
+
+def test_district_board_moves_live_and_exports_csv(demo_server, open_page):
+    watched = board(open_page, demo_server, "committee", DESKTOP, "board-district")
+    assert counters(watched) == {"open": 0, "red": 0, "escalated": 0, "resolved": 0}
+    for league in ("grid", "community", "crew"):
+        assert watched.page.locator(f"#league-{league} table").is_visible()
+    assert "5" in watched.page.text_content("#league-grid .note")  # the minimum sample is shown
+    watched.screenshot("empty")
+
+    pipe = report(demo_server, building_in(demo_server, STREET), "burst_pipe", "13900000001")
+    wait_for_counters(watched, {"open": 1, "red": 0, "escalated": 0})
+    marker = watched.page.locator(f'path[data-incident="{pipe["public_id"]}"]')
+    assert marker.get_attribute("fill") == "#1b7f3b"
+
+    # Past the 5 minutes to acknowledge: red, escalated, on the map too — without a reload.
+    set_clock(demo_server, advance_minutes=6)
+    wait_for_counters(watched, {"open": 1, "red": 1, "escalated": 1})
+    assert marker.get_attribute("fill") == "#b3261e"
+
+    # One report is below the minimum sample: its grid's row is hidden and counted.
+    note = watched.page.locator('#league-grid .note[data-hidden="1"]')
+    note.wait_for(timeout=10_000)
+    assert "1" in note.inner_text() and watched.page.locator("#league-grid tbody tr[data-group]").count() == 0
+    watched.screenshot("escalated")
+
+    rates = downloaded_csv(watched, "#csv-rates")
+    assert rates[0][:4] == ["group", "name", "bucket", "count"] and len(rates) == 2
+    times = downloaded_csv(watched, "#csv-times")
+    assert times[0][:4] == ["group", "name", "bucket", "phase"]
+
+    watched.page.set_viewport_size(TABLET)
+    watched.screenshot("tablet")
+
+
+def test_street_committee_only_sees_its_street(demo_server, open_page):
+    watched = board(open_page, demo_server, f"committee-{STREET}", DESKTOP, "board-street")
+    inside = report(demo_server, building_in(demo_server, STREET), "blocked_drain", "13900000002")
+    outside = report(demo_server, building_in(demo_server, OTHER_STREET), "blocked_drain", "13900000003")
+    wait_for_counters(watched, {"open": 1})
+    watched.page.locator(f'path[data-incident="{inside["public_id"]}"]').wait_for()
+    watched.page.wait_for_timeout(1000)  # the other street's push would have come by now
+    assert watched.page.locator(f'path[data-incident="{outside["public_id"]}"]').count() == 0
+    assert counters(watched)["open"] == 1
+    areas = watched.page.eval_on_selector_all("select[name=area] option", "options => options.map(o => o.value)")
+    assert areas[0] == "" and all(code.startswith(STREET) for code in areas[1:])
+    watched.screenshot("street")
+
+    watched.page.click("#lang")
+    watched.page.get_by_text("Committee board").wait_for()
+    assert "board." not in watched.page.inner_text("body")  # every key has its English text
+    watched.screenshot("english")

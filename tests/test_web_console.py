@@ -1,0 +1,183 @@
+"""The grid manager's console in a real browser against `griddispatch demo --test-clock`."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from tests.browser import (
+    TABLET,
+    TABLET_PORTRAIT,
+    building_in,
+    set_clock,
+    sign_in_form,
+    sign_in_storage,
+)
+from tests.web_helpers import expect_console_error
+
+GRID = "320104006001001"  # manager-<GRID> gets the reports below
+OTHER_GRID = "320104006001003"  # same community; its manager is nobody's backup
+
+
+def report(base: str, building: str, category: str, phone: str) -> dict:
+    """A resident's anonymous report at a building."""
+    response = requests.post(f"{base}/api/v1/incidents", timeout=10, json={
+        "category": category, "description": "楼道里在漏水", "reporter_phone": phone,
+        "location": {"building_code": building}})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def login(base: str, username: str) -> str:
+    return sign_in_storage(base, username)["griddispatch.token"]
+
+
+def incident(base: str, token: str, public_id: str) -> dict:
+    response = requests.get(f"{base}/api/v1/incidents/{public_id}", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
+    response.raise_for_status()
+    return response.json()
+
+
+def card_selector(public_id: str) -> str:
+    return f'ol.queue button.card[data-public-id="{public_id}"]'
+
+
+def card(watched, public_id: str):
+    return watched.page.locator(card_selector(public_id))
+
+
+def console(open_page, base: str, grid: str, viewport: dict, name: str):
+    watched = sign_in_form(open_page(base, "/console", viewport, name), f"manager-{grid}")
+    watched.page.evaluate("window.notReloaded = true")
+    return watched
+
+
+def test_new_report_reaches_the_right_console_live_and_is_acted_on(demo_server, open_page):
+    mine = console(open_page, demo_server, GRID, TABLET, "console-landscape")
+    other = console(open_page, demo_server, OTHER_GRID, TABLET_PORTRAIT, "console-other-grid")
+    token = login(demo_server, f"manager-{GRID}")
+
+    started = time.monotonic()
+    drain = report(demo_server, building_in(demo_server, GRID, 0), "blocked_drain", "13800000001")
+    card(mine, drain["public_id"]).wait_for(timeout=2000)
+    assert time.monotonic() - started < 2.0
+    assert mine.page.evaluate("window.notReloaded") is True
+    mine.screenshot("new-report")
+
+    # The manager of the next grid never sees it, even after the push has long arrived.
+    mine.page.wait_for_timeout(1000)
+    assert card(other, drain["public_id"]).count() == 0
+    other.screenshot("portrait-without-it")
+
+    # Open it: the reporter's whole phone, tap to call.
+    card(mine, drain["public_id"]).click()
+    phone = mine.page.locator("#reporter-phone")
+    phone.wait_for()
+    assert phone.get_attribute("href") == "tel:13800000001"
+
+    mine.page.click("button[data-action=acknowledge]")
+    mine.page.locator('#detail-status[data-status="acknowledged"]').wait_for()
+    assert incident(demo_server, token, drain["public_id"])["status"] == "acknowledged"
+
+    # Why this crew: the ranking reasons from the crew_recommended event.
+    recommended = incident(demo_server, token, drain["public_id"])["recommended_crew"]
+    why = mine.page.locator(f'.why[data-crew="{recommended["id"]}"]')
+    why.wait_for()
+    assert "skill drainage" in why.inner_text()
+    mine.screenshot("recommendation")
+    mine.page.click("#dispatch-recommended")
+    mine.page.locator('#detail-status[data-status="dispatched"]').wait_for()
+    after = incident(demo_server, token, drain["public_id"])
+    assert (after["status"], after["crew"]["id"]) == ("dispatched", recommended["id"])
+
+    # Reassign another report to the next grid, with a reason: it moves between the consoles.
+    stray = report(demo_server, building_in(demo_server, GRID, 1), "blocked_drain", "13800000002")
+    card(mine, stray["public_id"]).click()
+    mine.page.select_option("#reassign-grid", OTHER_GRID)
+    mine.page.fill("#reassign-reason", "楼栋实际属于第2网格")
+    mine.page.click("button[data-action=reassign]")
+    card(other, stray["public_id"]).wait_for(timeout=5000)
+    card(mine, stray["public_id"]).wait_for(state="detached", timeout=5000)
+    moved = incident(demo_server, login(demo_server, f"manager-{OTHER_GRID}"), stray["public_id"])
+    assert moved["areas"]["grid"]["code"] == OTHER_GRID
+    other.screenshot("portrait-reassigned")
+
+
+def test_console_catches_up_after_its_connection_is_cut(demo_server, open_page):
+    watched = console(open_page, demo_server, GRID, TABLET, "console-offline")
+    banner = watched.page.locator("#offline")
+    assert banner.is_hidden()
+
+    watched.page.context.set_offline(True)
+    banner.wait_for(state="visible", timeout=5000)
+    missed = report(demo_server, building_in(demo_server, GRID, 2), "blocked_drain", "13800000003")
+    watched.page.wait_for_timeout(1000)
+    assert card(watched, missed["public_id"]).count() == 0
+    watched.screenshot("offline")
+
+    watched.page.context.set_offline(False)
+    banner.wait_for(state="hidden", timeout=10_000)
+    card(watched, missed["public_id"]).wait_for(timeout=5000)
+    assert watched.page.evaluate("window.notReloaded") is True
+    watched.screenshot("caught-up")
+
+    watched.page.click("#lang")
+    watched.page.get_by_text("Grid manager console").wait_for()
+    card(watched, missed["public_id"]).click()
+    watched.page.locator("#reporter-phone").wait_for()
+    assert "console." not in watched.page.inner_text("body")  # every key has its English text
+    watched.screenshot("english")
+
+
+def test_advancing_the_clock_turns_the_card_amber_then_red(demo_server, open_page):
+    watched = console(open_page, demo_server, GRID, TABLET_PORTRAIT, "console-sla")
+    pipe = report(demo_server, building_in(demo_server, GRID, 3), "burst_pipe", "13800000004")
+    pipe_card = card(watched, pipe["public_id"])
+    pipe_card.wait_for(timeout=2000)
+    assert pipe_card.get_attribute("data-sla") == "green"
+
+    set_clock(demo_server, advance_minutes=4)  # 80 % of the 5 minutes to acknowledge
+    watched.page.locator(f'{card_selector(pipe["public_id"])}[data-sla="amber"]').wait_for(timeout=5000)
+    watched.screenshot("amber")
+    set_clock(demo_server, advance_minutes=2)
+    watched.page.locator(f'{card_selector(pipe["public_id"])}[data-sla="red"]').wait_for(timeout=5000)
+    pipe_card.click()
+    watched.page.locator("#detail .countdown.late").wait_for()
+    watched.screenshot("red")
+    escalated = incident(demo_server, login(demo_server, f"manager-{GRID}"), pipe["public_id"])
+    assert (escalated["sla_state"], escalated["escalation_level"]) == ("red", 1)
+
+
+
+def test_stale_version_reloads_and_a_duplicate_is_merged(demo_server, open_page):
+    watched = console(open_page, demo_server, GRID, TABLET, "console-merge")
+    building = building_in(demo_server, GRID, 4)
+    original = report(demo_server, building, "lift_fault", "13800000005")
+    duplicate = report(demo_server, building, "lift_fault", "13800000006")
+    assert duplicate["suspected_duplicate_of"] == original["public_id"]
+    card(watched, duplicate["public_id"]).click()
+    suggested = watched.page.locator("#merge-original")
+    suggested.wait_for()
+    assert suggested.input_value() == original["public_id"]
+
+    # Someone else acts first: the tap meets a stale version, the console reloads and says so.
+    watched.page.evaluate("() => { window.realFetch = window.fetch; window.fetch = async (url, init) => {"
+                          " window.fetch = window.realFetch; await new Promise((r) => setTimeout(r, 500));"
+                          " return window.realFetch(url, init); }; }")
+    token = login(demo_server, f"manager-{GRID}")
+    version = incident(demo_server, token, duplicate["public_id"])["version"]
+    watched.page.click("button[data-action=merge]")
+    requests.post(f"{demo_server}/api/v1/incidents/{duplicate['public_id']}/actions", timeout=10,
+                  headers={"Authorization": f"Bearer {token}"},
+                  json={"action": "acknowledge", "expected_version": version}).raise_for_status()
+    watched.page.locator("#notice.warn").wait_for()
+    expect_console_error(watched, "409")
+    watched.page.locator('#detail-status[data-status="acknowledged"]').wait_for()
+    watched.screenshot("stale")
+
+    watched.page.click("button[data-action=merge]")
+    card(watched, duplicate["public_id"]).wait_for(state="detached")
+    merged = incident(demo_server, token, duplicate["public_id"])
+    assert (merged["status"], merged["duplicate_of"]) == ("merged", original["public_id"])

@@ -1,0 +1,115 @@
+"""The crew's phone app in a real browser: sign in, assignments arriving live, one-tap actions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import PHONE, sign_in_storage
+from tests.web_helpers import (
+    Rest,
+    crew_for,
+    crew_members,
+    expect_console_error,
+    report,
+)
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect
+
+LIVE = 5000  # ms a live change may take to reach the page
+STREET = "320104007"  # the street of DEMO_BUILDING
+
+
+@pytest.fixture
+def plumbers(demo_server):
+    """The plumbing crew that a burst pipe at DEMO_BUILDING is dispatched to, and its members."""
+    crew = crew_for(demo_server, "plumbing", STREET)
+    return crew, crew_members(demo_server, crew["id"])
+
+
+def card(page, incident_id: int):
+    return page.locator(f'#jobs li[data-id="{incident_id}"]')
+
+
+def test_crew_member_sees_a_new_assignment_live_and_works_it(demo_server, open_page, plumbers):
+    crew, members = plumbers
+    watched = open_page(demo_server, "/crew", PHONE, "crew-work")
+    page = watched.page
+    watched.screenshot("1-sign-in")
+    page.locator("#username").fill(members[0])
+    page.locator("#password").fill("demo")
+    page.locator("#signin button[type=submit]").click()
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page.locator("#who")).to_contain_text(crew["name"])
+    page.evaluate("window.notReloaded = true")
+
+    answer = report(demo_server)
+    assert answer["crew"]["id"] == crew["id"]
+    job = card(page, answer["id"])
+    expect(job).to_be_visible(timeout=LIVE)
+    expect(job.locator(".where")).to_contain_text(answer["areas"]["building"]["name"])
+    expect(page.locator("#notice")).to_contain_text("新任务")
+    expect(job.locator('[data-action="on_site"]')).to_be_enabled()
+    expect(job.locator('[data-action="resolve"]')).to_be_disabled()
+    assert page.evaluate("window.notReloaded") is True
+    job.locator(".show-map").click()
+    expect(job.locator(".job-map path").first).to_be_attached()
+    watched.screenshot("2-new-job")
+
+    admin = Rest(demo_server, "admin")
+    for action, status in (("en_route", "en_route"), ("on_site", "on_site"), ("resolve", "resolved")):
+        job.locator(f'[data-action="{action}"]').click()
+        expect(job).to_have_attribute("data-status", status)
+        assert admin.get(f"/incidents/{answer['id']}")["status"] == status
+        watched.screenshot(f"3-{status}")
+    expect(job.locator(".actions button:enabled")).to_have_count(0)
+
+
+def test_a_stale_card_says_so_and_reloads(demo_server, open_page, plumbers):
+    _crew, members = plumbers
+    answer = report(demo_server)
+    watched = open_page(demo_server, "/crew", PHONE, "crew-stale", storage=sign_in_storage(demo_server, members[0]))
+    page = watched.page
+    hold = {"pushes": False}
+
+    def drop_pushes_while_held(socket):
+        server = socket.connect_to_server()
+        server.on_message(lambda message: None if hold["pushes"] and str(message).startswith('42["incident_event"')
+                          else socket.send(message))
+
+    # Hold back the live push so the card stays behind what a team-mate did meanwhile.
+    page.route_web_socket("**/socket.io/**", drop_pushes_while_held)
+    page.reload()
+    job = card(page, answer["id"])
+    expect(job).to_have_attribute("data-status", "dispatched")
+    hold["pushes"] = True
+    Rest(demo_server, members[1]).act(answer["id"], "en_route")
+    page.wait_for_timeout(500)
+    expect(job).to_have_attribute("data-status", "dispatched")
+
+    job.locator('[data-action="on_site"]').click()
+    expect(job.locator(".message")).to_contain_text("刚被别人更新过")
+    expect(job).to_have_attribute("data-status", "en_route")
+    expect(job.locator('[data-action="en_route"]')).to_be_disabled()
+    watched.screenshot("stale")
+    expect_console_error(watched, "status of 409")
+    hold["pushes"] = False
+    job.locator('[data-action="on_site"]').click()
+    expect(job).to_have_attribute("data-status", "on_site")
+    assert Rest(demo_server, "admin").get(f"/incidents/{answer['id']}")["status"] == "on_site"
+
+
+def test_position_sharing_posts_the_position(demo_server, open_page, plumbers):
+    crew, members = plumbers
+    watched = open_page(demo_server, "/crew", PHONE, "crew-position", storage=sign_in_storage(demo_server, members[0]))
+    page = watched.page
+    page.context.grant_permissions(["geolocation"], origin=demo_server)
+    page.context.set_geolocation({"longitude": 118.7861, "latitude": 32.0342})
+    share = page.locator("#share")
+    expect(share).not_to_be_checked()  # off until the member turns it on
+    share.check()
+    expect(page.locator("#share-status")).to_contain_text("位置已发送")
+    watched.screenshot("sharing")
+    position = Rest(demo_server, "admin").get(f"/crews/{crew['id']}")["position"]
+    assert (round(position["lon"], 4), round(position["lat"], 4)) == (118.7861, 32.0342)
+

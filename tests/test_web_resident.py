@@ -1,0 +1,255 @@
+"""The resident's apps in a real browser: /report on a phone, then /track/<token> following it live."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from grids.geometry import wgs84_to_gcj02
+from tests.browser import PHONE, Watched
+from tests.web_helpers import Rest, crew_members, expect_console_error, report
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect
+
+LIVE = 5000  # ms a live change may take to reach the page
+
+# A point in the demo map's 火瓦巷社区第1网格 (WGS84), about 500 m from where it lands if its
+# GCJ-02 form is wrongly read as WGS84.
+POINT = (118.7835, 32.0335)
+
+TAPPABLE_BUILDING = """() => {
+  const map = document.getElementById("map").getBoundingClientRect();
+  for (const path of document.querySelectorAll("#map path[data-code]")) {
+    const box = path.getBoundingClientRect();
+    const x = box.left + box.width / 2, y = box.top + box.height / 2;
+    if (box.width < 14 || box.height < 14 || box.left < map.left + 50 || box.right > map.right - 10
+        || box.top < map.top + 10 || box.bottom > map.bottom - 30) continue;
+    if (document.elementFromPoint(x, y) === path) return { code: path.dataset.code, x, y };
+  }
+  return null;
+}"""
+
+
+def choose_category(page, code: str = "burst_pipe") -> None:
+    page.locator(f'#categories [data-code="{code}"]').click()
+    expect(page.locator(f'#categories [data-code="{code}"]')).to_have_attribute("aria-pressed", "true")
+
+
+def tap_building(watched: Watched) -> str:
+    """Tap a building drawn on the map, as a finger would; returns its code."""
+    page = watched.page
+    page.locator("#map path[data-code]").first.wait_for(state="attached")
+    page.locator("#map").scroll_into_view_if_needed()
+    target = page.evaluate(TAPPABLE_BUILDING)
+    assert target, "no building on the map is large enough to tap"
+    page.touchscreen.tap(target["x"], target["y"])
+    expect(page.locator(f'#map path[data-code="{target["code"]}"]')).to_have_attribute("stroke", "#b3261e")
+    return target["code"]
+
+
+def submit_and_follow(watched: Watched) -> str:
+    """Send the form; returns the tracking token of the page it lands on."""
+    page = watched.page
+    page.locator("#description").fill("楼道水管爆裂，水流不止")
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/track/[^/]+$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def timeline_step(page, event_type: str):
+    return page.locator(f'#timeline li[data-type="{event_type}"]')
+
+
+def test_burst_pipe_reported_by_tapping_a_building_is_followed_live_and_rated(demo_server, open_page):
+    watched = open_page(demo_server, "/report", PHONE, "resident-report")
+    page = watched.page
+    choose_category(page)
+    code = tap_building(watched)
+    expect(page.locator("#place")).to_contain_text("已选")
+    watched.screenshot("1-filled")
+    token = submit_and_follow(watched)
+
+    tracked = Rest(demo_server).get(f"/track/{token}")
+    assert tracked["areas"]["building"]["code"] == code
+    manager_name = tracked["manager"]["display_name"]
+    page.evaluate("window.notReloaded = true")
+    expect(timeline_step(page, "reported")).to_be_visible()
+    expect(timeline_step(page, "assigned")).to_contain_text(f"已派给 {manager_name}")
+    expect(page.locator("#manager")).to_have_text(manager_name)
+    expect(page.locator("#deadline")).not_to_be_empty()
+    watched.screenshot("2-tracking")
+
+    admin = Rest(demo_server, "admin")
+    incident = admin.get(f"/incidents/{tracked['public_id']}")
+    manager = Rest(demo_server, admin.get(f"/people/{incident['manager']['id']}")["username"])
+    crew = Rest(demo_server, crew_members(demo_server, incident["crew"]["id"])[0])
+    steps = [(manager, "acknowledge", "acknowledged", "status.dispatched"),
+             (crew, "en_route", "en_route", "维修队在路上"),
+             (crew, "on_site", "on_site", "维修队已到场"),
+             (crew, "resolve", "resolved", "已处理"),
+             (manager, "verify", "verified", "已核查")]
+    for who, action, event_type, status_text in steps:
+        who.act(incident["id"], action)
+        expect(timeline_step(page, event_type)).to_be_visible(timeout=LIVE)
+        if not status_text.startswith("status."):
+            expect(page.locator("#status")).to_have_text(status_text)
+    assert page.evaluate("window.notReloaded") is True
+    watched.screenshot("3-verified")
+
+    page.locator('.stars input[value="5"]').check()
+    page.locator("#comment").fill("修得很快，谢谢")
+    page.locator("#rate-submit").click()
+    expect(page.locator("#rated-text")).to_contain_text("5")
+    expect(page.locator("#rework")).to_be_hidden()
+    watched.screenshot("4-rated")
+    stored = Rest(demo_server).get(f"/track/{token}")
+    assert (stored["rating"], stored["rating_comment"]) == (5, "修得很快，谢谢")
+
+
+def test_low_rating_shows_the_rework(demo_server, open_page):
+    answer = report(demo_server)
+    crew = Rest(demo_server, crew_members(demo_server, answer["crew"]["id"])[0])
+    for action in ("en_route", "on_site", "resolve"):
+        crew.act(answer["id"], action)
+    watched = open_page(demo_server, f"/track/{answer['tracking_token']}", PHONE, "resident-rework")
+    page = watched.page
+    page.locator('.stars input[value="1"]').check()
+    page.locator("#rate-submit").click()
+    expect(page.locator("#rework")).to_be_visible()
+    expect(timeline_step(page, "rework")).to_be_visible()
+    watched.screenshot("sent-back")
+    assert Rest(demo_server).get(f"/track/{answer['tracking_token']}")["rework_count"] == 1
+
+
+def test_building_and_unit_picked_from_the_list(demo_server, open_page):
+    watched = open_page(demo_server, "/report", PHONE, "resident-list")
+    page = watched.page
+    choose_category(page, "rubbish")
+    page.locator('.modes [data-mode="list"]').click()
+    first = page.locator("#buildings button").first
+    name = first.inner_text()
+    page.locator("#search").fill(name)
+    page.locator("#buildings button", has_text=name).first.click()
+    expect(page.locator("#unit option")).not_to_have_count(1)
+    unit = page.locator("#unit option").nth(1)
+    unit_code, unit_name = unit.get_attribute("value"), unit.inner_text()
+    page.locator("#unit").select_option(unit_code)
+    expect(page.locator("#place")).to_contain_text(f"{name} {unit_name}")
+    watched.screenshot("picked")
+    token = submit_and_follow(watched)
+    areas = Rest(demo_server).get(f"/track/{token}")["areas"]
+    assert (areas["building"]["name"], areas["unit"]["code"]) == (name, unit_code)
+
+
+def test_pasted_gcj02_coordinate_lands_in_the_right_grid(demo_server, open_page):
+    anonymous = Rest(demo_server)
+    lon, lat = (float(v) for v in wgs84_to_gcj02(*POINT))
+    right = anonymous.get("/locate", params={"lon": POINT[0], "lat": POINT[1]})["chain"]["grid"]["code"]
+    misread = anonymous.get("/locate", params={"lon": lon, "lat": lat})["chain"]["grid"]["code"]
+    assert right != misread  # otherwise this test could not tell the datums apart
+
+    watched = open_page(demo_server, "/report", PHONE, "resident-gcj02")
+    page = watched.page
+    choose_category(page, "power_cut")
+    page.locator('.modes [data-mode="gps"]').click()
+    page.locator("#coordinate").fill(f"{lon:.6f},{lat:.6f}")
+    expect(page.locator("#crs")).to_have_value("gcj02")
+    page.locator("#paste").click()
+    expect(page.locator("#place")).to_contain_text("已选位置")
+    watched.screenshot("pasted")
+    token = submit_and_follow(watched)
+    assert anonymous.get(f"/track/{token}")["areas"]["grid"]["code"] == right
+
+
+def test_missing_category_is_shown_next_to_the_field(demo_server, open_page):
+    watched = open_page(demo_server, "/report", PHONE, "resident-missing-category")
+    page = watched.page
+    tap_building(watched)
+    page.locator("#submit").click()
+    expect(page.locator("#error-category")).to_have_text("请选择问题类型")
+    expect(page).to_have_url(re.compile(r"/report$"))
+    watched.screenshot("error")
+    expect_console_error(watched, "status of 400")
+    assert Rest(demo_server, "admin").get("/incidents")["total"] == 0
+
+
+def test_english_toggle_switches_the_labels(demo_server, open_page):
+    watched = open_page(demo_server, "/report", PHONE, "resident-english")
+    page = watched.page
+    expect(page.locator('#categories [data-code="burst_pipe"]')).to_contain_text("水管爆裂")
+    page.locator("#lang").click()
+    expect(page.locator("#submit")).to_have_text("Send")
+    expect(page.locator("#field-category legend")).to_have_text("1. What is the problem?")
+    expect(page.locator('#categories [data-code="burst_pipe"]')).to_contain_text("Burst water pipe")
+    expect(page.locator("#lang")).to_have_text("中文")
+    watched.screenshot("english")
+    page.locator("#lang").click()
+    expect(page.locator("#submit")).to_have_text("提交")
+
+
+def test_double_tap_on_submit_files_one_report(demo_server, open_page):
+    watched = open_page(demo_server, "/report", PHONE, "resident-double-tap")
+    page = watched.page
+    choose_category(page)
+    tap_building(watched)
+    page.locator("#submit").dblclick()
+    page.wait_for_url(re.compile(r"/track/[^/]+$"))
+    assert Rest(demo_server, "admin").get("/incidents")["total"] == 1
+
+
+def test_retry_after_a_lost_answer_files_one_report(demo_server, open_page):
+    """The report reached the server but the answer was lost: the retry reuses the key."""
+    watched = open_page(demo_server, "/report", PHONE, "resident-retry")
+    page = watched.page
+    lost = []
+
+    def lose_first_answer(route):
+        if route.request.method == "POST" and not lost:
+            lost.append(route.fetch().status)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/incidents", lose_first_answer)
+    choose_category(page)
+    tap_building(watched)
+    page.locator("#submit").click()
+    expect(page.locator("#error-form")).to_contain_text("网络不通")
+    assert lost == [201]
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/track/[^/]+$"))
+    expect_console_error(watched, "net::ERR_FAILED")
+    assert Rest(demo_server, "admin").get("/incidents")["total"] == 1
+
+
+def test_tracking_shows_offline_and_catches_up_when_back(demo_server, open_page):
+    answer = report(demo_server)
+    watched = open_page(demo_server, f"/track/{answer['tracking_token']}", PHONE, "resident-offline")
+    page = watched.page
+    link = {"down": False, "open": []}
+
+    def connect_unless_down(socket):
+        if link["down"]:
+            socket.close()
+        else:
+            socket.connect_to_server()
+            link["open"].append(socket)
+
+    page.route_web_socket("**/socket.io/**", connect_unless_down)
+    page.reload()
+    expect(timeline_step(page, "dispatched")).to_be_visible()
+    expect(page.locator("#offline")).to_have_attribute("data-state", "online")
+    link["down"] = True
+    for socket in link["open"]:
+        socket.close()
+    expect(page.locator("#offline")).to_be_visible()
+    watched.screenshot("offline")
+
+    crew = Rest(demo_server, crew_members(demo_server, answer["crew"]["id"])[0])
+    crew.act(answer["id"], "en_route")  # while the page is cut off
+    link["down"] = False
+    expect(page.locator("#offline")).to_be_hidden(timeout=15000)
+    expect(timeline_step(page, "en_route")).to_be_visible(timeout=LIVE)
+    expect(page.locator("#status")).to_have_text("维修队在路上")

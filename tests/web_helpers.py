@@ -1,0 +1,59 @@
+"""REST helpers for the browser tests: act as any demo account beside the page under test."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.browser import Watched
+
+DEMO_BUILDING = "Br7100440"  # 火瓦巷社区第2网格-1号楼, in the street 320104007
+
+
+class Rest:
+    """A signed-in (or anonymous) client of /api/v1 on a running server."""
+
+    def __init__(self, base: str, username: str | None = None) -> None:
+        self.base = f"{base}/api/v1"
+        self.headers: dict[str, str] = {}
+        if username:
+            token = self.call("POST", "/auth/token", status=201,
+                              json={"username": username, "password": "demo"})["token"]
+            self.headers["Authorization"] = f"Bearer {token}"
+
+    def call(self, method: str, path: str, *, status: int = 200, **kwargs):
+        response = requests.request(method, f"{self.base}{path}", headers=self.headers, timeout=30, **kwargs)
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def act(self, incident_id: int, action: str, **fields) -> dict:
+        """Take an action on the incident's current version."""
+        version = self.get(f"/incidents/{incident_id}")["version"]
+        return self.call("POST", f"/incidents/{incident_id}/actions",
+                         json={"action": action, "expected_version": version, **fields})
+
+
+def report(base: str, category: str = "burst_pipe", building: str = DEMO_BUILDING) -> dict:
+    """File a resident's report over REST; returns the answer (crew, manager, tracking_token…)."""
+    return Rest(base).call("POST", "/incidents", status=201, json={
+        "category": category, "description": "楼道水管爆裂", "location": {"building_code": building}})
+
+
+def crew_members(base: str, crew_id: int) -> list[str]:
+    return [m["username"] for m in Rest(base, "admin").get(f"/crews/{crew_id}")["members"]]
+
+
+def crew_for(base: str, skill: str, street: str) -> dict:
+    """The one demo crew with this skill that serves this street (demo streets are dealt out)."""
+    crews = Rest(base, "admin").get("/crews")["crews"]
+    serving = [c for c in crews if skill in c["skills"] and street in c["service_areas"]]
+    assert len(serving) == 1, serving
+    return serving[0]
+
+
+def expect_console_error(watched: Watched, text: str) -> None:
+    """An error the test caused on purpose (Chromium logs every 4xx): assert it, then forgive it."""
+    assert any(text in error for error in watched.errors), watched.errors
+    watched.errors[:] = [error for error in watched.errors if text not in error]
