@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from dispatch.clock import Clock, ManualClock
 from dispatch.db import Database
 from dispatch.errors import register_error_handlers
+from dispatch.live import Notifier
 from grids.store import IndexCache
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -33,14 +34,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         or f"sqlite:///{Path(app.instance_path) / 'griddispatch.sqlite3'}",
         REDIS_URL=os.environ.get("REDIS_URL") or None,
         GRIDDISPATCH_TZ=os.environ.get("GRIDDISPATCH_TZ", "Asia/Shanghai"),
+        # Optional background tiles for the maps; without them the maps are plain vectors.
+        TILE_URL=os.environ.get("GRIDDISPATCH_TILE_URL") or None,
+        TILE_ATTRIBUTION=os.environ.get("GRIDDISPATCH_TILE_ATTRIBUTION") or None,
         LOCATE_TOLERANCE_M=30.0,
+        # Live push reads the event log at least this often, even with no wake-up from Redis.
+        LIVE_POLL_SECONDS=float(os.environ.get("GRIDDISPATCH_LIVE_POLL_SECONDS", "0.5")),
         JSON_AS_ASCII=False,
+        # `griddispatch bench intake` only: a bare /bench/echo route as the same-stack baseline.
+        BENCH_BASELINE_ROUTE=os.environ.get("GRIDDISPATCH_BENCH_BASELINE_ROUTE") == "1",
     )
     if test_config:
         app.config.update(test_config)
     app.json.ensure_ascii = False  # names are Chinese; keep them readable in responses
 
     app.extensions["griddispatch.db"] = Database(app.config["DATABASE_URL"])
+    # Every process that commits incident events wakes the live tailers (dispatch.live).
+    app.extensions["griddispatch.notifier"] = Notifier(app.config["REDIS_URL"])
+    app.extensions["griddispatch.notifier"].watch(app.extensions["griddispatch.db"].sessions)
     app.extensions["griddispatch.index"] = IndexCache()
     # The test clock only exists when asked for (`--test-clock` or a test); never by default.
     app.extensions["griddispatch.clock"] = (
@@ -53,7 +64,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from dispatch.api import register_api
 
     register_api(app)
+    if app.config.get("TEST_CLOCK"):  # SLA: the test clock route exists only when asked for
+        from dispatch.api import testclock
+        app.register_blueprint(testclock.bp, url_prefix="/api/v1")
     app.register_blueprint(pages.bp)
+    if app.config.get("BENCH_BASELINE_ROUTE"):  # off by default; outside /api/v1
+        from dispatch.bench.baseline_server import register_echo
+        register_echo(app)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -13,10 +14,10 @@ from grids import LEVELS
 DEMO_MAP = Path(__file__).resolve().parent.parent / "grids" / "demo" / "nanjing.gpkg"
 
 
-def _app():
+def _app(**config):
     from dispatch.app import create_app
 
-    return create_app()
+    return create_app(config or None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,17 +62,17 @@ def import_command(path, layer, level, code_field, name_field, parent_field, crs
 
 
 def _import(app, path, **options):
-    """Import one file with a progress bar on the write."""
+    """Import one file with progress bars for checking and writing (shown on a terminal)."""
     from tqdm import tqdm
 
     from grids.io import import_file
 
     db = app.extensions["griddispatch.db"]
     db.upgrade()
-    with db.session() as db_session, tqdm(
-        desc="writing areas", unit=" areas", disable=None, file=sys.stderr
-    ) as bar:
-        return import_file(db_session, path, progress=bar.update, **options)
+    with db.session() as db_session, \
+            tqdm(desc="checking features", unit=" features", disable=None, file=sys.stderr) as check, \
+            tqdm(desc="writing areas", unit=" areas", disable=None, file=sys.stderr) as write:
+        return import_file(db_session, path, checked=check.update, progress=write.update, **options)
 
 
 @main.command("export")
@@ -114,17 +115,39 @@ def locate_command(lon, lat, crs) -> None:
     click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
 
 
-def load_demo_map(app) -> bool:
-    """Load the bundled Nanjing map unless the database already holds areas."""
+def load_demo(app) -> bool:
+    """Load the bundled Nanjing map unless the database holds areas, then the demo people
+    (idempotent); True when the map was loaded now."""
+    from zoneinfo import ZoneInfo
+
+    from dispatch.demo import seed_demo
     from grids.store import count_by_level
 
     db = app.extensions["griddispatch.db"]
     db.upgrade()
     with db.session() as db_session:
-        if count_by_level(db_session):
-            return False
-    _import(app, str(DEMO_MAP))
-    return True
+        loaded = not count_by_level(db_session)
+    if loaded:
+        _import(app, str(DEMO_MAP))
+    with db.session() as db_session:
+        seed_demo(db_session, now=app.extensions["griddispatch.clock"].now(),
+                  tz=ZoneInfo(app.config["GRIDDISPATCH_TZ"]))
+    return loaded
+
+
+def _demo_logins(app) -> str:
+    """The demo accounts to print, with a few grid managers as examples."""
+    from sqlalchemy import select
+
+    from dispatch.people.models import User
+
+    with app.extensions["griddispatch.db"].session() as db_session:
+        managers = db_session.scalars(select(User.username).where(User.username.like("manager-%"))
+                                      .order_by(User.username).limit(3)).all()
+        crews = db_session.scalars(select(User.username).where(User.role == "crew")
+                                   .order_by(User.id).limit(2)).all()
+    return ("  logins (password 'demo'): admin, operator, committee (district), committee-<street code>,\n"
+            f"    manager-<grid code> e.g. {', '.join(managers)}, crew-<n> e.g. {', '.join(crews)}\n")
 
 
 def _patch_for_gevent() -> None:
@@ -135,35 +158,43 @@ def _patch_for_gevent() -> None:
 
 
 def _serve(app, host: str, port: int) -> None:
-    from gevent.pywsgi import WSGIServer
+    """The API, the web apps, Socket.IO and the SLA clock on one gevent server."""
+    from dispatch.live import attach, serve
+    from dispatch.sla.worker import start_sla_worker
 
-    click.echo(f"serving on http://{host}:{port}  (Ctrl-C stops)")
-    WSGIServer((host, port), app, log=None).serve_forever()
+    attach(app)
+    # Every server process runs the clock; a database lock lets exactly one of them act.
+    start_sla_worker(app)
+    click.echo(f"serving on http://{host}:{port}  (Ctrl-C stops)", err=True)
+    serve(app, host, port)
 
 
 @main.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def demo(host, port) -> None:
+@click.option("--test-clock", is_flag=True, help="Expose GET/POST /api/v1/test-clock (end-to-end tests only).")
+def demo(host, port, test_clock) -> None:
     """Serve the bundled map of central Nanjing on embedded SQLite (or DATABASE_URL)."""
     _patch_for_gevent()
-    app = _app()
-    if load_demo_map(app):
+    app = _app(TEST_CLOCK=True) if test_clock else _app()
+    if load_demo(app):
         click.echo("loaded the demo map of central Nanjing (© OpenStreetMap contributors, ODbL)")
     base = f"http://{host}:{port}"
     click.echo(f"\n  start page   {base}/\n  API          {base}/api/v1/health\n"
                f"  OpenAPI      {base}/api/v1/openapi.json\n"
-               f"  locate       {base}/api/v1/locate?lon=118.7835&lat=32.0335\n")
+               f"  locate       {base}/api/v1/locate?lon=118.7835&lat=32.0335\n\n"
+               + _demo_logins(app))
     _serve(app, host, port)
 
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def serve(host, port) -> None:
+@click.option("--test-clock", is_flag=True, help="Expose GET/POST /api/v1/test-clock (end-to-end tests only).")
+def serve(host, port, test_clock) -> None:
     """Serve the API and web apps (gevent)."""
     _patch_for_gevent()
-    app = _app()
+    app = _app(TEST_CLOCK=True) if test_clock else _app()
     app.extensions["griddispatch.db"].upgrade()
     _serve(app, host, port)
 
@@ -186,3 +217,158 @@ def bench_locate(n_grids, n_buildings, queries, postgis_url, skip_import) -> Non
 
     run(n_grids=n_grids, n_buildings=n_buildings, queries=queries,
         postgis_url=postgis_url, time_import=not skip_import)
+
+
+@main.group("users")
+def users() -> None:
+    """Accounts: add, list, disable."""
+
+
+@contextmanager
+def _accounts():
+    """A session on the migrated database and the time now; a refused change exits 1 saying why."""
+    from dispatch.errors import ApiError
+
+    app = _app()
+    db = app.extensions["griddispatch.db"]
+    db.upgrade()
+    try:
+        with db.session() as db_session:
+            yield db_session, app.extensions["griddispatch.clock"].now()
+    except ApiError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", required=True, help="resident, operator, grid_manager, crew, committee or admin")
+@click.option("--name", help="Display name (default the username).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted (hidden, twice) when omitted.")
+@click.option("--scope", help="Area code a committee member (required) or operator watches.")
+@click.option("--grid", "grids", multiple=True, help="A grid this grid manager runs (repeatable).")
+@click.option("--crew", "crew_id", type=int, help="Crew id of a crew member.")
+def users_add(username, role, name, password, scope, grids, crew_id) -> None:
+    """Create an account."""
+    from dispatch.people import service
+
+    with _accounts() as (db_session, now):
+        user = service.create_user(session=db_session, now=now, username=username, role=role,
+                                   password=password, display_name=name, scope_area_code=scope,
+                                   crew_id=crew_id)
+        if grids:
+            service.set_grids(session=db_session, user=user, grids=[{"grid_code": g} for g in grids])
+    click.echo(f"added {role} {username} (id {user.id})")
+
+
+@users.command("list")
+@click.option("--role", help="Only this role.")
+def users_list(role) -> None:
+    """Accounts as a table."""
+    from dispatch.people import service
+
+    with _accounts() as (db_session, _now):
+        people = service.list_users(session=db_session, role=role)
+        grids = service.grid_assignments(session=db_session, user_ids=[u.id for u in people])
+    rows = [(str(u.id), u.username, u.role, "yes" if u.active else "no", u.scope_area_code or "",
+             ",".join(g.grid_code for g in grids[u.id]), u.display_name) for u in people]
+    header = ("id", "username", "role", "active", "scope", "grids", "name")
+    # The name goes last, unpadded: Chinese characters are double width and would skew columns.
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    click.echo(f"{len(rows)} account{'' if len(rows) == 1 else 's'}")
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username) -> None:
+    """Disable an account: it can no longer sign in and its tokens stop working."""
+    from dispatch.people import service
+
+    with _accounts() as (db_session, _now):
+        user = service.user_by_username(session=db_session, username=username)
+        service.update_user(session=db_session, user=user, active=False)
+    click.echo(f"disabled {username}")
+
+
+@main.command("worker")
+@click.option("--interval", default=5.0, show_default=True, type=float, help="Seconds between ticks.")
+@click.option("--once", is_flag=True, help="Run one tick and print what it did.")
+def worker(interval, once) -> None:
+    """Run the SLA clock out of process: amber, red and escalations (one leader across processes)."""
+    from dispatch.sla.worker import SlaWorker, run_forever
+
+    app = _app()
+    app.extensions["griddispatch.db"].upgrade()
+    if once:
+        sla = SlaWorker(app, interval_s=interval)
+        try:
+            click.echo(json.dumps(sla.tick()))
+        finally:
+            sla.leadership.release()
+        return
+    click.echo(f"SLA clock ticking every {interval:g} s (Ctrl-C stops)")
+    try:
+        run_forever(app, interval)
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@bench.command("intake")
+@click.option("--clients", default=16, show_default=True, type=int, help="Closed-loop concurrent clients.")
+@click.option("--duration", default=10.0, show_default=True, type=float, help="Seconds per phase.")
+@click.option("--rate", default=100.0, show_default=True, type=float, help="Open-loop offered reports/s.")
+@click.option("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test", show_default=True,
+              help="Server where a fresh database is created and dropped; '' skips PostgreSQL.")
+@click.option("--database", "databases", multiple=True, type=click.Choice(["sqlite", "postgresql"]),
+              help="Only these databases (repeatable; default both).")
+@click.option("--profile-dir", help="Record py-spy profiles of the server during the intake phases.")
+def bench_intake(clients, duration, rate, postgres_url, databases, profile_dir) -> None:
+    """POST /api/v1/incidents on a running gevent server against a bare route on the same stack."""
+    from dispatch.bench.intake import run
+
+    run(clients=clients, duration=duration, rate=rate, postgres_url=postgres_url or None,
+        databases=tuple(databases) or ("sqlite", "postgresql"), profile_dir=profile_dir)
+
+
+@bench.command("metrics")
+@click.option("--incidents", default=1_000_000, show_default=True, type=int)
+@click.option("--database-url", "database_urls", multiple=True,
+              help="Database to fill and time (repeatable). Default: a temporary SQLite file and a "
+                   "fresh PostgreSQL database made through --postgres-admin-url and dropped after.")
+@click.option("--postgres-admin-url", default="postgresql://postgres@127.0.0.1:5432/test", show_default=True,
+              help="Where to create the throwaway PostgreSQL database; skipped when unreachable.")
+@click.option("--events-every", default=10, show_default=True, type=int,
+              help="Write the event timeline of every n-th incident (the naive baseline scans them).")
+@click.option("--repeats", default=7, show_default=True, type=int)
+def bench_metrics(incidents, database_urls, postgres_admin_url, events_every, repeats) -> None:
+    """The committee board's queries on rollups against the naive scan of the event log."""
+    from dispatch.bench.metrics import run
+
+    run(incidents=incidents, database_urls=database_urls, postgres_admin_url=postgres_admin_url,
+        events_every=events_every, repeats=repeats)
+
+
+@bench.command("live")
+@click.option("--clients", default=1000, show_default=True, type=int,
+              help="Socket.IO clients: committee boards plus tablets over the demo grids.")
+@click.option("--rate", default=50.0, show_default=True, type=float, help="Reports per second.")
+@click.option("--duration", default=30.0, show_default=True, type=float, help="Seconds of reports.")
+@click.option("--layout", "layouts", multiple=True, type=click.Choice(["1", "2"]),
+              help="Server processes: 1, or 2 with a private Redis (repeatable; default both).")
+@click.option("--client-procs", default=2, show_default=True, type=int, help="Client processes.")
+@click.option("--database", default="postgresql", show_default=True,
+              type=click.Choice(["sqlite", "postgresql"]))
+@click.option("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test", show_default=True,
+              help="Server where a fresh database is created and dropped.")
+@click.option("--grace", default=5.0, show_default=True, type=float,
+              help="Seconds to wait for deliveries after the last report.")
+def bench_live(clients, rate, duration, layouts, client_procs, database, postgres_url, grace) -> None:
+    """Report-to-tablet latency and delivery counts against a bare Flask-SocketIO emit."""
+    from dispatch.bench.live import run
+
+    run(clients=clients, rate=rate, duration=duration,
+        layouts=tuple(int(n) for n in layouts) or (1, 2), client_procs=client_procs,
+        database=database, postgres_url=postgres_url, grace=grace)
