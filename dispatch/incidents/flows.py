@@ -14,7 +14,14 @@ from dispatch.incidents import events
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
 from dispatch.people import directory
 from dispatch.people.models import Crew, User
-from dispatch.routing import Calendar, choose_manager, rank_crews
+from dispatch.routing import (
+    Calendar,
+    Exclusion,
+    ManagerDecision,
+    RankedCrew,
+    choose_manager,
+    rank_crews,
+)
 from dispatch.sla.clocks import deadline
 from grids.index import AreaIndex
 
@@ -41,23 +48,25 @@ def due(ctx: Context, category: Category, start: datetime, minutes: int) -> date
     return deadline(start, minutes, kind=category.clock_kind, tz=ctx.tz, calendar=ctx.calendar)
 
 
-def route_manager(ctx: Context, incident: Incident, category: Category, *, actor: dict,
-                  grid_code: str | None, community_code: str | None,
-                  event_type: str = "assigned", extra: dict | None = None) -> None:
-    """Give the incident to the manager the routing rules choose for a grid; escalate when nobody is found."""
-    grid = grid_code
-    adjacent = ctx.index.adjacent_grids(grid) if grid else []
-    decision = choose_manager(
-        grid_code=grid or "",
+def choose_for_grid(ctx: Context, grid_code: str | None, community_code: str | None) -> ManagerDecision:
+    """Who the routing rules give a report in this grid to, and why (reads only)."""
+    adjacent = ctx.index.adjacent_grids(grid_code) if grid_code else []
+    return choose_manager(
+        grid_code=grid_code or "",
         community_code=community_code,
         when=ctx.now,
         tz=ctx.tz,
-        managers=directory.grid_managers(ctx.session, [grid, *adjacent]) if grid else [],
+        managers=directory.grid_managers(ctx.session, [grid_code, *adjacent]) if grid_code else [],
         adjacent_grids=adjacent,
-        on_call=directory.on_call(ctx.session, [c for c in (grid, community_code) if c], ctx.now),
+        on_call=directory.on_call(ctx.session, [c for c in (grid_code, community_code) if c], ctx.now),
         duty_desk=directory.duty_desk(ctx.session, community_code),
         calendar=ctx.calendar,
     )
+
+
+def route_manager(ctx: Context, incident: Incident, category: Category, decision: ManagerDecision, *,
+                  actor: dict, event_type: str = "assigned", extra: dict | None = None) -> None:
+    """Record the routing decision; escalate when nobody was found."""
     data = {
         **(extra or {}),
         "manager_id": decision.user_id,
@@ -72,33 +81,51 @@ def route_manager(ctx: Context, incident: Incident, category: Category, *, actor
         escalate(ctx, incident, reason=decision.shortfall or "no_one_available", actor=SYSTEM)
 
 
-def recommend_crew(ctx: Context, incident: Incident, category: Category) -> None:
-    """Rank crews for a category that needs one: dispatch the best at once when urgent."""
+@dataclass
+class CrewRanking:
+    """Crews ranked for one report, and those left out with why (reads only)."""
+
+    ranked: list[RankedCrew]
+    excluded: list[Exclusion]
+
+    def ranking(self) -> list[dict]:
+        return [
+            {"crew_id": r.crew_id, "name": r.name, "rank": r.rank,
+             "distance_m": None if r.distance_m is None else round(r.distance_m, 1),
+             "open_assignments": r.open_assignments, "reasons": list(r.reasons)}
+            for r in self.ranked[:5]
+        ]
+
+
+def rank_for(ctx: Context, category: Category, *, lon: float, lat: float,
+             chain: dict[str, str | None]) -> CrewRanking | None:
+    """Rank the crews for a report of this category here; None when it needs no crew."""
     if not category.needs_crew:
-        return
-    chain = [getattr(incident, f"{level}_code") for level in
-             ("unit", "building", "grid", "community", "street", "district")]
+        return None
     ranked, excluded = rank_crews(
         directory.crew_candidates(ctx.session),
         skill=category.skill or category.code,
-        lon=incident.lon, lat=incident.lat,
-        area_codes=[c for c in chain if c],
+        lon=lon, lat=lat,
+        area_codes=[chain[level] for level in ("unit", "building", "grid", "community", "street",
+                                               "district") if chain.get(level)],
         when=ctx.now,
     )
-    ranking = [
-        {"crew_id": r.crew_id, "name": r.name, "rank": r.rank,
-         "distance_m": None if r.distance_m is None else round(r.distance_m, 1),
-         "open_assignments": r.open_assignments, "reasons": list(r.reasons)}
-        for r in ranked[:5]
-    ]
-    exclusions = [{"crew_id": e.crew_id, "name": e.name, "reason": e.reason} for e in excluded]
-    if not ranked:
+    return CrewRanking(ranked, excluded)
+
+
+def recommend_crew(ctx: Context, incident: Incident, category: Category, crews: CrewRanking | None) -> None:
+    """Record the crew recommendation: dispatch the best at once when urgent."""
+    if crews is None:
+        return
+    ranking = crews.ranking()
+    exclusions = [{"crew_id": e.crew_id, "name": e.name, "reason": e.reason} for e in crews.excluded]
+    if not crews.ranked:
         events.append(ctx.session, incident, "crew_recommended", at=ctx.now,
                       data={"recommended_crew_id": None, "ranking": [], "excluded": exclusions,
                             "shortfall": "no_crew_available"}, **SYSTEM)
         escalate(ctx, incident, reason="no_crew_available", actor=SYSTEM)
         return
-    best = ranked[0]
+    best = crews.ranked[0]
     if category.auto_dispatch:
         dispatch_crew(ctx, incident, category, crew_id=best.crew_id, actor=SYSTEM,
                       reason="auto_dispatch_urgent", ranking=ranking)

@@ -12,7 +12,14 @@ from sqlalchemy import func, select
 
 from dispatch.errors import ApiError, bad_field
 from dispatch.incidents import events
-from dispatch.incidents.flows import Context, due, recommend_crew, route_manager
+from dispatch.incidents.flows import (
+    Context,
+    choose_for_grid,
+    due,
+    rank_for,
+    recommend_crew,
+    route_manager,
+)
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
@@ -162,7 +169,11 @@ def find_duplicate(ctx: Context, report: Report) -> Incident | None:
 def record_report(ctx: Context, report: Report, *, reporter: User | None, client_key: str) -> tuple[Incident, str]:
     """Write the incident and its first events; returns it with the reporter's tracking token."""
     category = report.category
+    # Every read first; the event log's lock (taken by the first append) is then held
+    # only for the writes, so concurrent reports wait on each other as little as possible.
     original = find_duplicate(ctx, report)
+    manager = choose_for_grid(ctx, report.chain.get("grid"), report.chain.get("community"))
+    crews = rank_for(ctx, category, lon=report.lon, lat=report.lat, chain=report.chain)
     token = secrets.token_urlsafe(18)
     incident = Incident(public_id=f"tmp-{secrets.token_hex(8)}", tracking_hash=token_digest(token),
                         category_code=category.code, priority=category.priority, lon=report.lon,
@@ -199,7 +210,6 @@ def record_report(ctx: Context, report: Report, *, reporter: User | None, client
         events.append(ctx.session, incident, "duplicate_suspected", at=ctx.now,
                       data={"suspected_duplicate_of_id": original.id,
                             "original": original.public_id}, actor_id=None, actor_role="system")
-    route_manager(ctx, incident, category, actor={"actor_id": None, "actor_role": "system"},
-                  grid_code=incident.grid_code, community_code=incident.community_code)
-    recommend_crew(ctx, incident, category)
+    route_manager(ctx, incident, category, manager, actor={"actor_id": None, "actor_role": "system"})
+    recommend_crew(ctx, incident, category, crews)
     return incident, token

@@ -15,6 +15,7 @@ from dispatch.incidents import events
 from dispatch.incidents.access import can_see, check_may_act
 from dispatch.incidents.flows import (
     Context,
+    choose_for_grid,
     crew_changed,
     dispatch_crew,
     due,
@@ -169,8 +170,8 @@ def _reassign(ctx, incident, category, actor, params, user):
     moved = {f"{level}_code": chain.get(level) for level in ("grid", "community", "street", "district")}
     # The building belongs to another grid, so the report no longer names it.
     moved.update(unit_code=None, building_code=None, status="assigned", acknowledged_at=None)
-    route_manager(ctx, incident, category, actor=actor, event_type="reassigned",
-                  grid_code=grid_code, community_code=chain.get("community"),
+    decision = choose_for_grid(ctx, grid_code, chain.get("community"))
+    route_manager(ctx, incident, category, decision, actor=actor, event_type="reassigned",
                   extra={**moved, "from_grid": incident.grid_code, "reason_text": reason})
 
 
