@@ -215,6 +215,7 @@ def query_areas(
     level: str | None = None,
     parent: str | None = None,
     bbox: tuple[float, float, float, float] | None = None,
+    name_contains: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[Area], int]:
@@ -224,6 +225,8 @@ def query_areas(
         query = query.where(Area.level == level)
     if parent:
         query = query.where(Area.parent_code == parent)
+    if name_contains:
+        query = query.where(Area.name.contains(name_contains, autoescape=True))
     if bbox:
         min_lon, min_lat, max_lon, max_lat = bbox
         query = query.where(

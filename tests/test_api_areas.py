@@ -51,6 +51,10 @@ def test_list_areas_filters_and_pages(tree_client):
     children = tree_client.get(f"/api/v1/areas?parent={G1}").get_json()
     assert [f["id"] for f in children["features"]] == ["B1"]
 
+    named = tree_client.get("/api/v1/areas?q=第2网格").get_json()
+    assert [f["id"] for f in named["features"]] == [G2]
+    assert tree_client.get("/api/v1/areas?q=100%25").get_json()["total"] == 0  # % is literal
+
     (x0, y0), (x1, y1) = at(0.1, 0.1), at(0.7, 0.7)
     near_b1 = tree_client.get(f"/api/v1/areas?level=building&bbox={x0},{y0},{x1},{y1}").get_json()
     assert [f["id"] for f in near_b1["features"]] == ["B1"]
@@ -97,6 +101,7 @@ def test_locate_gcj02(tree_client):
         ("/api/v1/areas?limit=0", 400, "limit"),
         ("/api/v1/areas?limit=abc", 400, "limit"),
         ("/api/v1/areas?bbox=1,2,3", 400, "bbox"),
+        ("/api/v1/areas?q=" + "x" * 101, 400, "q"),
         ("/api/v1/areas?bbox=3,2,1,4", 400, "bbox"),
         ("/api/v1/locate?lat=32", 400, "lon"),
         ("/api/v1/locate?lon=abc&lat=32", 400, "lon"),

@@ -23,8 +23,12 @@ def list_areas():
     limit = int_arg("limit", 100, low=1, high=5000)
     offset = int_arg("offset", 0, low=0, high=10**9)
     parent = request.args.get("parent") or None
+    name = request.args.get("q") or None
+    if name and len(name) > 100:
+        raise bad_field("q", "is too long (at most 100 characters)")
     areas, total = query_areas(
-        session(), level=level, parent=parent, bbox=bbox_arg(), limit=limit, offset=offset
+        session(), level=level, parent=parent, bbox=bbox_arg(), name_contains=name,
+        limit=limit, offset=offset,
     )
     body = {
         "type": "FeatureCollection",
@@ -64,6 +68,7 @@ PATHS = {
         params=[
             query("level", {"type": "string", "enum": list(LEVELS)}, "Only areas of this level."),
             query("parent", {"type": "string"}, "Only children of this area code."),
+            query("q", {"type": "string", "maxLength": 100}, "Only areas whose name contains this text."),
             query("bbox", {"type": "string", "example": "118.77,32.02,118.79,32.04"},
                   "min_lon,min_lat,max_lon,max_lat (WGS84); areas whose bounding box overlaps it."),
             query("limit", {"type": "integer", "minimum": 1, "maximum": 5000, "default": 100}, "Page size."),

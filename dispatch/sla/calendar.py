@@ -44,5 +44,5 @@ def merge(official: Calendar, overrides: dict[date, str]) -> Calendar:
 
 def working_calendar(session: Session) -> Calendar:
     """The calendar routing and SLA deadlines share: official days, then the admin's rows."""
-    overrides = dict(session.execute(select(CalendarDay.day, CalendarDay.kind)).tuples().all())
+    overrides = dict(session.execute(select(CalendarDay.day, CalendarDay.kind)).all())
     return merge(public_calendar(), overrides)
