@@ -153,9 +153,13 @@ class Tailer:
             # Emitting may wait on a slow socket: no database transaction is open here,
             # so no other greenlet of this process ever waits on a lock held across it.
             for seq, pushes in batch:
+                self.cursor = seq  # first: an event is pushed once, even if pushing it fails
                 for rooms, body in pushes:
-                    socketio.server.emit("incident_event", body, to=rooms, namespace="/", ignore_queue=True)
-                self.cursor = seq
+                    try:
+                        socketio.server.emit("incident_event", body, to=rooms, namespace="/",
+                                             ignore_queue=True)
+                    except Exception:  # one client's broken socket must not hold up the rest
+                        log.exception("live push: emitting seq %s to %s failed", seq, rooms)
 
     def _read_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
         """The next events after the cursor, with a payload for each kind of room that is listening."""

@@ -40,13 +40,16 @@ def test_appends_wait_for_the_earlier_transaction_to_commit(postgres_server_url,
     now = incident.updated_at
     early = events.append(first, incident, "escalated", at=now, actor_id=None, actor_role="system",
                           data={"reason": "test"})  # holds the event-log lock, not committed
+    first.flush()
     result = {}
 
     def second_writer():
         with db.session() as second:
             other = second.get(Incident, other_id)
-            result["seq"] = events.append(second, other, "escalated", at=now, actor_id=None,
-                                          actor_role="system", data={"reason": "test"}).seq
+            appended = events.append(second, other, "escalated", at=now, actor_id=None,
+                                     actor_role="system", data={"reason": "test"})
+            second.flush()
+            result["seq"] = appended.seq
 
     thread = threading.Thread(target=second_writer)
     thread.start()
@@ -70,10 +73,11 @@ def test_concurrent_writers_reach_a_listener_in_seq_order_without_loss(postgres_
     points = [B1_POINT, B3_POINT, G2_POINT]
     with running_server(url) as a, running_server(url) as b:
         tablet = Tablet(token=login(a, "admin")).connect(a)
-        out_of_order = []
+        out_of_order, arrivals = [], []
         original = tablet._on_event
 
         def watch(data):
+            arrivals.append((data["seq"], data["type"], data["incident_id"]))
             if tablet.since is not None and data["seq"] <= tablet.since:
                 out_of_order.append(data["seq"])
             original(data)
@@ -94,6 +98,6 @@ def test_concurrent_writers_reach_a_listener_in_seq_order_without_loss(postgres_
             all_seqs = list(s.scalars(sa.select(events.IncidentEvent.seq).order_by(events.IncidentEvent.seq)))
         db.dispose()
         tablet.wait_for_seq(all_seqs[-1], timeout=30)
-        assert out_of_order == []
+        assert out_of_order == [], arrivals
         assert tablet.seqs() == all_seqs
         tablet.disconnect()

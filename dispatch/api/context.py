@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, g
 
 from dispatch.app import clock, session
 from dispatch.areas import index_cache
@@ -13,13 +13,18 @@ from dispatch.incidents.views import IncidentViews
 from dispatch.people.models import User
 
 
+def _index():
+    """The area index as of this request (the revision is read once per request)."""
+    if "area_index" not in g:
+        g.area_index = index_cache().get(session())
+    return g.area_index
+
+
 def rule_context() -> Context:
-    db = session()
-    return Context.load(db, now=clock().now(), tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]),
-                        index=index_cache().get(db))
+    return Context.load(session(), now=clock().now(),
+                        tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]), index=_index())
 
 
 def views_for(viewer: User | None) -> IncidentViews:
-    db = session()
-    index_cache().get(db)  # keeps the area names current
-    return IncidentViews(db, viewer, index_cache().names)
+    _index()  # keeps the area names current
+    return IncidentViews(session(), viewer, index_cache().names)

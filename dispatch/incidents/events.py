@@ -118,10 +118,11 @@ def append(
         data={k: to_json(v) for k, v in (data or {}).items()},
     )
     apply(incident, event)
-    session.add(event)
-    session.flush()
     rooms |= rooms_of(incident)
-    session.add_all(EventRoom(seq=event.seq, room=room) for room in sorted(rooms))
+    event.rooms = [EventRoom(room=room) for room in sorted(rooms)]
+    # No flush here: the transaction's events go to the database together, in the order
+    # they were appended, which is the order their seq numbers are handed out.
+    session.add(event)
     # Metrics hook: keep the incident's metric fact and its rollup cells in step with the log.
     metrics.record(session, incident, event)
     session.info["events_appended"] = True  # after commit, live push is woken (dispatch.live)

@@ -15,7 +15,7 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from grids.store import Base, UtcDateTime
 
@@ -128,6 +128,8 @@ class IncidentEvent(Base):
     actor_role: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Written with the event in one flush (its seq is only known then); never loaded back.
+    rooms: Mapped[list[EventRoom]] = relationship(lazy="noload")
 
 
 class EventRoom(Base):

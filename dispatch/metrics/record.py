@@ -149,13 +149,16 @@ def record(session: Session, incident: Incident, event: IncidentEvent) -> None:
     """Move the incident's fact by one event (called by events.append); its rollup cells
     move once per transaction, at commit, however many events the transaction appended."""
     pending = session.info.setdefault("metrics_pending", {})
-    # A new incident has no fact yet: no need to ask the database.
-    fact = None if event.type == "reported" else session.get(MetricFact, incident.id)
-    if incident.id not in pending:
-        pending[incident.id] = contribution(fact) if fact is not None else None
-    if fact is None:
-        fact = MetricFact(incident_id=incident.id, resolved_ever=False)
-        session.add(fact)
+    if incident.id in pending:
+        fact = pending[incident.id][1]
+    else:
+        # A new incident has no fact yet: no need to ask the database.
+        fact = None if event.type == "reported" else session.get(MetricFact, incident.id)
+        before = contribution(fact) if fact is not None else None
+        if fact is None:
+            fact = MetricFact(incident_id=incident.id, resolved_ever=False)
+            session.add(fact)
+        pending[incident.id] = (before, fact)
     update_fact(fact, incident, metrics_tz())
 
 
@@ -166,8 +169,8 @@ def _move_pending(session: Session) -> None:
     if not pending:
         return
     parts = []
-    for incident_id, before in pending.items():
-        after = contribution(session.get(MetricFact, incident_id))
+    for before, fact in pending.values():
+        after = contribution(fact)
         if before != after:
             parts += [(part, sign) for part, sign in ((before, -1), (after, 1)) if part is not None]
     if parts:
