@@ -180,8 +180,10 @@ def demo(host, port, test_clock) -> None:
     if load_demo(app):
         click.echo("loaded the demo map of central Nanjing (© OpenStreetMap contributors, ODbL)")
     base = f"http://{host}:{port}"
-    click.echo(f"\n  start page   {base}/\n  API          {base}/api/v1/health\n"
-               f"  OpenAPI      {base}/api/v1/openapi.json\n"
+    click.echo(f"\n  start page   {base}/\n  report       {base}/report   (residents, no sign-in)\n"
+               f"  console      {base}/console  (grid managers)\n  crew         {base}/crew\n"
+               f"  board        {base}/board    (committee members)\n"
+               f"  API          {base}/api/v1/openapi.json\n"
                f"  locate       {base}/api/v1/locate?lon=118.7835&lat=32.0335\n\n"
                + _demo_logins(app))
     _serve(app, host, port)
