@@ -85,7 +85,10 @@ def test_new_report_reaches_the_right_console_live_and_is_acted_on(demo_server, 
     recommended = incident(demo_server, token, drain["public_id"])["recommended_crew"]
     why = mine.page.locator(f'.why[data-crew="{recommended["id"]}"]')
     why.wait_for()
-    assert "skill drainage" in why.inner_text()
+    # Shown in the manager's language; the recorded reason stays on the item's title.
+    assert "具备技能：drainage" in why.inner_text()
+    assert why.locator('li[title="skill drainage"]').count() == 1
+    assert "距离" in why.inner_text() and "away" not in why.inner_text()
     mine.screenshot("recommendation")
     mine.page.click("#dispatch-recommended")
     mine.page.locator('#detail-status[data-status="dispatched"]').wait_for()

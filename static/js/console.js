@@ -199,9 +199,33 @@ function notice(message, kind = "info", { scroll = true } = {}) {
   if (scroll) box.scrollIntoView({ block: "nearest" });
 }
 
+// The server records its reasons in a small fixed English grammar (dispatch/routing.py);
+// they are the audit trail, so they stay as recorded and are only translated for display.
+const REASON_PATTERNS = [
+  [/^skill (.+)$/, (m) => t("console.reason.skill", { skill: m[1] })],
+  [/^available$/, () => t("console.reason.available")],
+  [/^serves (.+)$/, (m) => t("console.reason.serves", { area: m[1] })],
+  [/^(\d+) m away$/, (m) => t("console.reason.metres", { n: m[1] })],
+  [/^([\d.]+) km away$/, (m) => t("console.reason.km", { n: m[1] })],
+  [/^position unknown$/, () => t("console.reason.no_position")],
+  [/^no open jobs$/, () => t("console.reason.no_jobs")],
+  [/^(\d+) open jobs?$/, (m) => t("console.reason.jobs", { n: m[1] })],
+  [/^idle time unknown$/, () => t("console.reason.idle_unknown")],
+  [/^idle (?:(\d+) h )?(\d+) min$/, (m) => t("console.reason.idle", { h: m[1] || 0, min: m[2] })],
+];
+
+function localReason(reason) {
+  if (language() === "en") return reason;
+  for (const [pattern, render] of REASON_PATTERNS) {
+    const match = reason.match(pattern);
+    if (match) return render(match);
+  }
+  return reason;
+}
+
 function reasonsOf(crewId) {
   const entry = state.recommendation?.ranking?.find((r) => r.crew_id === crewId);
-  return entry ? `<ul class="reasons">${entry.reasons.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : "";
+  return entry ? `<ul class="reasons">${entry.reasons.map((r) => `<li title="${esc(r)}">${esc(localReason(r))}</li>`).join("")}</ul>` : "";
 }
 
 function crewSection(incident) {
