@@ -366,6 +366,18 @@ def _record(phase: Phase, lock: threading.Lock, status: int, latency_ms: float) 
             phase.errors += 1
 
 
+def _run(phase: Phase, worker, threads: int, *, start: float, start_cpu: float) -> Phase:
+    """Run `worker` on that many threads to the end; the phase's duration and client CPU."""
+    running = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    phase.seconds = time.perf_counter() - start
+    phase.client_cpu = (time.process_time() - start_cpu) / phase.seconds
+    return phase
+
+
 def closed_loop(name: str, base: str, path: str, token: str | None, bodies, *, clients: int,
                 duration: float) -> Phase:
     """`clients` threads posting back to back for `duration` seconds."""
@@ -382,14 +394,7 @@ def closed_loop(name: str, base: str, path: str, token: str | None, bodies, *, c
             _record(phase, lock, status, (time.perf_counter() - t0) * 1000)
         poster.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    phase.seconds = time.perf_counter() - start
-    phase.client_cpu = (time.process_time() - start_cpu) / phase.seconds
-    return phase
+    return _run(phase, worker, clients, start=start, start_cpu=start_cpu)
 
 
 def open_loop(name: str, base: str, path: str, token: str | None, bodies, *, rate: float,
@@ -419,14 +424,7 @@ def open_loop(name: str, base: str, path: str, token: str | None, bodies, *, rat
                 on_response(i, sent_at, status, answer)
         poster.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    phase.seconds = time.perf_counter() - start
-    phase.client_cpu = (time.process_time() - start_cpu) / phase.seconds
-    return phase
+    return _run(phase, worker, workers, start=start, start_cpu=start_cpu)
 
 
 # -- the benchmark ---------------------------------------------------------------------------

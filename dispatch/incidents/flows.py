@@ -154,7 +154,6 @@ def free_crew_if_idle(ctx: Context, crew_id: int | None) -> None:
     """A crew with no open job left becomes available again, idle from now."""
     if crew_id is None:
         return
-    ctx.session.flush()
     open_jobs = ctx.session.scalar(
         select(func.count()).select_from(Incident)
         .where(Incident.crew_id == crew_id, Incident.status.in_(OPEN_STATUSES))

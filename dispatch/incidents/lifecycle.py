@@ -63,10 +63,11 @@ def allowed_states(action: str, category: Category) -> tuple[str, ...]:
 def check_transition(incident: Incident, category: Category, action: str) -> None:
     """409 when the action is not allowed from the incident's state."""
     states = allowed_states(action, category)
-    if incident.status not in states or (action == "acknowledge" and incident.acknowledged_at):
+    acknowledged_again = action == "acknowledge" and incident.acknowledged_at is not None
+    if incident.status not in states or acknowledged_again:
         raise ApiError(409, "invalid_transition",
                        f"cannot {action} an incident that is {incident.status}"
-                       + (" and already acknowledged" if action == "acknowledge" and incident.acknowledged_at else ""),
+                       + (" and already acknowledged" if acknowledged_again else ""),
                        {"action": action, "status": incident.status, "allowed_from": list(states)})
 
 
