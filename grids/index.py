@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import shapely
@@ -18,6 +19,7 @@ from numpy.typing import ArrayLike
 from shapely.geometry.base import BaseGeometry
 
 from grids import LEVELS
+from grids.cells import Cells
 from grids.geometry import degrees_covering, metres_between
 
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
@@ -37,9 +39,11 @@ class AreaRecord:
     geometry: BaseGeometry
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """Where a WGS84 point belongs, from unit up to district."""
+
+    # A NamedTuple rather than a frozen dataclass: it is built on every locate, and a
+    # frozen dataclass's __init__ alone costs a fifth of a locate.
 
     lon: float
     lat: float
@@ -96,6 +100,7 @@ class AreaIndex:
     ) -> AreaIndex:
         """Index areas given as parallel arrays (the fast path for large trees)."""
         self = cls.__new__(cls)
+        self._adjacent: dict[str, list[str]] = {}
         self._init_areas(codes, levels, parent_codes)
         self._init_trees(np.asarray(geometries, dtype=object))
         return self
@@ -154,38 +159,52 @@ class AreaIndex:
         grid = np.flatnonzero(self._rank == _RANK["grid"])
         self._grid_geoms = geometries[grid]
         self._grid_codes = self._codes[grid]
-        self._grid_chain = self._upper_chain[grid]
-        # No shapely.prepare: STRtree predicates prepare the query point, not the tree's
-        # geometries, so preparing them costs build time and memory for nothing.
+        self._grid_chain = self._upper_chain[grid].tolist()
         self._grid_tree = shapely.STRtree(self._grid_geoms)
+        self._grid_cells = Cells(self._grid_geoms)
 
         fine = np.flatnonzero(self._rank >= _RANK["building"])
         fine_geoms = geometries[fine]
-        self._fine_codes = self._codes[fine]
-        self._fine_is_unit = self._rank[fine] == _RANK["unit"]
-        self._fine_area = shapely.area(fine_geoms)
+        is_unit = self._rank[fine] == _RANK["unit"]
         parent_pos = self._parent_pos[fine]
-        # Buildings start from their grid's chain (or whatever ancestor is indexed) ...
-        self._fine_base = self._upper_chain[parent_pos]
-        # ... units from their building, found by its position among the fine areas.
+        # Units find their building by its position among the fine areas.
         to_fine = np.full(len(self._codes) + 1, -1, dtype=np.int64)
         to_fine[fine] = np.arange(len(fine))
-        self._fine_parent = np.where(self._fine_is_unit, to_fine[parent_pos], -1)
+        self._fine_codes = self._codes[fine].tolist()
+        self._fine_area = shapely.area(fine_geoms).tolist()
+        # One record per building or unit, in a plain list: a locate reads one or two, and
+        # one tuple is fewer memory fetches than an item from each of several arrays.
+        # Buildings start from their grid's chain (or whatever ancestor is indexed), units
+        # from their building's position among the fine areas (-1 when not indexed).
+        self._fine = list(zip(
+            self._fine_codes,
+            self._upper_chain[parent_pos].tolist(),
+            is_unit.tolist(),
+            np.where(is_unit, to_fine[parent_pos], -1).tolist(),
+        ))
         self._fine_tree = shapely.STRtree(fine_geoms)
+        self._fine_cells = Cells(fine_geoms)
         self._fine_pos = fine
 
     # -- locating -------------------------------------------------------------------
 
     def locate(self, lon: float, lat: float, *, tolerance_m: float = 30.0) -> Location:
         """Locate a WGS84 point; raises OutsideManagedArea beyond tolerance_m of every grid."""
-        point = _point_array(lon, lat)
-        hits = self._fine_tree.query(point, predicate="intersects")[1]
-        if hits.size:
+        # Cells answer almost every point without making it a geometry; the trees take
+        # crowded cells.
+        hits = self._fine_cells.hits(lon, lat)
+        if hits is None:
+            hits = self._fine_tree.query(_point_array(lon, lat), predicate="intersects")[1]
+            hits = hits.tolist()
+        if hits:
             return self._fine_location(lon, lat, hits)
-        hits = self._grid_tree.query(point, predicate="intersects")[1]
-        if hits.size:
+        hits = self._grid_cells.hits(lon, lat)
+        if hits is None:
+            hits = self._grid_tree.query(_point_array(lon, lat), predicate="intersects")[1]
+            hits = hits.tolist()
+        if hits:
             return self._grid_location(lon, lat, hits)
-        result = self._beyond_grids(point[0], lon, lat, tolerance_m)
+        result = self._beyond_grids(_point_array(lon, lat)[0], lon, lat, tolerance_m)
         if isinstance(result, OutsideManagedArea):
             raise result
         return result
@@ -200,11 +219,11 @@ class AreaIndex:
         results: list[Location | OutsideManagedArea | None] = [None] * len(points)
 
         for i, hits in _grouped(*self._fine_tree.query(points, predicate="intersects")):
-            results[i] = self._fine_location(float(lons[i]), float(lats[i]), hits)
+            results[i] = self._fine_location(float(lons[i]), float(lats[i]), hits.tolist())
         rest = np.array([i for i, r in enumerate(results) if r is None], dtype=np.int64)
         for j, hits in _grouped(*self._grid_tree.query(points[rest], predicate="intersects")):
             i = int(rest[j])
-            results[i] = self._grid_location(float(lons[i]), float(lats[i]), hits)
+            results[i] = self._grid_location(float(lons[i]), float(lats[i]), hits.tolist())
         for i in (i for i, r in enumerate(results) if r is None):
             results[i] = self._beyond_grids(points[i], float(lons[i]), float(lats[i]), tolerance_m)
         return results
@@ -216,43 +235,42 @@ class AreaIndex:
         area, codes = self._fine_area, self._fine_codes
         return min(candidates, key=lambda i: (area[i], codes[i]))
 
-    def _fine_location(self, lon: float, lat: float, hits: np.ndarray) -> Location:
-        """The building (and unit) among fine-tree hits; its own grid wins over geometry."""
-        # Hits are one to a handful of indices: plain Python beats numpy calls here.
-        found = hits.tolist()
-        is_unit = self._fine_is_unit
-        buildings = [i for i in found if not is_unit[i]]
+    def _fine_location(self, lon: float, lat: float, found: list[int]) -> Location:
+        """The building (and unit) among fine hits; its own grid wins over geometry."""
+        fine = self._fine
+        if len(found) == 1:  # the common case: one building, or a unit poking out of it
+            return Location(lon, lat, self._fine_chain(found[0]),
+                            "unit" if fine[found[0]][2] else "building")
+        # Hits are a handful of indices: plain Python beats numpy calls here.
+        buildings = [i for i in found if not fine[i][2]]
         if not buildings:
             # The unit pokes out of its building's outline; it still names the building.
             return Location(lon, lat, self._fine_chain(self._smallest_fine(found)), "unit")
         building = self._smallest_fine(buildings)
-        if len(buildings) == len(found):
-            return Location(lon, lat, self._fine_chain(building), "building")
-        parent = self._fine_parent
-        units = [i for i in found if is_unit[i] and parent[i] == building]
+        units = [i for i in found if fine[i][2] and fine[i][3] == building]
         if not units:
             return Location(lon, lat, self._fine_chain(building), "building")
         return Location(lon, lat, self._fine_chain(self._smallest_fine(units)), "unit")
 
     def _fine_chain(self, i: int) -> dict[str, str | None]:
         """Chain for the i-th building or unit."""
-        if not self._fine_is_unit[i]:
-            chain = dict(self._fine_base[i])
-            chain["building"] = self._fine_codes[i]
+        code, base, is_unit, building = self._fine[i]
+        if not is_unit:
+            chain = base.copy()
+            chain["building"] = code
             return chain
-        building = int(self._fine_parent[i])
-        chain = self._fine_chain(building) if building >= 0 else dict(self._fine_base[i])
-        chain["unit"] = self._fine_codes[i]
+        chain = self._fine_chain(building) if building >= 0 else base.copy()
+        chain["unit"] = code
         return chain
 
-    def _grid_location(self, lon: float, lat: float, hits: np.ndarray) -> Location:
-        """The grid among grid-tree hits."""
-        if hits.size == 1:
-            grid = int(hits[0])
+    def _grid_location(self, lon: float, lat: float, hits: list[int]) -> Location:
+        """The grid among grid hits."""
+        if len(hits) == 1:
+            grid = hits[0]
         else:
             # On a shared edge or vertex every touching grid intersects the point: take the
             # lowest code, so the answer never depends on load order or tree layout.
-            grid = min(hits.tolist(), key=self._grid_codes.__getitem__)
+            grid = min(hits, key=self._grid_codes.__getitem__)
         return Location(lon, lat, dict(self._grid_chain[grid]), "grid")
 
     def _beyond_grids(
@@ -324,6 +342,13 @@ class AreaIndex:
 
     def adjacent_grids(self, code: str) -> list[str]:
         """Grids whose polygons touch this grid's, longest shared edge first, then by code."""
+        # Asked on every report, and the answer only changes with the map: keep it.
+        known = self._adjacent.get(code)
+        if known is None:
+            known = self._adjacent[code] = self._find_adjacent_grids(code)
+        return list(known)
+
+    def _find_adjacent_grids(self, code: str) -> list[str]:
         grid = self.geometry(code)
         hits = self._grid_tree.query(grid, predicate="intersects")
         others = [int(i) for i in hits if self._grid_codes[i] != code]

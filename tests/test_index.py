@@ -296,3 +296,19 @@ def test_adjacent_grids_and_geometry():
     assert index.adjacent_grids(G1) == [G2]
     assert index.adjacent_grids(G2) == [G1, G3]  # both share a full 2-unit edge; code order
     assert index.geometry("B1").equals(square(0.2, 0.2, 0.6, 0.6))
+
+
+def test_crowded_spots_are_answered_by_the_tree():
+    from grids.cells import CROWDED
+
+    # More overlapping footprints (and grids) in one place than the cells test one by one.
+    pile = [AreaRecord(f"P{k:02d}", "building", G1, box(0.1, 0.1, 0.9, 0.9))
+            for k in range(CROWDED + 2, 0, -1)]
+    grids = [AreaRecord(f"G{k:02d}", "grid", None, box(0, 0, 1, 1)) for k in range(CROWDED + 2)]
+    index = AreaIndex.build([*RECORDS[:4], *grids, *pile])
+    found = index.locate(*at(0.5, 0.5))
+    assert (found.method, found.chain["building"]) == ("building", "P01")
+    assert index._fine_cells.hits(*at(0.5, 0.5)) is None  # it really took the tree path
+    found = index.locate(*at(0.95, 0.95))
+    assert (found.method, found.chain["grid"]) == ("grid", G1)  # lowest code on the pile
+    assert index._grid_cells.hits(*at(0.95, 0.95)) is None
