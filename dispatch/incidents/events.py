@@ -53,8 +53,17 @@ EVENT_LOG_LOCK = 0x67726964  # "grid"
 
 
 def lock_event_log(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
+    """Take the lock once per transaction (PostgreSQL frees it at commit or rollback)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    transaction = session.get_transaction()  # None until the session has begun one
+    if transaction is not None and session.info.get("event_log_locked_by") is transaction:
+        return
+    # Without autoflush: nothing of this transaction needs to reach the database first,
+    # and the events appended after the lock get their seq when they are flushed.
+    with session.no_autoflush:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
+    session.info["event_log_locked_by"] = session.get_transaction()
 
 
 def to_json(value: Any) -> Any:

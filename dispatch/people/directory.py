@@ -28,26 +28,34 @@ def calendar(session: Session) -> Calendar:
 
 
 def grid_managers(session: Session, grid_codes: Collection[str]) -> list[GridManager]:
-    """Every manager assigned to these grids, with their weekly hours."""
+    """Every manager assigned to these grids, with their weekly hours (one statement)."""
     rows = session.execute(
-        select(GridAssignment.user_id, GridAssignment.grid_code, GridAssignment.kind, User.active)
+        select(GridAssignment.user_id, GridAssignment.grid_code, GridAssignment.kind, User.active,
+               WeeklyShift.id.label("shift_id"), WeeklyShift.weekday, WeeklyShift.start,
+               WeeklyShift.end)
         .join(User, User.id == GridAssignment.user_id)
+        .outerjoin(WeeklyShift, WeeklyShift.user_id == GridAssignment.user_id)
         .where(GridAssignment.grid_code.in_(list(grid_codes)))
+        .order_by(GridAssignment.id, WeeklyShift.id)
     ).all()
+    # One row per assignment and shift: gather the shifts back under each assignment.
+    assignments: dict[tuple[int, str, str], bool] = {}
     hours: dict[int, list[WeeklyHours]] = defaultdict(list)
-    for shift in session.scalars(
-        select(WeeklyShift).where(WeeklyShift.user_id.in_({r.user_id for r in rows}))
-    ):
-        hours[shift.user_id].append(WeeklyHours(shift.weekday, shift.start, shift.end))
+    seen: set[int] = set()  # a manager of two of these grids brings each shift twice
+    for r in rows:
+        assignments.setdefault((r.user_id, r.grid_code, r.kind), r.active)
+        if r.shift_id is not None and r.shift_id not in seen:
+            seen.add(r.shift_id)
+            hours[r.user_id].append(WeeklyHours(r.weekday, r.start, r.end))
     return [
         GridManager(
-            user_id=r.user_id,
-            grid_code=r.grid_code,
-            kind=r.kind,
-            hours=tuple(hours[r.user_id]) if r.user_id in hours else None,
-            active=r.active,
+            user_id=user_id,
+            grid_code=grid_code,
+            kind=kind,
+            hours=tuple(hours[user_id]) if user_id in hours else None,
+            active=active,
         )
-        for r in rows
+        for (user_id, grid_code, kind), active in assignments.items()
     ]
 
 
@@ -81,13 +89,17 @@ def duty_desk(session: Session, community_code: str | None) -> list[int]:
 
 
 def crew_candidates(session: Session) -> list[CrewCandidate]:
-    """Every crew with its current load, for ranking."""
-    load = dict(
-        session.execute(
-            select(Incident.crew_id, func.count())
-            .where(Incident.crew_id.is_not(None), Incident.status.in_(OPEN_STATUSES))
-            .group_by(Incident.crew_id)
-        ).all()
+    """Every crew with its current load, for ranking (one statement)."""
+    load = (
+        select(Incident.crew_id, func.count().label("open_assignments"))
+        .where(Incident.crew_id.is_not(None), Incident.status.in_(OPEN_STATUSES))
+        .group_by(Incident.crew_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Crew, load.c.open_assignments)
+        .outerjoin(load, load.c.crew_id == Crew.id)
+        .order_by(Crew.id)
     )
     return [
         CrewCandidate(
@@ -98,10 +110,10 @@ def crew_candidates(session: Session) -> list[CrewCandidate]:
             service_areas=frozenset(c.service_areas or ()),
             lon=c.lon,
             lat=c.lat,
-            open_assignments=load.get(c.id, 0),
+            open_assignments=open_assignments or 0,
             idle_since=c.idle_since,
         )
-        for c in session.scalars(select(Crew).order_by(Crew.id))
+        for c, open_assignments in rows
     ]
 
 
