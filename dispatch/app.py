@@ -13,6 +13,7 @@ from dispatch.clock import Clock, ManualClock
 from dispatch.db import Database
 from dispatch.errors import register_error_handlers
 from dispatch.live import Notifier
+from dispatch.people.roster import RosterCache
 from grids.store import IndexCache
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -53,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["griddispatch.notifier"] = Notifier(app.config["REDIS_URL"])
     app.extensions["griddispatch.notifier"].watch(app.extensions["griddispatch.db"].sessions)
     app.extensions["griddispatch.index"] = IndexCache()
+    app.extensions["griddispatch.roster"] = RosterCache()
     # The test clock only exists when asked for (`--test-clock` or a test); never by default.
     app.extensions["griddispatch.clock"] = (
         app.config.get("CLOCK") or (ManualClock() if app.config.get("TEST_CLOCK") else Clock())

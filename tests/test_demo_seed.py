@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from dispatch.demo import seed_demo
 from dispatch.incidents.models import Category
 from dispatch.people.auth import password_matches
-from dispatch.people.directory import on_call
 from dispatch.people.models import Crew, DutyDesk, GridAssignment, OnCallShift, User
+from dispatch.people.roster import Roster
 from grids.store import Area
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -86,6 +86,11 @@ def test_committee_per_street_and_desk_per_community(seeded):
         assert committee[f"committee-{street}"] == street
     desks = set(session.scalars(select(DutyDesk.community_code)))
     assert desks == set(codes(session, "community"))
+
+
+def on_call(session, area_codes, when):
+    """The rota entries routing would see (read fresh, not from a process's cache)."""
+    return Roster.load(session, revision=0).on_call(area_codes, when)
 
 
 @pytest.mark.parametrize("local", [

@@ -22,7 +22,8 @@ def _index():
 
 def rule_context() -> Context:
     return Context.load(session(), now=clock().now(),
-                        tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]), index=_index())
+                        tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]), index=_index(),
+                        roster=current_app.extensions["griddispatch.roster"].get(session()))
 
 
 def views_for(viewer: User | None) -> IncidentViews:

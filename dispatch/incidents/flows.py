@@ -14,6 +14,7 @@ from dispatch.incidents import events
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
 from dispatch.people import directory
 from dispatch.people.models import Crew, User
+from dispatch.people.roster import Roster
 from dispatch.routing import (
     Calendar,
     Exclusion,
@@ -38,10 +39,12 @@ class Context:
     tz: tzinfo
     index: AreaIndex
     calendar: Calendar
+    roster: Roster | None = None  # who works where; read when needed if not given
 
     @classmethod
-    def load(cls, session: Session, *, now: datetime, tz: tzinfo, index: AreaIndex) -> Context:
-        return cls(session, now, tz, index, directory.calendar(session))
+    def load(cls, session: Session, *, now: datetime, tz: tzinfo, index: AreaIndex,
+             roster: Roster) -> Context:
+        return cls(session, now, tz, index, roster.calendar, roster)
 
 
 def due(ctx: Context, category: Category, start: datetime, minutes: int) -> datetime:
@@ -50,16 +53,17 @@ def due(ctx: Context, category: Category, start: datetime, minutes: int) -> date
 
 def choose_for_grid(ctx: Context, grid_code: str | None, community_code: str | None) -> ManagerDecision:
     """Who the routing rules give a report in this grid to, and why (reads only)."""
+    roster = ctx.roster if ctx.roster is not None else Roster.load(ctx.session, revision=-1)
     adjacent = ctx.index.adjacent_grids(grid_code) if grid_code else []
     return choose_manager(
         grid_code=grid_code or "",
         community_code=community_code,
         when=ctx.now,
         tz=ctx.tz,
-        managers=directory.grid_managers(ctx.session, [grid_code, *adjacent]) if grid_code else [],
+        managers=roster.grid_managers([grid_code, *adjacent]) if grid_code else [],
         adjacent_grids=adjacent,
-        on_call=directory.on_call(ctx.session, [c for c in (grid_code, community_code) if c], ctx.now),
-        duty_desk=directory.duty_desk(ctx.session, community_code),
+        on_call=roster.on_call([c for c in (grid_code, community_code) if c], ctx.now),
+        duty_desk=roster.duty_desk(community_code),
         calendar=ctx.calendar,
     )
 

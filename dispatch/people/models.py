@@ -9,14 +9,20 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
+    Engine,
     Float,
     ForeignKey,
     Integer,
     String,
     Time,
     UniqueConstraint,
+    event,
+    insert,
+    select,
+    update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.dml import UpdateBase
 
 from grids.store import Base, UtcDateTime
 
@@ -132,3 +138,45 @@ def public_user(user: User) -> dict[str, Any]:
     """What anyone signed in may know of a user."""
     return {"id": user.id, "username": user.username, "display_name": user.display_name,
             "role": user.role}
+
+
+class DirectoryRevision(Base):
+    """Moves with every write to the tables routing reads (see `dispatch.people.roster`)."""
+
+    __tablename__ = "directory_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# What routing reads through the roster. Crews are not among them: their status and load
+# change with every dispatch, so routing reads them fresh each time.
+DIRECTORY_TABLES = frozenset({
+    User.__tablename__, GridAssignment.__tablename__, WeeklyShift.__tablename__,
+    OnCallShift.__tablename__, DutyDesk.__tablename__, CalendarDay.__tablename__,
+})
+
+
+def directory_revision(session: Session) -> int:
+    """The directory revision now committed (0 before any change)."""
+    return session.scalar(select(DirectoryRevision.revision).where(DirectoryRevision.id == 1)) or 0
+
+
+@event.listens_for(Engine, "before_execute")
+def _directory_changed(connection, statement, multiparams, params, execution_options) -> None:
+    """Move the directory revision in the same transaction as any write to its tables.
+
+    Hooked on every engine, below the ORM: ORM flushes, bulk and Core statements all pass
+    here, so no write path can forget it.
+    """
+    if not isinstance(statement, UpdateBase):
+        return
+    table = getattr(statement, "table", None)
+    if table is None or getattr(table, "name", None) not in DIRECTORY_TABLES:
+        return
+    revisions = DirectoryRevision.__table__
+    moved = connection.execute(
+        update(revisions).where(revisions.c.id == 1).values(revision=revisions.c.revision + 1)
+    ).rowcount
+    if not moved:  # a database made before the row existed
+        connection.execute(insert(revisions).values(id=1, revision=1))
