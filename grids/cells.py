@@ -15,7 +15,8 @@ import math
 import numpy as np
 import shapely
 
-# More candidates than this and testing each costs more than an STRtree search.
+# Roughly where testing each candidate stops being cheaper than one STRtree search (both
+# take a few microseconds there); crowded cells are rare in real maps.
 CROWDED = 24
 # Bounds on memory however the geometries are spread: cells, and cell memberships, per
 # geometry (a few areas far apart, or a few huge ones, make the cells coarser instead).
