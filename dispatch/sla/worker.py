@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -90,6 +91,10 @@ def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache)
         index = index_cache.get(session)
     totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0}
     for incident_id in ids:
+        # Let requests in between incidents: inside `griddispatch serve` this loop shares one
+        # gevent hub with the intake, and SQLite calls never yield on their own, so a tick of
+        # a hundred new incidents would otherwise hold every report back for its whole run.
+        time.sleep(0)
         with db.session() as session:
             # The event-log lock first, as every writer takes it (taking a row lock first
             # deadlocks against an action in flight). A racing worker waits here, then reads
