@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,11 +10,7 @@ from contextlib import contextmanager
 
 import requests
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dispatch.bench.intake import free_port, stop
 
 
 @contextmanager
@@ -50,10 +45,4 @@ def running_server(database_url: str, *args: str, command: str = "serve", env: d
             time.sleep(0.1)
         yield base
     finally:
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
