@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
@@ -128,14 +129,36 @@ def append(
     )
     apply(incident, event)
     rooms |= rooms_of(incident)
-    event.rooms = [EventRoom(room=room) for room in sorted(rooms)]
     # No flush here: the transaction's events go to the database together, in the order
-    # they were appended, which is the order their seq numbers are handed out.
+    # they were appended, which is the order their seq numbers are handed out. Their rooms
+    # follow in one Core insert once the flush has given them their seq (_write_rooms).
     session.add(event)
+    session.info.setdefault("event_rooms_pending", []).append((event, sorted(rooms)))
     # Metrics hook: keep the incident's metric fact and its rollup cells in step with the log.
     metrics.record(session, incident, event)
     session.info["events_appended"] = True  # after commit, live push is woken (dispatch.live)
     return event
+
+
+@sa_event.listens_for(Session, "after_flush")
+def _write_rooms(session: Session, _context) -> None:
+    """The rooms of the events this flush inserted, as plain rows: some thirty a report,
+    which as ORM objects cost more bookkeeping than the database work."""
+    pending = session.info.get("event_rooms_pending")
+    if not pending:
+        return
+    flushed = [(event, rooms) for event, rooms in pending if event.seq is not None]
+    if not flushed:
+        return
+    session.info["event_rooms_pending"] = [(e, r) for e, r in pending if e.seq is None]
+    session.connection().execute(
+        insert(EventRoom.__table__), [{"seq": event.seq, "room": room}
+                                      for event, rooms in flushed for room in rooms])
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_rooms(session: Session, _previous) -> None:
+    session.info.pop("event_rooms_pending", None)
 
 
 def project(events: Iterable[IncidentEvent]) -> Incident:

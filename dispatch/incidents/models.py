@@ -15,7 +15,7 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from grids.store import Base, UtcDateTime
 
@@ -128,9 +128,6 @@ class IncidentEvent(Base):
     actor_role: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Written with the event in one flush (its seq is only known then); never loaded back
-    # through it (replay queries event_rooms itself), so a read raises instead of querying.
-    rooms: Mapped[list[EventRoom]] = relationship(lazy="raise")
 
 
 class EventRoom(Base):
