@@ -108,3 +108,38 @@ def test_grid_specific_rota_beats_community_rota(world):
         on_call(world, "m3", G2, night - timedelta(hours=1)),
         GridAssignment(user_id=world.users["m3"], grid_code=G2, kind="backup"))
     assert routed(world)[0]["manager"]["display_name"] == "M3"
+
+
+def test_names_and_committee_members_come_from_the_directory_as_it_stands(world):
+    """The answer's manager name and an escalation's notified committee members are read
+    from the per-process roster: a rename, a new member and a disabled one show at once."""
+    db = world.app.extensions["griddispatch.db"]
+    with db.session() as s:
+        s.get(User, world.users["m2"]).display_name = "王网格员"
+    incident, _ = routed(world)
+    assert incident["manager"] == {"id": world.users["m2"], "display_name": "王网格员",
+                                   "phone": "13800000000"}
+
+    world.clock.set(datetime(2026, 12, 6, 3, 0, tzinfo=SHANGHAI))  # Sunday night, no rota
+    world.tokens.clear()  # signed in again at the new time
+    with db.session() as s:
+        s.get(User, world.users["desk"]).active = False
+        member = User(username="committee-c", display_name="社区委员", role="committee",
+                      password_hash="x", scope_area_code="320104001001", active=True,
+                      created_at=world.clock.now())
+        s.add(member)
+        s.flush()
+        member_id = member.id
+
+    def notified() -> list[int]:
+        incident, _ = routed(world)
+        events = world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                                  headers=world.headers("admin")).get_json()["events"]
+        escalated = next(e for e in events if e["type"] == "escalated")["data"]
+        assert escalated["area_code"] == "320104001001"
+        return escalated["notified"]
+
+    assert notified() == [member_id]
+    with db.session() as s:
+        s.get(User, member_id).active = False
+    assert notified() == []

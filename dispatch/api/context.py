@@ -20,12 +20,19 @@ def _index():
     return g.area_index
 
 
+def _roster():
+    """Who works where as of this request (the directory revision is read once per request)."""
+    if "roster" not in g:
+        g.roster = current_app.extensions["griddispatch.roster"].get(session())
+    return g.roster
+
+
 def rule_context() -> Context:
     return Context.load(session(), now=clock().now(),
                         tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]), index=_index(),
-                        roster=current_app.extensions["griddispatch.roster"].get(session()))
+                        roster=_roster())
 
 
 def views_for(viewer: User | None) -> IncidentViews:
     _index()  # keeps the area names current
-    return IncidentViews(session(), viewer, index_cache().names)
+    return IncidentViews(session(), viewer, index_cache().names, _roster().staff)

@@ -37,7 +37,7 @@ def move():
             raise bad_field("advance_minutes", "must be a number of minutes, zero or more")
         clock().advance(minutes)
     sla = run_once(db=database(), clock=clock(), tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]),
-                   index_cache=index_cache())
+                   index_cache=index_cache(), roster_cache=current_app.extensions["griddispatch.roster"])
     return jsonify({"now": clock().now().isoformat(), "sla": sla})
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from dispatch.incidents import events
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
 from dispatch.people import directory
-from dispatch.people.models import Crew, User
+from dispatch.people.models import Crew
 from dispatch.people.roster import Roster
 from dispatch.routing import (
     Calendar,
@@ -51,9 +51,13 @@ def due(ctx: Context, category: Category, start: datetime, minutes: int) -> date
     return deadline(start, minutes, kind=category.clock_kind, tz=ctx.tz, calendar=ctx.calendar)
 
 
+def _roster(ctx: Context) -> Roster:
+    return ctx.roster if ctx.roster is not None else Roster.load(ctx.session, revision=-1)
+
+
 def choose_for_grid(ctx: Context, grid_code: str | None, community_code: str | None) -> ManagerDecision:
     """Who the routing rules give a report in this grid to, and why (reads only)."""
-    roster = ctx.roster if ctx.roster is not None else Roster.load(ctx.session, revision=-1)
+    roster = _roster(ctx)
     adjacent = ctx.index.adjacent_grids(grid_code) if grid_code else []
     return choose_manager(
         grid_code=grid_code or "",
@@ -180,10 +184,7 @@ def escalate(ctx: Context, incident: Incident, *, reason: str, actor: dict,
     level = min((incident.escalation_level or 0) + 1, len(ESCALATION_LEVELS) - 1)
     to_level = ESCALATION_LEVELS[level]
     area_code = getattr(incident, f"{to_level}_code")
-    notified = list(ctx.session.scalars(
-        select(User.id).where(User.role == "committee", User.scope_area_code == area_code,
-                              User.active.is_(True)).order_by(User.id)
-    )) if area_code else []
+    notified = _roster(ctx).committee(area_code)
     events.append(ctx.session, incident, "escalated", at=ctx.now,
                   data={"escalation_level": level, "to_level": to_level, "area_code": area_code,
                         "reason": reason, "notified": notified, **(extra or {})}, **actor)

@@ -24,13 +24,20 @@ def _iso(value) -> str | None:
 class IncidentViews:
     """Serialises incidents for one viewer, looking names up once per request."""
 
-    def __init__(self, session: Session, viewer: User | None, names: dict[str, str]) -> None:
+    def __init__(self, session: Session, viewer: User | None, names: dict[str, str],
+                 staff: dict[int, tuple[str, str | None]] | None = None) -> None:
         self.session = session
         self.viewer = viewer
         self.names = names
+        self.staff = staff or {}  # the roster's names and phones, so most lookups need no query
 
     def _user(self, user_id: int | None) -> dict[str, Any] | None:
-        user = self.session.get(User, user_id) if user_id else None
+        if not user_id:
+            return None
+        if user_id in self.staff:
+            name, phone = self.staff[user_id]
+            return {"id": user_id, "display_name": name, "phone": phone}
+        user = self.session.get(User, user_id)
         return {"id": user.id, "display_name": user.display_name, "phone": user.phone} if user else None
 
     def _crew(self, crew_id: int | None) -> dict[str, Any] | None:

@@ -40,6 +40,8 @@ class Roster:
     on_call_by_area: dict[str, tuple[OnCall, ...]]  # active users only
     desk_by_community: dict[str, tuple[int, ...]]  # active users only
     calendar: Calendar
+    staff: dict[int, tuple[str, str | None]]  # every account but residents: display name, phone
+    committee_by_area: dict[str, tuple[int, ...]]  # active committee members by scope
 
     @classmethod
     def load(cls, session: Session, revision: int) -> Roster:
@@ -74,12 +76,24 @@ class Roster:
             .order_by(DutyDesk.user_id)
         ):
             desks[community_code].append(user_id)
+        staff: dict[int, tuple[str, str | None]] = {}
+        committee: dict[str, list[int]] = defaultdict(list)
+        for user_id, name, phone, role, scope, active in session.execute(
+            select(User.id, User.display_name, User.phone, User.role, User.scope_area_code, User.active)
+            .where(User.role != "resident")
+            .order_by(User.id)
+        ):
+            staff[user_id] = (name, phone)
+            if role == "committee" and active and scope:
+                committee[scope].append(user_id)
         return cls(
             revision=revision,
             managers_by_grid={g: tuple(m) for g, m in managers.items()},
             on_call_by_area={a: tuple(s) for a, s in on_call.items()},
             desk_by_community={c: tuple(u) for c, u in desks.items()},
             calendar=working_calendar(session),
+            staff=staff,
+            committee_by_area={a: tuple(u) for a, u in committee.items()},
         )
 
     def grid_managers(self, grid_codes: Collection[str]) -> list[GridManager]:
@@ -94,6 +108,10 @@ class Roster:
     def duty_desk(self, community_code: str | None) -> list[int]:
         """Active users staffing the community's duty desk."""
         return list(self.desk_by_community.get(community_code, ())) if community_code else []
+
+    def committee(self, area_code: str | None) -> list[int]:
+        """Active committee members whose scope is exactly this area (escalations notify them)."""
+        return list(self.committee_by_area.get(area_code, ())) if area_code else []
 
 
 class RosterCache:

@@ -29,8 +29,8 @@ from dispatch.incidents import events
 from dispatch.incidents.events import lock_event_log
 from dispatch.incidents.flows import SYSTEM, Context, escalate
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.people.roster import RosterCache
 from dispatch.sla import state
-from dispatch.sla.calendar import working_calendar
 from dispatch.sla.models import SlaWatch, WorkerLease
 from grids.store import IndexCache
 
@@ -82,13 +82,16 @@ def due_for_evaluation(now: datetime):
     )
 
 
-def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache) -> dict[str, int]:
+def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache,
+             roster_cache: RosterCache | None = None) -> dict[str, int]:
     """One tick: every incident whose next threshold has passed, each in its own transaction."""
     now = clock.now()
     with db.session() as session:
         ids = list(session.scalars(due_for_evaluation(now)))
-        calendar = working_calendar(session)
+        if not ids:
+            return {"evaluated": 0, "sla_changed": 0, "escalated": 0}
         index = index_cache.get(session)
+        roster = (roster_cache or RosterCache()).get(session)  # calendar, and whom escalations notify
     totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0}
     for incident_id in ids:
         # Let requests in between incidents: inside `griddispatch serve` this loop shares one
@@ -101,7 +104,7 @@ def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache)
             # the incident with this one's events applied and has nothing left to do.
             lock_event_log(session)
             incident = session.get(Incident, incident_id, populate_existing=True)
-            done = evaluate(Context(session, now, tz, index, calendar), incident)
+            done = evaluate(Context.load(session, now=now, tz=tz, index=index, roster=roster), incident)
         totals["evaluated"] += 1
         for key, count in done.items():
             totals[key] += count
@@ -179,6 +182,7 @@ class SlaWorker:
         self.db: Database = app.extensions["griddispatch.db"]
         self.clock: Clock = app.extensions["griddispatch.clock"]
         self.index_cache: IndexCache = app.extensions["griddispatch.index"]
+        self.roster_cache: RosterCache = app.extensions["griddispatch.roster"]
         self.tz = ZoneInfo(app.config["GRIDDISPATCH_TZ"])
         self.interval_s = interval_s
         self.leadership = Leadership(self.db, holder=holder, ttl_s=max(30, 3 * interval_s))
@@ -186,7 +190,8 @@ class SlaWorker:
     def tick(self) -> dict[str, Any]:
         if not self.leadership.acquire():
             return {"leader": False}
-        totals = run_once(db=self.db, clock=self.clock, tz=self.tz, index_cache=self.index_cache)
+        totals = run_once(db=self.db, clock=self.clock, tz=self.tz, index_cache=self.index_cache,
+                          roster_cache=self.roster_cache)
         return {"leader": True, **totals}
 
 
