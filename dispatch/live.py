@@ -162,21 +162,32 @@ class Tailer:
                         log.exception("live push: emitting seq %s to %s failed", seq, rooms)
 
     def _read_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
-        """The next events after the cursor, with a payload for each kind of room that is listening."""
+        """The next events after the cursor, with a payload for each kind of room that is listening.
+
+        Only events some client of this process may see are loaded and serialised: with
+        several processes each one reads every commit, and most events have no listener here.
+        """
         with self.db.session() as session:
-            events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq > self.cursor)
-                                     .order_by(IncidentEvent.seq).limit(BATCH)).all()
-            rooms = _rooms_by_seq(session, [e.seq for e in events])
-            payloads = Payloads(session, self.app)
+            seqs = session.scalars(select(IncidentEvent.seq).where(IncidentEvent.seq > self.cursor)
+                                   .order_by(IncidentEvent.seq).limit(BATCH)).all()
+            rooms = _rooms_by_seq(session, seqs) if seqs and _anyone_listening() else {}
+            wanted = {seq: _split(_listening(names)) for seq, names in rooms.items()}
+            wanted = {seq: split for seq, split in wanted.items() if split[0] or split[1]}
+            events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq.in_(sorted(wanted)))
+                                     .order_by(IncidentEvent.seq)).all() if wanted else []
+            by_seq = {event.seq: event for event in events}
+            payloads = Payloads(session, self.app) if events else None
             batch = []
-            for event in events:
-                staff, residents = _split(_listening(rooms.get(event.seq, ())))
+            for seq in seqs:
                 pushes = []
-                if staff:
-                    pushes.append((staff, payloads.staff(event)))
-                if residents:
-                    pushes.append((residents, payloads.resident(event)))
-                batch.append((event.seq, pushes))
+                event = by_seq.get(seq)
+                if event is not None:
+                    staff, residents = wanted[seq]
+                    if staff:
+                        pushes.append((staff, payloads.staff(event)))
+                    if residents:
+                        pushes.append((residents, payloads.resident(event)))
+                batch.append((seq, pushes))
             return batch
 
     def replay(self, sid: str, rooms: set[str], since: int | None, *, resident: bool) -> None:
@@ -213,6 +224,10 @@ class Tailer:
         return [*messages, ("replayed", {"until": self.cursor, "count": len(messages)})]
 
 
+def _anyone_listening() -> bool:
+    return any(socketio.server.manager.rooms.get("/", {}).values())
+
+
 def _listening(rooms) -> list[str]:
     """The rooms that have a client connected to this process: nobody else needs a payload."""
     namespace = socketio.server.manager.rooms.get("/", {})
@@ -242,7 +257,8 @@ class Payloads:
         self.session = session
         index = app.extensions["griddispatch.index"]
         index.get(session)
-        self.views = IncidentViews(session, None, index.names)
+        roster = app.extensions["griddispatch.roster"].get(session)
+        self.views = IncidentViews(session, None, index.names, roster.staff)
 
     def staff(self, event: IncidentEvent) -> dict[str, Any]:
         incident = self.session.get(Incident, event.incident_id)
