@@ -327,12 +327,16 @@ def worker(interval, once) -> None:
 @click.option("--database", "databases", multiple=True, type=click.Choice(["sqlite", "postgresql"]),
               help="Only these databases (repeatable; default both).")
 @click.option("--profile-dir", help="Record py-spy profiles of the server during the intake phases.")
-def bench_intake(clients, duration, rate, postgres_url, databases, profile_dir) -> None:
-    """POST /api/v1/incidents on a running gevent server against a bare route on the same stack."""
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Server processes sharing the database (and a private Redis when more than one); "
+                   "clients and the baseline are spread over them alike.")
+def bench_intake(clients, duration, rate, postgres_url, databases, profile_dir, processes) -> None:
+    """POST /api/v1/incidents on running gevent server(s) against a bare route on the same stack."""
     from dispatch.bench.intake import run
 
     run(clients=clients, duration=duration, rate=rate, postgres_url=postgres_url or None,
-        databases=tuple(databases) or ("sqlite", "postgresql"), profile_dir=profile_dir)
+        databases=tuple(databases) or ("sqlite", "postgresql"), profile_dir=profile_dir,
+        processes=processes)
 
 
 @bench.command("metrics")

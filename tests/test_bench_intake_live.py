@@ -48,6 +48,22 @@ def test_bench_intake_tiny_run_prints_table_and_json():
     assert set(figures["targets_met"]) == {"sqlite_throughput_ratio", "sqlite_p99_ms"}
 
 
+def test_bench_intake_spreads_every_phase_over_several_processes():
+    lines, figures = _invoke(["bench", "intake", "--database", "sqlite", "--postgres-url", "",
+                              "--clients", "4", "--duration", "0.5", "--rate", "20",
+                              "--processes", "2"])
+    assert any(line.startswith("| sqlite, 2 processes | closed loop") for line in lines)
+    run = figures["databases"]["sqlite"]
+    assert figures["processes"] == 2 and run["processes"] == 2
+    for phase in ("echo_closed", "intake_closed", "intake_open", "echo_open"):
+        assert run[phase]["errors"] == 0, run[phase]
+        # Both servers answered, the baseline's phases as much as the intake's.
+        assert len(run[phase]["by_server"]) == 2 and min(run[phase]["by_server"].values()) > 0
+    assert run["intake_open"]["by_server"] and sum(run["intake_open"]["by_server"].values()) == 10
+    assert run["stored_incidents"] >= run["intake_closed"]["ok"] + run["intake_open"]["ok"]
+    assert run["server_exceptions"]["tracebacks"] == 0
+
+
 def test_tally_counts_lost_duplicated_and_unexpected():
     expected = {7: {0, 1, 2}, 8: {2}}
     sent = {7: 100.0, 8: 101.0}

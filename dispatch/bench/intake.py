@@ -5,6 +5,10 @@ load the demo map and people (`dispatch.cli.load_demo`), start `griddispatch ser
 in a child process with the baseline route on (`GRIDDISPATCH_BENCH_BASELINE_ROUTE=1`:
 `POST /bench/echo` on the same app factory and server, parses the JSON, answers 201), then:
 
+With `--processes N` there are N such servers on the one database (and a private Redis, as
+the documented multi-process deployment has), and every phase, the baseline's too, is
+spread over them alike.
+
 - closed loop: C client threads, each with its own keep-alive connection, post back to back
   for D seconds, first to the echo route (baseline), then to the intake: reports/s;
 - open loop: reports at a fixed offered rate (default 100/s) for D seconds, each sent at its
@@ -37,7 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -245,6 +249,36 @@ def stop(process) -> None:
 
 
 @contextmanager
+def private_redis():
+    """A throwaway redis-server for the processes of one layout; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise click.ClickException("redis-server not found; needed to run several server processes")
+    import redis
+
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
 def postgres_database(admin_url: str):
     """A fresh PostgreSQL database for this run; dropped afterwards. Yields its URL or None."""
     import sqlalchemy as sa
@@ -331,6 +365,7 @@ class Phase:
     client_cpu: float = 0.0  # client process CPU seconds per wall second (1.0 = one core)
     statuses: dict[int, int] = field(default_factory=dict)
     server_cpu_s: float = 0.0
+    by_server: dict[int, int] = field(default_factory=dict)  # requests per server port
 
     @property
     def rate(self) -> float:
@@ -348,16 +383,20 @@ class Phase:
                 "p50_ms": _r(self.pct(50)), "p99_ms": _r(self.pct(99)),
                 "max_ms": _r(max(self.latencies_ms) if self.latencies_ms else None),
                 "client_cpu_cores": round(self.client_cpu, 2),
-                "statuses": {str(k): v for k, v in sorted(self.statuses.items())}}
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "by_server": {str(k): v for k, v in sorted(self.by_server.items())}}
 
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _record(phase: Phase, lock: threading.Lock, status: int, latency_ms: float) -> None:
+def _record(phase: Phase, lock: threading.Lock, status: int, latency_ms: float,
+            port: int | None = None) -> None:
     with lock:
         phase.sent += 1
+        if port is not None:
+            phase.by_server[port] = phase.by_server.get(port, 0) + 1
         phase.statuses[status] = phase.statuses.get(status, 0) + 1
         if status == 201:
             phase.ok += 1
@@ -378,40 +417,49 @@ def _run(phase: Phase, worker, threads: int, *, start: float, start_cpu: float) 
     return phase
 
 
-def closed_loop(name: str, base: str, path: str, token: str | None, bodies, *, clients: int,
-                duration: float) -> Phase:
-    """`clients` threads posting back to back for `duration` seconds."""
+def _bases(base: str | list[str]) -> list[str]:
+    return [base] if isinstance(base, str) else list(base)
+
+
+def closed_loop(name: str, base: str | list[str], path: str, token: str | None, bodies, *,
+                clients: int, duration: float) -> Phase:
+    """`clients` threads posting back to back for `duration` seconds (spread over the servers
+    when `base` is a list)."""
     phase, lock = Phase(name), threading.Lock()
     start_cpu, start = time.process_time(), time.perf_counter()
     end = start + duration
+    bases, spread = _bases(base), itertools.count()
 
     def worker():
-        poster = Poster(base, path, token)
+        poster = Poster(bases[next(spread) % len(bases)], path, token)
         while time.perf_counter() < end:
             body = bodies()
             t0 = time.perf_counter()
             status, _ = poster.post(body)
-            _record(phase, lock, status, (time.perf_counter() - t0) * 1000)
+            _record(phase, lock, status, (time.perf_counter() - t0) * 1000, poster.port)
         poster.close()
 
     return _run(phase, worker, clients, start=start, start_cpu=start_cpu)
 
 
-def open_loop(name: str, base: str, path: str, token: str | None, bodies, *, rate: float,
-              duration: float, workers: int = 64, on_response=None) -> Phase:
-    """Requests at a fixed schedule (rate/s); latency from each one's scheduled time."""
+def open_loop(name: str, base: str | list[str], path: str, token: str | None, bodies, *,
+              rate: float, duration: float, workers: int = 64, on_response=None) -> Phase:
+    """Requests at a fixed schedule (rate/s); latency from each one's scheduled time. With
+    several servers, request i goes to server i mod n."""
     phase, lock = Phase(name), threading.Lock()
     total = int(rate * duration)
     counter = itertools.count()
     start_cpu = time.process_time()
     start = time.perf_counter() + 0.05
+    bases = _bases(base)
 
     def worker():
-        poster = Poster(base, path, token)
+        posters = [Poster(b, path, token) for b in bases]
         while True:
             i = next(counter)
             if i >= total:
                 break
+            poster = posters[i % len(posters)]
             scheduled = start + i / rate
             body = bodies(i)
             delay = scheduled - time.perf_counter()
@@ -419,10 +467,11 @@ def open_loop(name: str, base: str, path: str, token: str | None, bodies, *, rat
                 time.sleep(delay)
             sent_at = time.time()
             status, answer = poster.post(body)
-            _record(phase, lock, status, (time.perf_counter() - scheduled) * 1000)
+            _record(phase, lock, status, (time.perf_counter() - scheduled) * 1000, poster.port)
             if on_response is not None:
                 on_response(i, sent_at, status, answer)
-        poster.close()
+        for poster in posters:
+            poster.close()
 
     return _run(phase, worker, workers, start=start, start_cpu=start_cpu)
 
@@ -430,7 +479,7 @@ def open_loop(name: str, base: str, path: str, token: str | None, bodies, *, rat
 # -- the benchmark ---------------------------------------------------------------------------
 
 def bench_database(kind: str, url: str, *, clients: int, duration: float, rate: float,
-                   profile_dir: str | None) -> dict:
+                   profile_dir: str | None, processes: int = 1) -> dict:
     _say(f"{kind}: loading the demo map and people")
     demo = prepare_demo(url)
     workload = Workload(demo)
@@ -442,39 +491,53 @@ def bench_database(kind: str, url: str, *, clients: int, duration: float, rate: 
     def echo(_i=None):
         return echo_body
 
-    results: dict = {"database": kind}
-    with server_process(url, env={"GRIDDISPATCH_BENCH_BASELINE_ROUTE": "1"}) as (base, process):
-        _say(f"{kind}: server up at {base} (pid {process.pid}); warming up")
-        closed_loop("warm-echo", base, "/bench/echo", None, echo, clients=2, duration=min(1.0, duration))
-        closed_loop("warm-intake", base, "/api/v1/incidents", demo.operator_token, report_body,
-                    clients=2, duration=min(1.0, duration))
+    results: dict = {"database": kind, "processes": processes}
+    with ExitStack() as stack:
+        # Several processes are the documented deployment: one database, Redis for live fan-out.
+        env = {"GRIDDISPATCH_BENCH_BASELINE_ROUTE": "1"}
+        if processes > 1:
+            env["REDIS_URL"] = stack.enter_context(private_redis())
+        servers = [stack.enter_context(server_process(url, env=env)) for _ in range(processes)]
+        bases = [base for base, _ in servers]
+        pids = [process.pid for _, process in servers]
+        _say(f"{kind}: {processes} server process(es) up at {', '.join(bases)} "
+             f"(pid {', '.join(map(str, pids))}); warming up")
+        closed_loop("warm-echo", bases, "/bench/echo", None, echo, clients=2 * processes,
+                    duration=min(1.0, duration))
+        closed_loop("warm-intake", bases, "/api/v1/incidents", demo.operator_token, report_body,
+                    clients=2 * processes, duration=min(1.0, duration))
         phases = []
 
         def measured(make):
-            cpu = process_cpu_s(process.pid)
+            cpu = sum(process_cpu_s(pid) for pid in pids)
             phase = make()
-            phase.server_cpu_s = process_cpu_s(process.pid) - cpu
+            phase.server_cpu_s = sum(process_cpu_s(pid) for pid in pids) - cpu
             phases.append(phase)
 
         _say(f"{kind}: closed loop, {clients} clients, {duration:g} s each")
-        measured(lambda: closed_loop("echo_closed", base, "/bench/echo", None, echo,
+        measured(lambda: closed_loop("echo_closed", bases, "/bench/echo", None, echo,
                                      clients=clients, duration=duration))
-        with _py_spy(profile_dir, f"{kind}-closed", process.pid, duration):
-            measured(lambda: closed_loop("intake_closed", base, "/api/v1/incidents",
+        with _py_spy(profile_dir, f"{kind}-closed", pids[0], duration):
+            measured(lambda: closed_loop("intake_closed", bases, "/api/v1/incidents",
                                          demo.operator_token, report_body, clients=clients,
                                          duration=duration))
         _say(f"{kind}: open loop at {rate:g}/s, {duration:g} s each")
-        with _py_spy(profile_dir, f"{kind}-open", process.pid, duration):
-            measured(lambda: open_loop("intake_open", base, "/api/v1/incidents", demo.operator_token,
+        with _py_spy(profile_dir, f"{kind}-open", pids[0], duration):
+            measured(lambda: open_loop("intake_open", bases, "/api/v1/incidents", demo.operator_token,
                                        report_body, rate=rate, duration=duration))
-        measured(lambda: open_loop("echo_open", base, "/bench/echo", None, echo, rate=rate,
+        measured(lambda: open_loop("echo_open", bases, "/bench/echo", None, echo, rate=rate,
                                    duration=duration))
     for phase in phases:
         results[phase.name] = phase.summary()
         results[phase.name]["server_cpu_ms_per_request"] = (
             round(phase.server_cpu_s * 1000 / phase.sent, 2) if phase.sent else None)
     results["stored_incidents"] = _count_incidents(url)
-    results["server_exceptions"] = server_exceptions(process.log_path)
+    logs = [server_exceptions(process.log_path) for _, process in servers]
+    results["server_exceptions"] = {
+        "tracebacks": sum(log["tracebacks"] or 0 for log in logs),
+        "last": next((log["last"] for log in reversed(logs) if log["last"]), None),
+        "log": [log["log"] for log in logs if log.get("log")] or None,
+    }
     results["throughput_ratio"] = (round(results["intake_closed"]["per_s"] / results["echo_closed"]["per_s"], 3)
                                    if results["echo_closed"]["per_s"] else None)
     return results
@@ -517,9 +580,11 @@ def _count_incidents(url: str) -> int:
 
 def run(*, clients: int = 16, duration: float = 10.0, rate: float = 100.0,
         postgres_url: str | None = "postgresql://postgres@127.0.0.1:5432/test",
-        databases: tuple[str, ...] = ("sqlite", "postgresql"), profile_dir: str | None = None) -> dict:
+        databases: tuple[str, ...] = ("sqlite", "postgresql"), profile_dir: str | None = None,
+        processes: int = 1) -> dict:
     figures: dict = {
         "bench": "intake", "clients": clients, "duration_s": duration, "offered_per_s": rate,
+        "processes": processes,
         "date": datetime.now(UTC).date().isoformat(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "targets": TARGETS, "databases": {},
     }
@@ -527,13 +592,15 @@ def run(*, clients: int = 16, duration: float = 10.0, rate: float = 100.0,
         if kind == "sqlite":
             with sqlite_database() as url:
                 figures["databases"][kind] = bench_database(kind, url, clients=clients, duration=duration,
-                                                            rate=rate, profile_dir=profile_dir)
+                                                            rate=rate, profile_dir=profile_dir,
+                                                            processes=processes)
         elif postgres_url:
             with postgres_database(postgres_url) as url:
                 if url is not None:
                     figures["databases"][kind] = bench_database(kind, url, clients=clients,
                                                                 duration=duration, rate=rate,
-                                                                profile_dir=profile_dir)
+                                                                profile_dir=profile_dir,
+                                                                processes=processes)
     met = {}
     for kind, r in figures["databases"].items():
         met[f"{kind}_throughput_ratio"] = (r["throughput_ratio"] is not None
@@ -554,11 +621,12 @@ def _yes(met: bool | None) -> str:
 def table(f: dict) -> str:
     rows = ["| database | metric | intake | baseline (/bench/echo) | ratio | target | met? |",
             "|---|---|---|---|---|---|---|"]
-    for kind, r in f["databases"].items():
+    for key, r in f["databases"].items():
         ic, ec, io, eo = r["intake_closed"], r["echo_closed"], r["intake_open"], r["echo_open"]
+        kind = key if r.get("processes", 1) == 1 else f"{key}, {r['processes']} processes"
         rows.append(f"| {kind} | closed loop, {f['clients']} clients: reports/s | {ic['per_s']:.1f} "
                     f"| {ec['per_s']:.1f} | {r['throughput_ratio']:.3f} | ≥ 0.5 "
-                    f"| {_yes(f['targets_met'][f'{kind}_throughput_ratio'])} |")
+                    f"| {_yes(f['targets_met'][f'{key}_throughput_ratio'])} |")
         rows.append(f"| {kind} | closed loop latency p50 / p99 (ms) | {ic['p50_ms']} / {ic['p99_ms']} "
                     f"| {ec['p50_ms']} / {ec['p99_ms']} | – | – | – |")
         rows.append(f"| {kind} | open loop {f['offered_per_s']:g}/s: p50 (ms, from schedule) "
@@ -566,7 +634,7 @@ def table(f: dict) -> str:
         ratio = f"{io['p99_ms'] / eo['p99_ms']:.1f}×" if io["p99_ms"] and eo["p99_ms"] else "–"
         rows.append(f"| {kind} | open loop {f['offered_per_s']:g}/s: p99 (ms, from schedule) "
                     f"| {io['p99_ms']} | {eo['p99_ms']} | {ratio} | ≤ 50 ms "
-                    f"| {_yes(f['targets_met'][f'{kind}_p99_ms'])} |")
+                    f"| {_yes(f['targets_met'][f'{key}_p99_ms'])} |")
         rows.append(f"| {kind} | open loop: achieved/s, errors, max (ms) | {io['per_s']} , "
                     f"{io['errors']}, {io['max_ms']} | {eo['per_s']}, {eo['errors']}, {eo['max_ms']} "
                     f"| – | – | – |")

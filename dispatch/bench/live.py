@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from dispatch.bench.intake import (
     open_loop,
     postgres_database,
     prepare_demo,
+    private_redis,
     server_exceptions,
     server_process,
     sqlite_database,
@@ -181,35 +181,6 @@ def bare_server(redis_url: str | None):
         yield base, process
     finally:
         stop(process)
-
-
-@contextmanager
-def private_redis():
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise click.ClickException("redis-server not found; needed for the two-process layout")
-    import redis
-
-    port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        process.kill()
-        process.wait()
 
 
 # -- the benchmark -----------------------------------------------------------------------------
