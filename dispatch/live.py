@@ -258,7 +258,7 @@ class Payloads:
         index = app.extensions["griddispatch.index"]
         index.get(session)
         roster = app.extensions["griddispatch.roster"].get(session)
-        self.views = IncidentViews(session, None, index.names, roster.staff)
+        self.views = IncidentViews(session, None, index.names, roster)
 
     def staff(self, event: IncidentEvent) -> dict[str, Any]:
         incident = self.session.get(Incident, event.incident_id)

@@ -301,9 +301,10 @@ class IndexCache:
         self.names: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session) -> AreaIndex:
-        """The index for the areas committed now."""
-        revision = current_revision(session)
+    def get(self, session: Session, revision: int | None = None) -> AreaIndex:
+        """The index for the areas committed now (or as of `revision`, read by the caller)."""
+        if revision is None:
+            revision = current_revision(session)
         if self.index is None or revision != self.revision:
             with self._lock:
                 if self.index is None or revision != self.revision:

@@ -98,3 +98,20 @@ def test_a_running_server_routes_by_a_rota_change_made_by_another_process(world)
                               timeout=30).json()
         assert any(e["type"] == "assigned" and e["data"]["reason"] == "on_call"
                    for e in events["events"])
+
+
+def test_category_changes_reach_the_next_report(world):
+    """Categories are read from the roster too: a change moves the directory revision, so
+    the very next report sees a renamed or retired category."""
+    db = world.app.extensions["griddispatch.db"]
+    admin = world.headers("admin")
+    start = revision(db)
+    renamed = world.client.patch("/api/v1/categories/burst_pipe", headers=admin,
+                                 json={"name_en": "Burst main"})
+    assert renamed.status_code == 200, renamed.get_json()
+    assert revision(db) > start
+    assert world.report(category="burst_pipe").get_json()["category_name"]["en"] == "Burst main"
+    retired = world.client.patch("/api/v1/categories/burst_pipe", headers=admin, json={"active": False})
+    assert retired.status_code == 200, retired.get_json()
+    refused = world.report(category="burst_pipe")
+    assert refused.status_code == 422 and refused.get_json()["error"]["details"]["field"] == "category"

@@ -5,25 +5,38 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from flask import current_app, g
+from sqlalchemy import select
 
 from dispatch.app import clock, session
 from dispatch.areas import index_cache
 from dispatch.incidents.flows import Context
 from dispatch.incidents.views import IncidentViews
-from dispatch.people.models import User
+from dispatch.people.models import DirectoryRevision, User
+from grids.store import AreaRevision
+
+
+def _revisions() -> tuple[int, int]:
+    """The area and directory revisions, read once per request in one statement."""
+    if "revisions" not in g:
+        area, directory = session().execute(select(
+            select(AreaRevision.revision).where(AreaRevision.id == 1).scalar_subquery(),
+            select(DirectoryRevision.revision).where(DirectoryRevision.id == 1).scalar_subquery(),
+        )).one()
+        g.revisions = (area or 0, directory or 0)
+    return g.revisions
 
 
 def _index():
-    """The area index as of this request (the revision is read once per request)."""
+    """The area index as of this request."""
     if "area_index" not in g:
-        g.area_index = index_cache().get(session())
+        g.area_index = index_cache().get(session(), revision=_revisions()[0])
     return g.area_index
 
 
 def _roster():
-    """Who works where as of this request (the directory revision is read once per request)."""
+    """Who works where as of this request."""
     if "roster" not in g:
-        g.roster = current_app.extensions["griddispatch.roster"].get(session())
+        g.roster = current_app.extensions["griddispatch.roster"].get(session(), revision=_revisions()[1])
     return g.roster
 
 
@@ -35,4 +48,4 @@ def rule_context() -> Context:
 
 def views_for(viewer: User | None) -> IncidentViews:
     _index()  # keeps the area names current
-    return IncidentViews(session(), viewer, index_cache().names, _roster().staff)
+    return IncidentViews(session(), viewer, index_cache().names, _roster())

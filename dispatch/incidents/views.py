@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from dispatch.incidents.access import mask_phone, sees_phone
 from dispatch.incidents.models import Category, Incident, IncidentEvent
 from dispatch.people.models import Crew, User
+from dispatch.people.roster import Roster
 
 LEVELS_UP = ("unit", "building", "grid", "community", "street", "district")
 TIMES = ("created_at", "assigned_at", "acknowledged_at", "dispatched_at", "en_route_at",
@@ -25,11 +26,13 @@ class IncidentViews:
     """Serialises incidents for one viewer, looking names up once per request."""
 
     def __init__(self, session: Session, viewer: User | None, names: dict[str, str],
-                 staff: dict[int, tuple[str, str | None]] | None = None) -> None:
+                 roster: Roster | None = None) -> None:
         self.session = session
         self.viewer = viewer
         self.names = names
-        self.staff = staff or {}  # the roster's names and phones, so most lookups need no query
+        # The roster's names, phones and categories, so most look-ups need no query.
+        self.staff = roster.staff if roster is not None else {}
+        self.categories = roster.categories if roster is not None else {}
 
     def _user(self, user_id: int | None) -> dict[str, Any] | None:
         if not user_id:
@@ -49,7 +52,8 @@ class IncidentViews:
         return other.public_id if other else None
 
     def incident(self, incident: Incident) -> dict[str, Any]:
-        category = self.session.get(Category, incident.category_code)
+        category = (self.categories.get(incident.category_code)
+                    or self.session.get(Category, incident.category_code))
         phone = incident.reporter_phone
         return {
             "id": incident.id,

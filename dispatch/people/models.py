@@ -154,6 +154,7 @@ class DirectoryRevision(Base):
 DIRECTORY_TABLES = frozenset({
     User.__tablename__, GridAssignment.__tablename__, WeeklyShift.__tablename__,
     OnCallShift.__tablename__, DutyDesk.__tablename__, CalendarDay.__tablename__,
+    "categories",  # what can be reported and its SLA targets: every report reads them too
 })
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dispatch.incidents.models import Category
 from dispatch.people.models import (
     DutyDesk,
     GridAssignment,
@@ -42,6 +43,7 @@ class Roster:
     calendar: Calendar
     staff: dict[int, tuple[str, str | None]]  # every account but residents: display name, phone
     committee_by_area: dict[str, tuple[int, ...]]  # active committee members by scope
+    categories: dict[str, Category]  # transient copies, never attached to a session
 
     @classmethod
     def load(cls, session: Session, revision: int) -> Roster:
@@ -86,6 +88,8 @@ class Roster:
             staff[user_id] = (name, phone)
             if role == "committee" and active and scope:
                 committee[scope].append(user_id)
+        table = Category.__table__
+        categories = {row.code: Category(**row._mapping) for row in session.execute(select(table))}
         return cls(
             revision=revision,
             managers_by_grid={g: tuple(m) for g, m in managers.items()},
@@ -94,6 +98,7 @@ class Roster:
             calendar=working_calendar(session),
             staff=staff,
             committee_by_area={a: tuple(u) for a, u in committee.items()},
+            categories=categories,
         )
 
     def grid_managers(self, grid_codes: Collection[str]) -> list[GridManager]:
@@ -121,8 +126,10 @@ class RosterCache:
         self.roster: Roster | None = None
         self._lock = threading.Lock()
 
-    def get(self, session: Session) -> Roster:
-        revision = directory_revision(session)
+    def get(self, session: Session, revision: int | None = None) -> Roster:
+        """The roster as of `revision` (read from the database when not given)."""
+        if revision is None:
+            revision = directory_revision(session)
         roster = self.roster
         if roster is None or roster.revision != revision:
             with self._lock:
