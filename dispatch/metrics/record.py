@@ -16,6 +16,7 @@ Merged duplicates are left out: their original carries the work.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -26,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, text, tuple_, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -134,9 +135,13 @@ def _move(session: Session, parts: list[tuple[Contribution, int]]) -> None:
     if not changes:
         return  # e.g. a new manager leaves the area and crew cells as they were
     connection = session.connection()
-    cells_params = {f"c{i}_{k}": v for i, key in enumerate(changes) for k, v in zip(KEY, key)}
-    existing = {tuple(row[:len(KEY)]): row[len(KEY):]
-                for row in connection.execute(_statements(len(changes))[0], cells_params)}
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(_read_row_values(), {"cells": json.dumps(
+            [dict(zip(KEY, key)) for key in changes], default=date.isoformat)})
+    else:
+        rows = connection.execute(_statements(len(changes))[0], {
+            f"c{i}_{k}": v for i, key in enumerate(changes) for k, v in zip(KEY, key)})
+    existing = {tuple(row[:len(KEY)]): row[len(KEY):] for row in rows}
     inserts, updates, gone = [], [], []
     for key, (part, deltas, hist) in changes.items():
         old = existing.get(key)
@@ -174,6 +179,19 @@ def _statements(n: int):
                   table.c.histogram).where(match)
     write = update(table).where(match).values({c: bindparam(c) for c in (*COUNTERS, "histogram")})
     return read, write, delete(table).where(match)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_row_values():
+    """The cells' read on PostgreSQL: their keys as one JSON parameter unpacked into rows,
+    matched on the primary key. psycopg parses a statement's text once and caches it only
+    for at most 50 parameters; nine cells of seven key columns each took a parse per report."""
+    table = MetricRollup.__table__
+    wanted = select(text("*")).select_from(text(
+        "json_to_recordset(CAST(:cells AS json)) AS cell(kind varchar, span varchar, period date, "
+        "grid_code varchar, category_code varchar, crew_id integer, manager_id integer)"))
+    return select(*(table.c[k] for k in KEY), *(table.c[c] for c in COUNTERS), table.c.histogram
+                  ).where(tuple_(*(table.c[k] for k in KEY)).in_(wanted.scalar_subquery()))
 
 
 @functools.lru_cache(maxsize=1)
