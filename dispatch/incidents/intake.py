@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select, text
+from sqlalchemy.orm import Session
 
 from dispatch.errors import ApiError, bad_field
 from dispatch.incidents import events
@@ -145,11 +146,12 @@ def check_rate_limits(ctx: Context, *, client_key: str, phone: str | None) -> No
                             "field": "reporter_phone" if column is Incident.reporter_phone else None})
 
 
-def find_duplicate(ctx: Context, report: Report) -> Incident | None:
-    """The oldest open incident of the same category in the same building or within 50 m."""
+def find_duplicate(ctx: Context, report: Report) -> Row | None:
+    """The oldest open incident of the same category in the same building or within 50 m:
+    its id and public id (only the columns the test needs are read)."""
     pad = 0.001  # ~100 m in degrees at Nanjing: a cheap box before the exact distance
-    candidates = ctx.session.scalars(
-        select(Incident)
+    candidates = ctx.session.execute(
+        select(Incident.id, Incident.public_id, Incident.building_code, Incident.lon, Incident.lat)
         .where(
             Incident.category_code == report.category.code,
             Incident.status.in_(OPEN_STATUSES),
@@ -167,6 +169,18 @@ def find_duplicate(ctx: Context, report: Report) -> Incident | None:
     return None
 
 
+def next_incident_id(session: Session) -> int:
+    """The id the next incident gets, known before it is written (the public id is made of it).
+
+    PostgreSQL hands it out from the column's sequence. SQLite gives a new row the largest
+    id plus one, and every transaction there begins with BEGIN IMMEDIATE, so no other
+    writer can take the same number before this one commits.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(text("SELECT nextval(pg_get_serial_sequence('incidents', 'id'))"))
+    return session.scalar(select(func.coalesce(func.max(Incident.id), 0) + 1))
+
+
 def record_report(ctx: Context, report: Report, *, reporter: User | None, client_key: str) -> tuple[Incident, str]:
     """Write the incident and its first events; returns it with the reporter's tracking token."""
     category = report.category
@@ -176,16 +190,18 @@ def record_report(ctx: Context, report: Report, *, reporter: User | None, client
     manager = choose_for_grid(ctx, report.chain.get("grid"), report.chain.get("community"))
     crews = rank_for(ctx, category, lon=report.lon, lat=report.lat, chain=report.chain)
     token = secrets.token_urlsafe(18)
-    incident = Incident(public_id=f"tmp-{secrets.token_hex(8)}", tracking_hash=token_digest(token),
+    incident_id = next_incident_id(ctx.session)
+    public_id = f"{ctx.now.astimezone(ctx.tz):%Y%m%d}-{incident_id:06d}"
+    # Inserted once, at commit, with its events applied: no early flush for the id.
+    incident = Incident(id=incident_id, public_id=public_id, tracking_hash=token_digest(token),
                         category_code=category.code, priority=category.priority, lon=report.lon,
                         lat=report.lat, locate_method=report.locate_method, channel="resident",
                         status="reported", version=0, created_at=ctx.now, updated_at=ctx.now)
     ctx.session.add(incident)
-    ctx.session.flush()  # the id makes the public id
     actor = {"actor_id": reporter.id if reporter else None,
              "actor_role": reporter.role if reporter else "resident"}
     events.append(ctx.session, incident, "reported", at=ctx.now, data={
-        "public_id": f"{ctx.now.astimezone(ctx.tz):%Y%m%d}-{incident.id:06d}",
+        "public_id": public_id,
         "tracking_hash": incident.tracking_hash,
         "category_code": category.code,
         "priority": category.priority,

@@ -15,7 +15,7 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from grids.store import Base, UtcDateTime
 
@@ -128,6 +128,9 @@ class IncidentEvent(Base):
     actor_role: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Never read through (lazy="raise"): declared so that a flush writes a new incident
+    # before its events. The ORM orders inserts by relationships, not by foreign keys.
+    incident: Mapped[Incident] = relationship(lazy="raise")
 
 
 class EventRoom(Base):
@@ -152,3 +155,4 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    incident: Mapped[Incident] = relationship(lazy="raise")  # written after it (see IncidentEvent)

@@ -14,11 +14,15 @@ PostgreSQL (NULLs are never equal in a key).
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from grids.store import Base
+
+if TYPE_CHECKING:
+    from dispatch.incidents.models import Incident
 
 PHASES = ("acknowledge", "arrive", "resolve", "verify")
 
@@ -50,6 +54,7 @@ class MetricFact(Base):
     resolved_ever: Mapped[bool] = mapped_column(Boolean, default=False)
     rework_count: Mapped[int] = mapped_column(Integer, default=0)
     rating: Mapped[int | None] = mapped_column(Integer)
+    incident: Mapped[Incident] = relationship(lazy="raise")  # written after it (see IncidentEvent)
 
 
 class MetricRollup(Base):
