@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from dispatch.errors import ApiError, bad_field
@@ -146,20 +147,25 @@ def check_rate_limits(ctx: Context, *, client_key: str, phone: str | None) -> No
                             "field": "reporter_phone" if column is Incident.reporter_phone else None})
 
 
+@functools.cache
+def _open_nearby():
+    """Open incidents of a category in a lon/lat box, oldest first; built once."""
+    return (select(Incident.id, Incident.public_id, Incident.building_code, Incident.lon, Incident.lat)
+            .where(Incident.category_code == bindparam("category"),
+                   Incident.status.in_(OPEN_STATUSES),
+                   Incident.lon.between(bindparam("min_lon"), bindparam("max_lon")),
+                   Incident.lat.between(bindparam("min_lat"), bindparam("max_lat")))
+            .order_by(Incident.created_at, Incident.id))
+
+
 def find_duplicate(ctx: Context, report: Report) -> Row | None:
     """The oldest open incident of the same category in the same building or within 50 m:
     its id and public id (only the columns the test needs are read)."""
     pad = 0.001  # ~100 m in degrees at Nanjing: a cheap box before the exact distance
-    candidates = ctx.session.execute(
-        select(Incident.id, Incident.public_id, Incident.building_code, Incident.lon, Incident.lat)
-        .where(
-            Incident.category_code == report.category.code,
-            Incident.status.in_(OPEN_STATUSES),
-            Incident.lon.between(report.lon - pad, report.lon + pad),
-            Incident.lat.between(report.lat - pad, report.lat + pad),
-        )
-        .order_by(Incident.created_at, Incident.id)
-    ).all()
+    candidates = ctx.session.execute(_open_nearby(), {
+        "category": report.category.code, "min_lon": report.lon - pad, "max_lon": report.lon + pad,
+        "min_lat": report.lat - pad, "max_lat": report.lat + pad,
+    }).all()
     building = report.chain.get("building")
     for other in candidates:
         if building and other.building_code == building:

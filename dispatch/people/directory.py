@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -10,19 +12,21 @@ from dispatch.people.models import Crew, GridAssignment
 from dispatch.routing import CrewCandidate
 
 
-def crew_candidates(session: Session) -> list[CrewCandidate]:
-    """Every crew with its current load, for ranking (one statement)."""
+@functools.cache
+def _crews_with_load():
+    """Built once: every report ranks crews, and making the statement cost as much as running it."""
     load = (
         select(Incident.crew_id, func.count().label("open_assignments"))
         .where(Incident.crew_id.is_not(None), Incident.status.in_(OPEN_STATUSES))
         .group_by(Incident.crew_id)
         .subquery()
     )
-    rows = session.execute(
-        select(Crew, load.c.open_assignments)
-        .outerjoin(load, load.c.crew_id == Crew.id)
-        .order_by(Crew.id)
-    )
+    return select(Crew, load.c.open_assignments).outerjoin(load, load.c.crew_id == Crew.id).order_by(Crew.id)
+
+
+def crew_candidates(session: Session) -> list[CrewCandidate]:
+    """Every crew with its current load, for ranking (one statement)."""
+    rows = session.execute(_crews_with_load())
     return [
         CrewCandidate(
             crew_id=c.id,
