@@ -129,11 +129,10 @@ def append(
     )
     apply(incident, event)
     rooms |= rooms_of(incident)
-    # No flush here: the transaction's events go to the database together, in the order
-    # they were appended, which is the order their seq numbers are handed out. Their rooms
-    # follow in one Core insert once the flush has given them their seq (_write_rooms).
-    session.add(event)
-    session.info.setdefault("event_rooms_pending", []).append((event, sorted(rooms)))
+    # Not written here: the transaction's events go to the database at its next flush, in
+    # the order they were appended, which is the order their seq numbers are handed out
+    # (_write_events). The incident they moved is dirty, so that flush comes.
+    session.info.setdefault("events_pending", []).append((event, sorted(rooms)))
     # Metrics hook: keep the incident's metric fact and its rollup cells in step with the log.
     metrics.record(session, incident, event)
     session.info["events_appended"] = True  # after commit, live push is woken (dispatch.live)
@@ -141,24 +140,29 @@ def append(
 
 
 @sa_event.listens_for(Session, "after_flush")
-def _write_rooms(session: Session, _context) -> None:
-    """The rooms of the events this flush inserted, as plain rows: some thirty a report,
-    which as ORM objects cost more bookkeeping than the database work."""
-    pending = session.info.get("event_rooms_pending")
+def _write_events(session: Session, _context) -> None:
+    """The events appended since the last flush, then their rooms, as Core inserts after the
+    ORM has written the incidents they belong to: a report's four events and some thirty
+    rooms cost more as ORM objects (bookkeeping per object) than the database work."""
+    pending = session.info.pop("events_pending", None)
     if not pending:
         return
-    flushed = [(event, rooms) for event, rooms in pending if event.seq is not None]
-    if not flushed:
-        return
-    session.info["event_rooms_pending"] = [(e, r) for e, r in pending if e.seq is None]
-    session.connection().execute(
-        insert(EventRoom.__table__), [{"seq": event.seq, "room": room}
-                                      for event, rooms in flushed for room in rooms])
+    connection = session.connection()
+    table = IncidentEvent.__table__
+    seqs = connection.execute(
+        insert(table).returning(table.c.seq, sort_by_parameter_order=True),
+        [{"incident_id": e.incident_id, "type": e.type, "at": e.at, "actor_id": e.actor_id,
+          "actor_role": e.actor_role, "version": e.version, "data": e.data} for e, _ in pending],
+    ).scalars().all()
+    for (event, _), seq in zip(pending, seqs, strict=True):
+        event.seq = seq
+    connection.execute(insert(EventRoom.__table__), [
+        {"seq": event.seq, "room": room} for event, rooms in pending for room in rooms])
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")
-def _forget_rooms(session: Session, _previous) -> None:
-    session.info.pop("event_rooms_pending", None)
+def _forget_events(session: Session, _previous) -> None:
+    session.info.pop("events_pending", None)
 
 
 def project(events: Iterable[IncidentEvent]) -> Incident:

@@ -128,9 +128,7 @@ class IncidentEvent(Base):
     actor_role: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Never read through (lazy="raise"): declared so that a flush writes a new incident
-    # before its events. The ORM orders inserts by relationships, not by foreign keys.
-    incident: Mapped[Incident] = relationship(lazy="raise")
+    # Written with Core after each flush, in append order (events._write_events).
 
 
 class EventRoom(Base):
@@ -155,4 +153,6 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    incident: Mapped[Incident] = relationship(lazy="raise")  # written after it (see IncidentEvent)
+    # Never read through (lazy="raise"): declared so that a flush writes a new incident
+    # before its key. The ORM orders inserts by relationships, not by foreign keys.
+    incident: Mapped[Incident] = relationship(lazy="raise")

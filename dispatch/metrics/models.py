@@ -54,7 +54,7 @@ class MetricFact(Base):
     resolved_ever: Mapped[bool] = mapped_column(Boolean, default=False)
     rework_count: Mapped[int] = mapped_column(Integer, default=0)
     rating: Mapped[int | None] = mapped_column(Integer)
-    incident: Mapped[Incident] = relationship(lazy="raise")  # written after it (see IncidentEvent)
+    incident: Mapped[Incident] = relationship(lazy="raise")  # written after it (see IdempotencyKey)
 
 
 class MetricRollup(Base):
