@@ -41,9 +41,8 @@ def _roster():
 
 
 def rule_context() -> Context:
-    return Context.load(session(), now=clock().now(),
-                        tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]), index=_index(),
-                        roster=_roster())
+    return Context(session(), now=clock().now(), tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]),
+                   index=_index(), roster=_roster())
 
 
 def views_for(viewer: User | None) -> IncidentViews:

@@ -38,26 +38,20 @@ class Context:
     now: datetime
     tz: tzinfo
     index: AreaIndex
-    calendar: Calendar
-    roster: Roster | None = None  # who works where; read when needed if not given
+    roster: Roster  # who works where and when, as of this request or tick
 
-    @classmethod
-    def load(cls, session: Session, *, now: datetime, tz: tzinfo, index: AreaIndex,
-             roster: Roster) -> Context:
-        return cls(session, now, tz, index, roster.calendar, roster)
+    @property
+    def calendar(self) -> Calendar:
+        return self.roster.calendar
 
 
 def due(ctx: Context, category: Category, start: datetime, minutes: int) -> datetime:
     return deadline(start, minutes, kind=category.clock_kind, tz=ctx.tz, calendar=ctx.calendar)
 
 
-def _roster(ctx: Context) -> Roster:
-    return ctx.roster if ctx.roster is not None else Roster.load(ctx.session, revision=-1)
-
-
 def choose_for_grid(ctx: Context, grid_code: str | None, community_code: str | None) -> ManagerDecision:
     """Who the routing rules give a report in this grid to, and why (reads only)."""
-    roster = _roster(ctx)
+    roster = ctx.roster
     adjacent = ctx.index.adjacent_grids(grid_code) if grid_code else []
     return choose_manager(
         grid_code=grid_code or "",
@@ -184,7 +178,7 @@ def escalate(ctx: Context, incident: Incident, *, reason: str, actor: dict,
     level = min((incident.escalation_level or 0) + 1, len(ESCALATION_LEVELS) - 1)
     to_level = ESCALATION_LEVELS[level]
     area_code = getattr(incident, f"{to_level}_code")
-    notified = _roster(ctx).committee(area_code)
+    notified = ctx.roster.committee(area_code)
     events.append(ctx.session, incident, "escalated", at=ctx.now,
                   data={"escalation_level": level, "to_level": to_level, "area_code": area_code,
                         "reason": reason, "notified": notified, **(extra or {})}, **actor)

@@ -74,8 +74,7 @@ def check_report(ctx: Context, payload: Any) -> Report:
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
     code = _text(payload, "category", 32, required=True)
-    category = (ctx.roster.categories.get(code) if ctx.roster is not None
-                else ctx.session.get(Category, code))
+    category = ctx.roster.categories.get(code)
     if category is None or not category.active:
         raise bad_field("category", f"unknown category {code!r}", 422, value=code)
     description = _text(payload, "description", MAX_DESCRIPTION)

@@ -26,13 +26,14 @@ class IncidentViews:
     """Serialises incidents for one viewer, looking names up once per request."""
 
     def __init__(self, session: Session, viewer: User | None, names: dict[str, str],
-                 roster: Roster | None = None) -> None:
+                 roster: Roster) -> None:
         self.session = session
         self.viewer = viewer
         self.names = names
-        # The roster's names, phones and categories, so most look-ups need no query.
-        self.staff = roster.staff if roster is not None else {}
-        self.categories = roster.categories if roster is not None else {}
+        # The roster's names, phones and categories, so most look-ups need no query (an
+        # account or category newer than the roster is still read from the session).
+        self.staff = roster.staff
+        self.categories = roster.categories
 
     def _user(self, user_id: int | None) -> dict[str, Any] | None:
         if not user_id:

@@ -86,13 +86,13 @@ def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache,
              roster_cache: RosterCache | None = None) -> dict[str, int]:
     """One tick: every incident whose next threshold has passed, each in its own transaction."""
     now = clock.now()
+    totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0}
     with db.session() as session:
         ids = list(session.scalars(due_for_evaluation(now)))
         if not ids:
-            return {"evaluated": 0, "sla_changed": 0, "escalated": 0}
+            return totals
         index = index_cache.get(session)
         roster = (roster_cache or RosterCache()).get(session)  # calendar, and whom escalations notify
-    totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0}
     for incident_id in ids:
         # Let requests in between incidents: inside `griddispatch serve` this loop shares one
         # gevent hub with the intake, and SQLite calls never yield on their own, so a tick of
@@ -104,7 +104,7 @@ def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache,
             # the incident with this one's events applied and has nothing left to do.
             lock_event_log(session)
             incident = session.get(Incident, incident_id, populate_existing=True)
-            done = evaluate(Context.load(session, now=now, tz=tz, index=index, roster=roster), incident)
+            done = evaluate(Context(session, now=now, tz=tz, index=index, roster=roster), incident)
         totals["evaluated"] += 1
         for key, count in done.items():
             totals[key] += count
