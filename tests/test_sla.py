@@ -15,6 +15,7 @@ from dispatch.cli import main
 from dispatch.db import Database
 from dispatch.incidents.models import Incident, IncidentEvent
 from dispatch.incidents.service import rebuild_projection
+from dispatch.sla.models import SlaWatch
 from dispatch.sla.worker import Leadership, SlaWorker, run_once
 from tests.world import SHANGHAI, TUESDAY_10
 
@@ -58,7 +59,11 @@ def sla_events(world, incident) -> list[tuple]:
 def test_burst_pipe_turns_amber_then_red_and_escalates_up_the_tree(world):
     pipe = report(world)  # 10:00: acknowledge in 5, arrive in 20 (wall clock)
     s1, d = world.users["committee-s1"], world.users["committee-d"]
-    assert tick(world) == {"evaluated": 1, "sla_changed": 0, "escalated": 0}
+    # The report scheduled its own first look (amber at 10:04): the worker has nothing to do.
+    with world.app.extensions["griddispatch.db"].session() as s:
+        watch = s.get(SlaWatch, pipe["id"])
+        assert (watch.version, watch.check_at) == (pipe["version"], TUESDAY_10 + timedelta(minutes=4))
+    assert tick(world) == {"evaluated": 0, "sla_changed": 0, "escalated": 0}
     world.clock.advance(3)
     assert tick(world)["evaluated"] == 0  # nothing due before 10:04
     world.clock.advance(1)
@@ -128,8 +133,6 @@ def test_forgotten_schedule_repeats_nothing(world):
     report(world)
     world.clock.advance(5)
     tick(world)
-    from dispatch.sla.models import SlaWatch
-
     with world.app.extensions["griddispatch.db"].session() as s:
         s.query(SlaWatch).delete()
     assert tick(world) == {"evaluated": 1, "sla_changed": 0, "escalated": 0}
@@ -278,8 +281,9 @@ def test_test_clock_is_absent_by_default(client):
 
 
 def test_worker_command_once(world):
-    report(world)
+    pipe = report(world)
     world.clock.advance(5)
+    act(world, "m1", pipe, "acknowledge")  # changed since its last look: the worker looks again
     # The command runs on the real clock: the world's Tuesday lies ahead of it, all green.
     url = world.app.extensions["griddispatch.db"].url
     runner = CliRunner()

@@ -25,6 +25,7 @@ from dispatch.incidents.flows import (
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
+from dispatch.sla.schedule import evaluate as sla_evaluate
 from grids.geometry import metres_between, to_wgs84
 from grids.index import OutsideManagedArea
 
@@ -234,4 +235,5 @@ def record_report(ctx: Context, report: Report, *, reporter: User | None, client
                             "original": original.public_id}, actor_id=None, actor_role="system")
     route_manager(ctx, incident, category, manager, actor={"actor_id": None, "actor_role": "system"})
     recommend_crew(ctx, incident, category, crews)
+    sla_evaluate(ctx, incident, new=True)  # its first look at the SLA clock: when it turns amber
     return incident, token

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from dispatch.incidents.models import Incident
 from grids.store import Base, UtcDateTime
 
 
@@ -20,6 +21,7 @@ class SlaWatch(Base):
     incident_id: Mapped[int] = mapped_column(Integer, ForeignKey("incidents.id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     check_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    incident: Mapped[Incident] = relationship(lazy="raise")  # written after it (see IdempotencyKey)
 
 
 class WorkerLease(Base):

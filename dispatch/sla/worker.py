@@ -2,8 +2,8 @@
 
 One worker leads across processes (an advisory lock on PostgreSQL, a lease row on SQLite).
 Each tick evaluates only the incidents that changed since they were last looked at or whose
-next threshold has passed (the `sla_watch` schedule), each in its own transaction together
-with its events. What was already done is read from the projection (sla_state, escalation
+next threshold has passed (the `sla_watch` schedule, which the intake fills in for a new
+report), each in its own transaction together with its events. What was already done is read from the projection (sla_state, escalation
 level, breach marks), so a restart, a second worker or a repeated tick never repeats a
 step, and a worker that was down takes every step it missed, in order.
 """
@@ -21,65 +21,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from sqlalchemy import or_, select, text
+from sqlalchemy import text
 
 from dispatch.clock import Clock
 from dispatch.db import Database
-from dispatch.incidents import events
 from dispatch.incidents.events import lock_event_log
-from dispatch.incidents.flows import SYSTEM, Context, escalate
-from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.incidents.flows import Context
+from dispatch.incidents.models import Incident
 from dispatch.people.roster import RosterCache
-from dispatch.sla import state
-from dispatch.sla.models import SlaWatch, WorkerLease
+from dispatch.sla.models import WorkerLease
+from dispatch.sla.schedule import due_for_evaluation, evaluate
 from grids.store import IndexCache
 
 log = logging.getLogger(__name__)
 
-WATCHED_STATUSES = (*OPEN_STATUSES, "resolved")  # resolved: the verify clock runs
 LEASE_NAME = "sla"
 SLA_LOCK = 0x736C6121  # "sla!"
-
-
-def evaluate(ctx: Context, incident: Incident) -> dict[str, int]:
-    """Bring one incident's SLA state and breach steps up to `ctx.now`, then schedule its next look."""
-    category = ctx.session.get(Category, incident.category_code)
-    clock = state.Clock(category.clock_kind, ctx.tz, ctx.calendar)
-    readings = [] if incident.paused_at else [
-        state.read(phase, ctx.now, clock) for phase in state.running_phases(incident, category)
-    ]
-    done = {"sla_changed": 0, "escalated": 0}
-    top = state.worst(readings)
-    if top is not None and top.state != incident.sla_state:
-        events.append(ctx.session, incident, "sla_changed", at=ctx.now, data={
-            "sla_state": top.state, "phase": top.phase.name, "fraction": top.fraction}, **SYSTEM)
-        done["sla_changed"] += 1
-    for reading in readings:
-        for step in state.steps_to_take(reading, incident.sla_marks, incident.escalation_level):
-            marks = {**(incident.sla_marks or {}),
-                     reading.phase.name: {"due": reading.phase.due.isoformat(), "steps": step}}
-            escalate(ctx, incident, reason="sla_breach", actor=SYSTEM,
-                     extra={"phase": reading.phase.name, "step": step, "fraction": reading.fraction,
-                            "sla_marks": marks})
-            done["escalated"] += 1
-    checks = [state.next_check(r, clock, incident.escalation_level) for r in readings]
-    watch = ctx.session.get(SlaWatch, incident.id) or SlaWatch(incident_id=incident.id)
-    watch.version = incident.version
-    watch.check_at = min((c for c in checks if c is not None), default=None)
-    ctx.session.add(watch)
-    return done
-
-
-def due_for_evaluation(now: datetime):
-    """Incidents to look at: changed since last evaluated, never evaluated, or past their next threshold."""
-    return (
-        select(Incident.id)
-        .outerjoin(SlaWatch, SlaWatch.incident_id == Incident.id)
-        .where(Incident.status.in_(WATCHED_STATUSES),
-               or_(SlaWatch.incident_id.is_(None), SlaWatch.version != Incident.version,
-                   SlaWatch.check_at <= now))
-        .order_by(Incident.id)
-    )
 
 
 def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache,
