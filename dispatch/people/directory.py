@@ -14,19 +14,27 @@ from dispatch.routing import CrewCandidate
 
 @functools.cache
 def _crews_with_load():
-    """Built once: every report ranks crews, and making the statement cost as much as running it."""
+    """Built once: every report ranks crews, and making the statement cost as much as running it.
+
+    Each crew's load is counted through the crew_id index (a correlated count); a grouped
+    count over the open incidents made SQLite walk every open incident on every report."""
     load = (
-        select(Incident.crew_id, func.count().label("open_assignments"))
-        .where(Incident.crew_id.is_not(None), Incident.status.in_(OPEN_STATUSES))
-        .group_by(Incident.crew_id)
-        .subquery()
+        select(func.count()).select_from(Incident)
+        .where(Incident.crew_id == Crew.id, Incident.status.in_(OPEN_STATUSES))
+        .correlate(Crew)
+        .scalar_subquery()
     )
-    return select(Crew, load.c.open_assignments).outerjoin(load, load.c.crew_id == Crew.id).order_by(Crew.id)
+    return select(Crew, load.label("open_assignments")).order_by(Crew.id)
 
 
 def crew_candidates(session: Session) -> list[CrewCandidate]:
-    """Every crew with its current load, for ranking (one statement)."""
-    rows = session.execute(_crews_with_load())
+    """Every crew with its current load, for ranking (one statement).
+
+    The crews stay referenced from the session until it closes: the session's identity map
+    holds them only weakly, and the report then dispatches one of them and names the crew
+    in its answer, which would otherwise read it again (and flush early to do so)."""
+    rows = session.execute(_crews_with_load()).all()
+    session.info["crews_read"] = [crew for crew, _load in rows]
     return [
         CrewCandidate(
             crew_id=c.id,
