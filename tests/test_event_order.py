@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 
 from dispatch.incidents import events
@@ -101,3 +102,53 @@ def test_concurrent_writers_reach_a_listener_in_seq_order_without_loss(postgres_
         assert out_of_order == [], arrivals
         assert tablet.seqs() == all_seqs
         tablet.disconnect()
+
+
+def _statements_during(world, action):
+    """What `action` sends to the database, in order, with whitespace collapsed."""
+    engine = world.app.extensions["griddispatch.db"].engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite lets one writer in at a time: there is no event-log lock to order")
+    seen = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 201, response.get_json()
+    return seen
+
+
+def _lock_position(seen: list[str]) -> int:
+    locks = [i for i, statement in enumerate(seen) if "pg_advisory_xact_lock" in statement]
+    assert len(locks) == 1, seen
+    return locks[0]
+
+
+def test_a_new_report_holds_the_event_log_only_for_its_last_writes(world):
+    """Every report waits for the one before it to commit while it holds the log, so the
+    report's own rows go first and only the events, their rooms and the rollups after it."""
+    seen = _statements_during(world, lambda: world.report(category="no_water"))
+    lock = _lock_position(seen)
+    for table in ("incidents", "metric_facts", "sla_watch"):
+        assert any(s.startswith(f"INSERT INTO {table} ") for s in seen[:lock]), (table, seen)
+    after = seen[lock + 1:]
+    assert after and after[0].startswith("INSERT INTO incident_events "), after
+    assert all(s.startswith(("INSERT INTO incident_events ", "INSERT INTO event_rooms ",
+                             "INSERT INTO metric_rollups ")) for s in after), after
+
+
+def test_an_urgent_report_takes_the_event_log_before_the_crew_it_sends(world):
+    """A crew's row is shared with every other writer: the log first, the row second, as
+    everywhere else, or two writers could each hold what the other waits for."""
+    from dispatch.people.models import Crew
+
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.get(Crew, world.crews["A"]).skills = ["plumbing", "gas"]  # gas smells are sent at once
+    seen = _statements_during(world, lambda: world.report(category="gas_smell"))
+    crew_updates = [i for i, s in enumerate(seen) if s.startswith("UPDATE crews ")]
+    assert crew_updates and _lock_position(seen) < crew_updates[0], seen

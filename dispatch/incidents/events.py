@@ -55,16 +55,21 @@ EVENT_LOG_LOCK = 0x67726964  # "grid"
 
 def lock_event_log(session: Session) -> None:
     """Take the lock once per transaction (PostgreSQL frees it at commit or rollback)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    transaction = session.get_transaction()  # None until the session has begun one
-    if transaction is not None and session.info.get("event_log_locked_by") is transaction:
+    if holds_event_log(session):
         return
     # Without autoflush: nothing of this transaction needs to reach the database first,
     # and the events appended after the lock get their seq when they are flushed.
     with session.no_autoflush:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
     session.info["event_log_locked_by"] = session.get_transaction()
+
+
+def holds_event_log(session: Session) -> bool:
+    """Whether this transaction may write events now (always on SQLite: one writer at a time)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    transaction = session.get_transaction()  # None until the session has begun one
+    return transaction is not None and session.info.get("event_log_locked_by") is transaction
 
 
 def to_json(value: Any) -> Any:
@@ -114,7 +119,12 @@ def append(
     """Record one event and apply it to the incident, inside the caller's transaction."""
     if type_ not in TRANSITIONS:
         raise ValueError(f"unknown event type {type_!r}")
-    lock_event_log(session)
+    if inspect(incident).persistent:
+        # Before the incident is read any further: whoever changes an existing incident
+        # takes the log first and its row second, as every writer does (no deadlock).
+        lock_event_log(session)
+    # A new incident's row is this transaction's alone: its events wait for the lock until
+    # commit (_write_events_last), so the lock is held only for the last few statements.
     # Whoever could see the incident before the change or after it sees the change:
     # the old grid and manager learn of a reassignment, the old crew of a redispatch.
     rooms = rooms_of(incident) if incident.id is not None and incident.version else set()
@@ -144,6 +154,8 @@ def _write_events(session: Session, _context) -> None:
     """The events appended since the last flush, then their rooms, as Core inserts after the
     ORM has written the incidents they belong to: a report's four events and some thirty
     rooms cost more as ORM objects (bookkeeping per object) than the database work."""
+    if not holds_event_log(session):
+        return  # only new incidents' events so far: written at commit, under the lock
     pending = session.info.pop("events_pending", None)
     if not pending:
         return
@@ -158,6 +170,17 @@ def _write_events(session: Session, _context) -> None:
         event.seq = seq
     connection.execute(insert(EventRoom.__table__), [
         {"seq": event.seq, "room": room} for event, rooms in pending for room in rooms])
+
+
+@sa_event.listens_for(Session, "before_commit", insert=True)  # before the metrics' rollups
+def _write_events_last(session: Session) -> None:
+    """Events still waiting for the lock: write every row they refer to first, then take the
+    lock and write them. The rollups (dispatch.metrics.record) follow, still under the lock."""
+    if not session.info.get("events_pending") or holds_event_log(session):
+        return
+    session.flush()
+    lock_event_log(session)
+    _write_events(session, None)
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")

@@ -135,6 +135,16 @@ def _move(session: Session, parts: list[tuple[Contribution, int]]) -> None:
     if not changes:
         return  # e.g. a new manager leaves the area and crew cells as they were
     connection = session.connection()
+    if all(min(deltas) >= 0 and not any(hist.values()) for _, deltas, hist in changes.values()):
+        # Only counters going up (a new report, say): one upsert adds them, nothing read first.
+        rows = [{**dict(zip(KEY, key)), "community_code": part.chain[0], "street_code": part.chain[1],
+                 "district_code": part.chain[2], **dict(zip(COUNTERS, deltas))}
+                for key, (part, deltas, _) in sorted(changes.items())]
+        if connection.dialect.name == "postgresql":
+            connection.execute(_upsert_postgresql(), {"cells": json.dumps(rows, default=date.isoformat)})
+        else:
+            connection.execute(_upsert_sqlite(), rows)
+        return
     if connection.dialect.name == "postgresql":
         rows = connection.execute(_read_row_values(), {"cells": json.dumps(
             [dict(zip(KEY, key)) for key in changes], default=date.isoformat)})
@@ -192,6 +202,41 @@ def _read_row_values():
         "grid_code varchar, category_code varchar, crew_id integer, manager_id integer)"))
     return select(*(table.c[k] for k in KEY), *(table.c[c] for c in COUNTERS), table.c.histogram
                   ).where(tuple_(*(table.c[k] for k in KEY)).in_(wanted.scalar_subquery()))
+
+
+_CELL_COLUMNS = (*KEY, "community_code", "street_code", "district_code", *COUNTERS)
+
+
+def _add_counters(statement):
+    table = MetricRollup.__table__
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[k] for k in KEY],
+        set_={c: table.c[c] + statement.excluded[c] for c in COUNTERS})
+
+
+@functools.lru_cache(maxsize=1)
+def _upsert_postgresql():
+    """New cells inserted, existing ones' counters added to (histograms untouched), with the
+    cells as one JSON parameter (see _read_row_values)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    types = {"period": "date", "crew_id": "integer", "manager_id": "integer",
+             **{c: "bigint" for c in COUNTERS}}
+    record = ", ".join(f"{c} {types.get(c, 'varchar')}" for c in _CELL_COLUMNS)
+    cells = select(*(text(f"cell.{c}") for c in _CELL_COLUMNS), text("''::bytea")).select_from(
+        text(f"json_to_recordset(CAST(:cells AS json)) AS cell({record})"))
+    table = MetricRollup.__table__
+    return _add_counters(pg_insert(table).from_select([*_CELL_COLUMNS, "histogram"], cells))
+
+
+@functools.lru_cache(maxsize=1)
+def _upsert_sqlite():
+    """One cell inserted, or its counters added to; run once per cell (executemany)."""
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    table = MetricRollup.__table__
+    return _add_counters(sqlite_insert(table).values(
+        {**{c: bindparam(c) for c in _CELL_COLUMNS}, "histogram": b""}))
 
 
 @functools.lru_cache(maxsize=1)
