@@ -7,6 +7,8 @@ live writes and for rebuilding from the log alike, so the two cannot disagree.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -154,22 +156,9 @@ def _write_events(session: Session, _context) -> None:
     """The events appended since the last flush, then their rooms, as Core inserts after the
     ORM has written the incidents they belong to: a report's four events and some thirty
     rooms cost more as ORM objects (bookkeeping per object) than the database work."""
-    if not holds_event_log(session):
-        return  # only new incidents' events so far: written at commit, under the lock
-    pending = session.info.pop("events_pending", None)
-    if not pending:
-        return
-    connection = session.connection()
-    table = IncidentEvent.__table__
-    seqs = connection.execute(
-        insert(table).returning(table.c.seq, sort_by_parameter_order=True),
-        [{"incident_id": e.incident_id, "type": e.type, "at": e.at, "actor_id": e.actor_id,
-          "actor_role": e.actor_role, "version": e.version, "data": e.data} for e, _ in pending],
-    ).scalars().all()
-    for (event, _), seq in zip(pending, seqs, strict=True):
-        event.seq = seq
-    connection.execute(insert(EventRoom.__table__), [
-        {"seq": event.seq, "room": room} for event, rooms in pending for room in rooms])
+    if holds_event_log(session):
+        _insert_pending(session)
+    # else only new incidents' events so far: written at commit, under the lock
 
 
 @sa_event.listens_for(Session, "before_commit", insert=True)  # before the metrics' rollups
@@ -179,8 +168,56 @@ def _write_events_last(session: Session) -> None:
     if not session.info.get("events_pending") or holds_event_log(session):
         return
     session.flush()
-    lock_event_log(session)
-    _write_events(session, None)
+    _insert_pending(session)  # takes the lock in the same statement
+
+
+def _insert_pending(session: Session) -> None:
+    pending = session.info.pop("events_pending", None)
+    if not pending:
+        return
+    connection = session.connection()
+    rows = [{"incident_id": e.incident_id, "type": e.type, "at": e.at, "actor_id": e.actor_id,
+             "actor_role": e.actor_role, "version": e.version, "data": e.data} for e, _ in pending]
+    if connection.dialect.name == "postgresql":
+        # The lock and the events in one round trip, and the rooms in one more: these are
+        # the statements every other report waits for. Taking the lock again is harmless.
+        payload = json.dumps([{**row, "at": row["at"].isoformat(), "n": n} for n, row in enumerate(rows)],
+                             ensure_ascii=False)
+        returned = connection.execute(_insert_events_postgresql(), {"key": EVENT_LOG_LOCK, "events": payload})
+        seq_of = {(incident_id, version): seq for seq, incident_id, version in returned}
+        for event, _ in pending:
+            event.seq = seq_of[(event.incident_id, event.version)]
+        session.info["event_log_locked_by"] = session.get_transaction()
+        pairs = [(event.seq, room) for event, rooms in pending for room in rooms]
+        connection.execute(_insert_rooms_postgresql(), {"seqs": [seq for seq, _ in pairs],
+                                                         "rooms": [room for _, room in pairs]})
+        return
+    table = IncidentEvent.__table__
+    seqs = connection.execute(insert(table).returning(table.c.seq, sort_by_parameter_order=True),
+                              rows).scalars().all()
+    for (event, _), seq in zip(pending, seqs, strict=True):
+        event.seq = seq
+    connection.execute(insert(EventRoom.__table__), [
+        {"seq": event.seq, "room": room} for event, rooms in pending for room in rooms])
+
+
+@functools.cache
+def _insert_events_postgresql():
+    """Take the event-log lock, then insert the events in append order (seq handed out in
+    that order); each comes back as (seq, incident, version), which is unique per event."""
+    return text(
+        "INSERT INTO incident_events (incident_id, type, at, actor_id, actor_role, version, data) "
+        "SELECT e.incident_id, e.type, e.at, e.actor_id, e.actor_role, e.version, e.data "
+        "FROM (SELECT pg_advisory_xact_lock(:key)) AS locked "
+        "CROSS JOIN json_to_recordset(CAST(:events AS json)) AS e(n integer, incident_id integer, "
+        "type varchar, at timestamptz, actor_id integer, actor_role varchar, version integer, data json) "
+        "ORDER BY e.n RETURNING seq, incident_id, version")
+
+
+@functools.cache
+def _insert_rooms_postgresql():
+    return text("INSERT INTO event_rooms (seq, room) "
+                "SELECT * FROM unnest(CAST(:seqs AS integer[]), CAST(:rooms AS varchar[]))")
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")
