@@ -22,6 +22,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dispatch.heap import keep_long_lived
 from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
 from dispatch.incidents.views import IncidentViews, resident_view
 from dispatch.people.auth import token_digest, user_for_token
@@ -312,6 +313,7 @@ def attach(app: Flask) -> SocketIO:
     gevent.spawn(tailer.run)
     if redis_url:
         gevent.spawn(_listen_to_redis, redis_url, tailer.wakeup)
+    keep_long_lived(app)  # a server lives long: its index and caches leave the collector's way
     return socketio
 
 

@@ -9,7 +9,7 @@ in-memory index (grids.index), rebuilt whenever `area_revision` moves.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -298,6 +298,7 @@ class IndexCache:
         self.index: AreaIndex | None = None
         self.names: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.on_load: Callable[[], None] | None = None  # called after each (re)build
 
     def get(self, session: Session, revision: int | None = None) -> AreaIndex:
         """The index for the areas committed now (or as of `revision`, read by the caller)."""
@@ -309,4 +310,6 @@ class IndexCache:
                     self.index = load_index(session)
                     self.names = dict(session.execute(select(Area.code, Area.name)).all())
                     self.revision = revision
+                    if self.on_load is not None:
+                        self.on_load()
         return self.index
