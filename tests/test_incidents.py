@@ -103,6 +103,15 @@ def test_plumbing_recommendation_explains_ranking(world):
     assert freed["events"][-1]["data"]["reason"] == "chosen_by_manager"
 
 
+@pytest.mark.parametrize("as_user", [None, "resident"])
+def test_a_residents_answer_names_the_people_but_gives_no_phone_or_id(world, as_user):
+    answer = created(world.report(as_user=as_user))  # every staff member has a phone here
+    assert answer["manager"] == {"display_name": "M1"}
+    assert answer["crew"] == {"name": "plumbers A"}  # urgent: sent at once
+    staff = created(world.report(as_user="operator"))  # a call taken by the hotline
+    assert staff["manager"] == {"id": world.users["m1"], "display_name": "M1", "phone": "13800000000"}
+
+
 def test_no_crew_category_is_handled_by_the_manager(world):
     report = created(world.report(category="neighbour_dispute"))
     assert report["crew"] is None and report["recommended_crew"] is None

@@ -11,6 +11,7 @@ from tests.web_helpers import (
     crew_members,
     expect_console_error,
     report,
+    sent_crew,
 )
 
 pytest.importorskip("playwright")
@@ -44,7 +45,7 @@ def test_crew_member_sees_a_new_assignment_live_and_works_it(demo_server, open_p
     page.evaluate("window.notReloaded = true")
 
     answer = report(demo_server)
-    assert answer["crew"]["id"] == crew["id"]
+    assert answer["crew"] == {"name": crew["name"]} and sent_crew(demo_server, answer["id"]) == crew["id"]
     job = card(page, answer["id"])
     expect(job).to_be_visible(timeout=LIVE)
     expect(job.locator(".where")).to_contain_text(answer["areas"]["building"]["name"])

@@ -8,7 +8,7 @@ import pytest
 
 from grids.geometry import wgs84_to_gcj02
 from tests.browser import PHONE, Watched
-from tests.web_helpers import Rest, crew_members, expect_console_error, report
+from tests.web_helpers import Rest, crew_members, expect_console_error, report, sent_crew
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect
@@ -110,7 +110,7 @@ def test_burst_pipe_reported_by_tapping_a_building_is_followed_live_and_rated(de
 
 def test_low_rating_shows_the_rework(demo_server, open_page):
     answer = report(demo_server)
-    crew = Rest(demo_server, crew_members(demo_server, answer["crew"]["id"])[0])
+    crew = Rest(demo_server, crew_members(demo_server, sent_crew(demo_server, answer["id"]))[0])
     for action in ("en_route", "on_site", "resolve"):
         crew.act(answer["id"], action)
     watched = open_page(demo_server, f"/track/{answer['tracking_token']}", PHONE, "resident-rework")
@@ -247,7 +247,7 @@ def test_tracking_shows_offline_and_catches_up_when_back(demo_server, open_page)
     expect(page.locator("#offline")).to_be_visible()
     watched.screenshot("offline")
 
-    crew = Rest(demo_server, crew_members(demo_server, answer["crew"]["id"])[0])
+    crew = Rest(demo_server, crew_members(demo_server, sent_crew(demo_server, answer["id"]))[0])
     crew.act(answer["id"], "en_route")  # while the page is cut off
     link["down"] = False
     expect(page.locator("#offline")).to_be_hidden(timeout=15000)

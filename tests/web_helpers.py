@@ -41,6 +41,11 @@ def report(base: str, category: str = "burst_pipe", building: str = DEMO_BUILDIN
         "category": category, "description": "楼道水管爆裂", "location": {"building_code": building}})
 
 
+def sent_crew(base: str, incident_id: int) -> int:
+    """The crew sent to an incident, as staff see it (a resident's answer names it only)."""
+    return Rest(base, "admin").get(f"/incidents/{incident_id}")["crew"]["id"]
+
+
 def crew_members(base: str, crew_id: int) -> list[str]:
     return [m["username"] for m in Rest(base, "admin").get(f"/crews/{crew_id}")["members"]]
 

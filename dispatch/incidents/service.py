@@ -24,7 +24,7 @@ from dispatch.incidents.models import (
     IdempotencyKey,
     Incident,
 )
-from dispatch.incidents.views import IncidentViews, resident_view
+from dispatch.incidents.views import IncidentViews, resident_answer, resident_view
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
 
@@ -37,10 +37,11 @@ def submit(ctx: Context, payload: Any, *, reporter: User | None, client_key: str
            views: IncidentViews) -> dict[str, Any]:
     """Check, locate, record and route a new report; the answer the reporter gets."""
     report = check_report(ctx, payload)
-    if reporter is None or reporter.role == "resident":
+    resident = reporter is None or reporter.role == "resident"
+    if resident:
         check_rate_limits(ctx, client_key=client_key, phone=report.reporter_phone)
     incident, token = record_report(ctx, report, reporter=reporter, client_key=client_key)
-    body = views.incident(incident)
+    body = resident_answer(views, incident) if resident else views.incident(incident)
     body["tracking_token"] = token
     body["tracking_url"] = f"/track/{token}"
     return body

@@ -112,11 +112,18 @@ class IncidentViews:
         }
 
 
-def resident_view(views: IncidentViews, incident: Incident) -> dict[str, Any]:
-    """What the reporter sees on the tracking page: no other person's phone, no internals."""
+def resident_answer(views: IncidentViews, incident: Incident) -> dict[str, Any]:
+    """What a resident (or an anonymous caller) is answered on reporting: who handles it and
+    which crew is recommended or sent, by name only; no staff phone, no account id."""
     body = views.incident(incident)
     for person in ("manager", "crew", "recommended_crew"):
         if body[person]:
             body[person] = {k: v for k, v in body[person].items() if k in ("display_name", "name")}
+    return body
+
+
+def resident_view(views: IncidentViews, incident: Incident) -> dict[str, Any]:
+    """What the reporter sees on the tracking page: no other person's phone, no internals."""
+    body = resident_answer(views, incident)
     body.pop("recommended_crew")
     return body
