@@ -12,6 +12,7 @@ fall back to polling the log: pushes slow down but nothing is lost.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ CHANNEL = "griddispatch:events"
 REPLAY_LIMIT = 1000  # beyond this a client is told to reload over REST ("resync")
 POLL_SECONDS = 0.5  # how often the log is read when no wake-up arrives (Redis down, say)
 BATCH = 500
+OFFERED_LIMIT = 5000  # events committed here, waiting to be pushed, kept in memory at most
 
 RESIDENT_KEYS = {"status", "reason", "note", "rating", "rating_comment", "original",
                  "escalation_level", "to_level", "acknowledge_due", "arrive_due", "resolve_due",
@@ -48,7 +50,10 @@ class Notifier:
     def __init__(self, redis_url: str | None) -> None:
         self.redis_url = redis_url
         self._redis = None
-        self.local_wakeups: list[Any] = []
+        self.local_tailers: list[Tailer] = []
+        # Said in every Redis message, so a process's tailer can skip its own commits,
+        # which it was handed directly.
+        self.origin = uuid.uuid4().hex.encode()
 
     def _client(self):
         if self._redis is None:
@@ -58,12 +63,12 @@ class Notifier:
                                                socket_connect_timeout=0.5)
         return self._redis
 
-    def notify(self) -> None:
-        for wakeup in self.local_wakeups:
-            wakeup.set()
+    def notify(self, written: list | None = None) -> None:
+        for tailer in self.local_tailers:
+            tailer.offer(written or [])
         if self.redis_url:
             try:
-                self._client().publish(CHANNEL, b"1")
+                self._client().publish(CHANNEL, self.origin)
             except Exception as exc:  # Redis down: the tailers' polling covers it
                 log.warning("could not publish to Redis (%s); live push falls back to polling", exc)
 
@@ -72,8 +77,9 @@ class Notifier:
 
         @sa_event.listens_for(sessions, "after_commit")
         def _after_commit(session: Session) -> None:
+            written = session.info.pop("events_written", None)
             if session.info.pop("events_appended", False):
-                self.notify()
+                self.notify(written)
             crews = session.info.pop("crews_changed", {})
             if crews:
                 now = datetime.now(UTC)
@@ -119,7 +125,9 @@ def rooms_for_tracking(session: Session, token: str) -> set[str]:
 
 
 class Tailer:
-    """Reads the committed event log in seq order and pushes each event to its rooms."""
+    """Pushes every committed event to its rooms, in seq order. What its own process commits
+    it is handed directly after the commit (`offer`); what other processes commit it reads
+    from the log, as it also does after a gap or when nothing was said for a while."""
 
     def __init__(self, app: Flask) -> None:
         import gevent.event
@@ -133,24 +141,52 @@ class Tailer:
         self.gate = gevent.lock.BoundedSemaphore(1)
         with self.db.session() as session:
             self.cursor = session.scalar(select(IncidentEvent.seq).order_by(IncidentEvent.seq.desc()).limit(1)) or 0
+        # Committed here and not yet pushed, by seq: (rooms, event, incident).
+        self.offered: dict[int, tuple[list[str], IncidentEvent, Incident]] = {}
+        self.look_in_log = True  # the log may hold events nobody offered
+
+    def offer(self, written: list) -> None:
+        """Events a session of this process has just committed, with their rooms and incident."""
+        for event, rooms, incident in written:
+            self.offered[event.seq] = (rooms, event, incident)
+        if len(self.offered) > OFFERED_LIMIT:  # far behind: the log has every one of them
+            self.offered.clear()
+            self.look_in_log = True
+        self.wakeup.set()
+
+    def committed_elsewhere(self) -> None:
+        """Another process committed events (said through Redis): read the log."""
+        self.look_in_log = True
+        self.wakeup.set()
 
     def run(self) -> None:
         poll = float(self.app.config.get("LIVE_POLL_SECONDS", POLL_SECONDS))
         while True:
-            self.wakeup.wait(timeout=poll)
+            if not self.wakeup.wait(timeout=poll):
+                self.look_in_log = True  # nothing said for a while (Redis down, say): look anyway
             self.wakeup.clear()
             try:
                 with self.gate:
                     self.drain()
             except Exception:  # a database hiccup must not end live push for good
+                self.look_in_log = True
                 log.exception("live push: reading the event log failed; retrying")
 
     def drain(self) -> None:
-        """Push every committed event after the cursor, in seq order."""
+        """Push every committed event after the cursor, in seq order: this process's own from
+        memory while they follow on from the cursor, the rest from the log. A seq missing
+        below an offered one was committed by another process, or never will be (its
+        transaction rolled back): the offered event is committed, so every seq below it is
+        settled (events.lock_event_log), and the log read steps over the hole."""
         while True:
-            batch = self._read_batch()
+            batch = self._offered_batch()
             if not batch:
-                return
+                if not (self.look_in_log or self.offered):
+                    return
+                self.look_in_log = False
+                batch = self._read_batch()
+                if not batch:
+                    return
             # Emitting may wait on a slow socket: no database transaction is open here,
             # so no other greenlet of this process ever waits on a lock held across it.
             for seq, pushes in batch:
@@ -162,8 +198,24 @@ class Tailer:
                     except Exception:  # one client's broken socket must not hold up the rest
                         log.exception("live push: emitting seq %s to %s failed", seq, rooms)
 
+    def _offered_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
+        """The offered events that follow on from the cursor without a gap, ready to push."""
+        for seq in [seq for seq in self.offered if seq <= self.cursor]:
+            del self.offered[seq]  # already pushed from the log
+        run = []
+        while self.cursor + len(run) + 1 in self.offered:
+            seq = self.cursor + len(run) + 1
+            run.append((seq, self.offered.pop(seq)))
+        if not run:
+            return []
+        with self.db.session() as session:
+            payloads = Payloads(session, self.app, current=True)
+            return [(seq, payloads.pushes(_listening(rooms), event, incident))
+                    for seq, (rooms, event, incident) in run]
+
     def _read_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
-        """The next events after the cursor, with a payload for each kind of room that is listening.
+        """The next events after the cursor from the log, with a payload for each kind of room
+        that is listening; this process's own come from what it was offered.
 
         Only events some client of this process may see are loaded and serialised: with
         several processes each one reads every commit, and most events have no listener here.
@@ -171,23 +223,24 @@ class Tailer:
         with self.db.session() as session:
             seqs = session.scalars(select(IncidentEvent.seq).where(IncidentEvent.seq > self.cursor)
                                    .order_by(IncidentEvent.seq).limit(BATCH)).all()
-            rooms = _rooms_by_seq(session, seqs) if seqs and _anyone_listening() else {}
-            wanted = {seq: _split(_listening(names)) for seq, names in rooms.items()}
-            wanted = {seq: split for seq, split in wanted.items() if split[0] or split[1]}
-            events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq.in_(sorted(wanted)))
-                                     .order_by(IncidentEvent.seq)).all() if wanted else []
+            mine = {seq: self.offered.pop(seq) for seq in seqs if seq in self.offered}
+            listening = _anyone_listening()
+            others = [seq for seq in seqs if seq not in mine]
+            rooms = _rooms_by_seq(session, others) if others and listening else {}
+            rooms = {seq: names for seq, names in rooms.items() if _listening(names)}
+            events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq.in_(sorted(rooms)))
+                                     .order_by(IncidentEvent.seq)).all() if rooms else []
             by_seq = {event.seq: event for event in events}
-            payloads = Payloads(session, self.app) if events else None
+            payloads = Payloads(session, self.app) if listening and (events or mine) else None
             batch = []
             for seq in seqs:
-                pushes = []
-                event = by_seq.get(seq)
-                if event is not None:
-                    staff, residents = wanted[seq]
-                    if staff:
-                        pushes.append((staff, payloads.staff(event)))
-                    if residents:
-                        pushes.append((residents, payloads.resident(event)))
+                if seq in mine:
+                    names, event, incident = mine[seq]
+                    pushes = payloads.pushes(_listening(names), event, incident) if payloads else []
+                elif seq in by_seq:
+                    pushes = payloads.pushes(_listening(rooms[seq]), by_seq[seq])
+                else:
+                    pushes = []
                 batch.append((seq, pushes))
             return batch
 
@@ -225,13 +278,18 @@ class Tailer:
         return [*messages, ("replayed", {"until": self.cursor, "count": len(messages)})]
 
 
+def _rooms_here() -> dict:
+    """Room → its clients in this process (none where Socket.IO is not served)."""
+    return socketio.server.manager.rooms.get("/", {}) if socketio.server else {}
+
+
 def _anyone_listening() -> bool:
-    return any(socketio.server.manager.rooms.get("/", {}).values())
+    return any(_rooms_here().values())
 
 
 def _listening(rooms) -> list[str]:
     """The rooms that have a client connected to this process: nobody else needs a payload."""
-    namespace = socketio.server.manager.rooms.get("/", {})
+    namespace = _rooms_here()
     return [room for room in rooms if namespace.get(room)]
 
 
@@ -252,32 +310,57 @@ class Payloads:
     """What is pushed: the event and the incident's current projection, for staff or a reporter.
 
     Phones are masked in every push; the assigned manager reads the whole number over REST.
+    An incident's view is built once per batch, however many of its events the batch holds.
     """
 
-    def __init__(self, session: Session, app: Flask) -> None:
+    def __init__(self, session: Session, app: Flask, *, current: bool = False) -> None:
+        """`current`: what is pushed was just committed by this process, whose request or
+        tick checked the area index and roster then; they need not be checked again."""
         self.session = session
         index = app.extensions["griddispatch.index"]
-        index.get(session)
-        roster = app.extensions["griddispatch.roster"].get(session)
+        rosters = app.extensions["griddispatch.roster"]
+        if not current or index.index is None:
+            index.get(session)
+        roster = rosters.roster if current and rosters.roster is not None else rosters.get(session)
         self.views = IncidentViews(session, None, index.names, roster)
+        self._incidents: dict[tuple[int, bool], dict[str, Any]] = {}
 
-    def staff(self, event: IncidentEvent) -> dict[str, Any]:
-        incident = self.session.get(Incident, event.incident_id)
+    def pushes(self, rooms: list[str], event: IncidentEvent,
+               incident: Incident | None = None) -> list[tuple[list[str], dict[str, Any]]]:
+        """(rooms, payload) for the staff rooms and the reporters' rooms among `rooms`."""
+        staff, residents = _split(rooms)
+        out = []
+        if staff:
+            out.append((staff, self.staff(event, incident)))
+        if residents:
+            out.append((residents, self.resident(event, incident)))
+        return out
+
+    def _incident(self, incident: Incident, *, resident: bool) -> dict[str, Any]:
+        key = (incident.id, resident)
+        if key not in self._incidents:
+            self._incidents[key] = (resident_view(self.views, incident) if resident
+                                    else self.views.incident(incident))
+        return self._incidents[key]
+
+    def staff(self, event: IncidentEvent, incident: Incident | None = None) -> dict[str, Any]:
+        incident = incident or self.session.get(Incident, event.incident_id)
         body = self.views.event(event, incident)
-        body["incident"] = self.views.incident(incident)
+        body["incident"] = self._incident(incident, resident=False)
         return body
 
-    def resident(self, event: IncidentEvent) -> dict[str, Any]:
-        incident = self.session.get(Incident, event.incident_id)
+    def resident(self, event: IncidentEvent, incident: Incident | None = None) -> dict[str, Any]:
+        incident = incident or self.session.get(Incident, event.incident_id)
         body = self.views.event(event, incident)
         body["data"] = {k: v for k, v in body["data"].items() if k in RESIDENT_KEYS}
         body["actor"] = {"role": body["actor"]["role"]}
-        body["incident"] = resident_view(self.views, incident)
+        body["incident"] = self._incident(incident, resident=True)
         return body
 
 
-def _listen_to_redis(redis_url: str, wakeup) -> None:
-    """Wake the tailer on every commit announced through Redis; reconnect with back-off."""
+def _listen_to_redis(redis_url: str, tailer: Tailer, origin: bytes) -> None:
+    """Send the tailer to the log on every commit another process announces through Redis
+    (its own it was handed); reconnect with back-off."""
     import gevent
     import redis
 
@@ -288,10 +371,10 @@ def _listen_to_redis(redis_url: str, wakeup) -> None:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(CHANNEL)
             delay = 0.5
-            wakeup.set()  # anything committed while we were away is read now
+            tailer.committed_elsewhere()  # anything committed while we were away is read now
             for message in pubsub.listen():
-                if message and message.get("type") == "message":
-                    wakeup.set()
+                if message and message.get("type") == "message" and message.get("data") != origin:
+                    tailer.committed_elsewhere()
         except Exception as exc:
             log.warning("live push: Redis unavailable (%s); polling the log, retrying in %.1fs", exc, delay)
             gevent.sleep(delay)
@@ -308,11 +391,12 @@ def attach(app: Flask) -> SocketIO:
                       logger=False, engineio_logger=False)
     tailer = Tailer(app)
     app.extensions["griddispatch.tailer"] = tailer
-    app.extensions["griddispatch.notifier"].local_wakeups.append(tailer.wakeup)
+    notifier = app.extensions["griddispatch.notifier"]
+    notifier.local_tailers.append(tailer)
     _register_handlers(app, tailer)
     gevent.spawn(tailer.run)
     if redis_url:
-        gevent.spawn(_listen_to_redis, redis_url, tailer.wakeup)
+        gevent.spawn(_listen_to_redis, redis_url, tailer, notifier.origin)
     keep_long_lived(app)  # a server lives long: its index and caches leave the collector's way
     return socketio
 

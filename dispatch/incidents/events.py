@@ -144,7 +144,7 @@ def append(
     # Not written here: the transaction's events go to the database at its next flush, in
     # the order they were appended, which is the order their seq numbers are handed out
     # (_write_events). The incident they moved is dirty, so that flush comes.
-    session.info.setdefault("events_pending", []).append((event, sorted(rooms)))
+    session.info.setdefault("events_pending", []).append((event, sorted(rooms), incident))
     # Metrics hook: keep the incident's metric fact and its rollup cells in step with the log.
     metrics.record(session, incident, event)
     session.info["events_appended"] = True  # after commit, live push is woken (dispatch.live)
@@ -177,7 +177,7 @@ def _insert_pending(session: Session) -> None:
         return
     connection = session.connection()
     rows = [{"incident_id": e.incident_id, "type": e.type, "at": e.at, "actor_id": e.actor_id,
-             "actor_role": e.actor_role, "version": e.version, "data": e.data} for e, _ in pending]
+             "actor_role": e.actor_role, "version": e.version, "data": e.data} for e, _, _ in pending]
     if connection.dialect.name == "postgresql":
         # The lock and the events in one round trip, and the rooms in one more: these are
         # the statements every other report waits for. Taking the lock again is harmless.
@@ -185,20 +185,28 @@ def _insert_pending(session: Session) -> None:
                              ensure_ascii=False)
         returned = connection.execute(_insert_events_postgresql(), {"key": EVENT_LOG_LOCK, "events": payload})
         seq_of = {(incident_id, version): seq for seq, incident_id, version in returned}
-        for event, _ in pending:
+        for event, _, _ in pending:
             event.seq = seq_of[(event.incident_id, event.version)]
         session.info["event_log_locked_by"] = session.get_transaction()
-        pairs = [(event.seq, room) for event, rooms in pending for room in rooms]
+        pairs = [(event.seq, room) for event, rooms, _ in pending for room in rooms]
         connection.execute(_insert_rooms_postgresql(), {"seqs": [seq for seq, _ in pairs],
                                                          "rooms": [room for _, room in pairs]})
+        _written(session, pending)
         return
     table = IncidentEvent.__table__
     seqs = connection.execute(insert(table).returning(table.c.seq, sort_by_parameter_order=True),
                               rows).scalars().all()
-    for (event, _), seq in zip(pending, seqs, strict=True):
+    for (event, _, _), seq in zip(pending, seqs, strict=True):
         event.seq = seq
     connection.execute(insert(EventRoom.__table__), [
-        {"seq": event.seq, "room": room} for event, rooms in pending for room in rooms])
+        {"seq": event.seq, "room": room} for event, rooms, _ in pending for room in rooms])
+    _written(session, pending)
+
+
+def _written(session: Session, pending: list) -> None:
+    """Keep what was written, with seqs, for live push in this process once it commits
+    (dispatch.live: the tailer then need not read back what its own process wrote)."""
+    session.info.setdefault("events_written", []).extend(pending)
 
 
 @functools.cache
@@ -220,9 +228,15 @@ def _insert_rooms_postgresql():
                 "SELECT * FROM unnest(CAST(:seqs AS integer[]), CAST(:rooms AS varchar[]))")
 
 
+@sa_event.listens_for(Session, "after_begin")
+def _forget_written(session: Session, _transaction, _connection) -> None:
+    session.info.pop("events_written", None)  # a session no live push watches (a CLI's, say)
+
+
 @sa_event.listens_for(Session, "after_soft_rollback")
 def _forget_events(session: Session, _previous) -> None:
     session.info.pop("events_pending", None)
+    session.info.pop("events_written", None)
 
 
 def project(events: Iterable[IncidentEvent]) -> Incident:
