@@ -107,8 +107,6 @@ def test_concurrent_writers_reach_a_listener_in_seq_order_without_loss(postgres_
 def _statements_during(world, action):
     """What `action` sends to the database, in order, with whitespace collapsed."""
     engine = world.app.extensions["griddispatch.db"].engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite lets one writer in at a time: there is no event-log lock to order")
     seen = []
 
     def record(_conn, _cursor, statement, *_args):
@@ -130,6 +128,11 @@ def _lock_position(seen: list[str]) -> int:
     return locks[0]
 
 
+# SQLite lets one writer in at a time: it has no event-log lock to order.
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY
 def test_a_new_report_holds_the_event_log_only_for_its_last_writes(world):
     """Every report waits for the one before it to commit while it holds the log, so the
     report's own rows go first and only the events, their rooms and the rollups after it."""
@@ -144,6 +147,7 @@ def test_a_new_report_holds_the_event_log_only_for_its_last_writes(world):
                              "INSERT INTO metric_rollups ")) for s in after), after
 
 
+@POSTGRES_ONLY
 def test_an_urgent_report_takes_the_event_log_before_the_crew_it_sends(world):
     """A crew's row is shared with every other writer: the log first, the row second, as
     everywhere else, or two writers could each hold what the other waits for."""
