@@ -11,6 +11,7 @@ fall back to polling the log: pushes slow down but nothing is lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -24,6 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.heap import keep_long_lived
+from dispatch.incidents.events import (
+    event_from_json,
+    event_to_json,
+    incident_from_json,
+    incident_to_json,
+)
 from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
 from dispatch.incidents.views import IncidentViews, resident_view
 from dispatch.people.auth import token_digest, user_for_token
@@ -37,6 +44,7 @@ CHANNEL = "griddispatch:events"
 REPLAY_LIMIT = 1000  # beyond this a client is told to reload over REST ("resync")
 POLL_SECONDS = 0.5  # how often the log is read when no wake-up arrives (Redis down, say)
 BATCH = 500
+MESSAGE_LIMIT = 256 * 1024  # a larger commit is announced without its events
 OFFERED_LIMIT = 5000  # events committed here, waiting to be pushed, kept in memory at most
 
 RESIDENT_KEYS = {"status", "reason", "note", "rating", "rating_comment", "original",
@@ -53,7 +61,7 @@ class Notifier:
         self.local_tailers: list[Tailer] = []
         # Said in every Redis message, so a process's tailer can skip its own commits,
         # which it was handed directly.
-        self.origin = uuid.uuid4().hex.encode()
+        self.origin = uuid.uuid4().hex
 
     def _client(self):
         if self._redis is None:
@@ -65,10 +73,10 @@ class Notifier:
 
     def notify(self, written: list | None = None) -> None:
         for tailer in self.local_tailers:
-            tailer.offer(written or [])
+            tailer.offer(written or [], here=True)
         if self.redis_url:
             try:
-                self._client().publish(CHANNEL, self.origin)
+                self._client().publish(CHANNEL, encode_commit(self.origin, written or []))
             except Exception as exc:  # Redis down: the tailers' polling covers it
                 log.warning("could not publish to Redis (%s); live push falls back to polling", exc)
 
@@ -141,14 +149,15 @@ class Tailer:
         self.gate = gevent.lock.BoundedSemaphore(1)
         with self.db.session() as session:
             self.cursor = session.scalar(select(IncidentEvent.seq).order_by(IncidentEvent.seq.desc()).limit(1)) or 0
-        # Committed here and not yet pushed, by seq: (rooms, event, incident).
-        self.offered: dict[int, tuple[list[str], IncidentEvent, Incident]] = {}
+        # Committed and handed over, not yet pushed, by seq: (rooms, event, incident, here).
+        self.offered: dict[int, tuple[list[str], IncidentEvent, Incident, bool]] = {}
         self.look_in_log = True  # the log may hold events nobody offered
 
-    def offer(self, written: list) -> None:
-        """Events a session of this process has just committed, with their rooms and incident."""
+    def offer(self, written: list, *, here: bool) -> None:
+        """Events just committed, with their rooms and incident: by this process (`here`), or
+        by another one that said so through Redis."""
         for event, rooms, incident in written:
-            self.offered[event.seq] = (rooms, event, incident)
+            self.offered[event.seq] = (rooms, event, incident, here)
         if len(self.offered) > OFFERED_LIMIT:  # far behind: the log has every one of them
             self.offered.clear()
             self.look_in_log = True
@@ -209,9 +218,10 @@ class Tailer:
         if not run:
             return []
         with self.db.session() as session:
-            payloads = Payloads(session, self.app, current=True)
+            # Another process's commit may follow a change of areas or people there.
+            payloads = Payloads(session, self.app, current=all(here for _, (*_, here) in run))
             return [(seq, payloads.pushes(_listening(rooms), event, incident))
-                    for seq, (rooms, event, incident) in run]
+                    for seq, (rooms, event, incident, _) in run]
 
     def _read_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
         """The next events after the cursor from the log, with a payload for each kind of room
@@ -235,7 +245,7 @@ class Tailer:
             batch = []
             for seq in seqs:
                 if seq in mine:
-                    names, event, incident = mine[seq]
+                    names, event, incident, _ = mine[seq]
                     pushes = payloads.pushes(_listening(names), event, incident) if payloads else []
                 elif seq in by_seq:
                     pushes = payloads.pushes(_listening(rooms[seq]), by_seq[seq])
@@ -358,9 +368,35 @@ class Payloads:
         return body
 
 
-def _listen_to_redis(redis_url: str, tailer: Tailer, origin: bytes) -> None:
-    """Send the tailer to the log on every commit another process announces through Redis
-    (its own it was handed); reconnect with back-off."""
+def encode_commit(origin: str, written: list) -> bytes:
+    """A commit as announced through Redis: who made it, and its events with their rooms and
+    incident, so other processes push them without reading the log (a large commit is
+    announced without them: they read it)."""
+    incidents = {str(incident.id): incident_to_json(incident) for _, _, incident in written}
+    events = [{**event_to_json(event), "rooms": rooms} for event, rooms, _ in written]
+    body = json.dumps({"origin": origin, "incidents": incidents, "events": events},
+                      ensure_ascii=False).encode()
+    return body if len(body) <= MESSAGE_LIMIT else json.dumps({"origin": origin}).encode()
+
+
+def decode_commit(message: bytes) -> tuple[str | None, list]:
+    """(origin, [(event, rooms, incident)]) of a commit announced through Redis; no events
+    when the message carries none (or is not one of ours)."""
+    try:
+        body = json.loads(message)
+        incidents = {int(key): incident_from_json(columns)
+                     for key, columns in body.get("incidents", {}).items()}
+        written = [(event_from_json({k: v for k, v in fields.items() if k != "rooms"}),
+                    fields["rooms"], incidents[fields["incident_id"]]) for fields in body.get("events", [])]
+        return body.get("origin"), written
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None, []
+
+
+def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str) -> None:
+    """Hand the tailer every commit another process announces through Redis (its own it was
+    handed directly), or send it to the log when the message does not carry the events;
+    reconnect with back-off."""
     import gevent
     import redis
 
@@ -373,7 +409,14 @@ def _listen_to_redis(redis_url: str, tailer: Tailer, origin: bytes) -> None:
             delay = 0.5
             tailer.committed_elsewhere()  # anything committed while we were away is read now
             for message in pubsub.listen():
-                if message and message.get("type") == "message" and message.get("data") != origin:
+                if not message or message.get("type") != "message":
+                    continue
+                sender, written = decode_commit(message["data"])
+                if sender == origin:
+                    continue
+                if written:
+                    tailer.offer(written, here=False)
+                else:
                     tailer.committed_elsewhere()
         except Exception as exc:
             log.warning("live push: Redis unavailable (%s); polling the log, retrying in %.1fs", exc, delay)

@@ -64,3 +64,72 @@ def test_a_seq_that_never_commits_sends_the_tailer_to_the_log(world, tailer):
     assert world.report(category="noise").status_code == 201  # and on from memory again
     assert _log_reads_during(world, tailer.drain) == 0
     assert tailer.cursor == _last_seq(world)
+
+
+def test_a_commit_announced_through_redis_pushes_the_same_as_one_read_from_the_log(world, tailer):
+    """Other processes get a commit's events, rooms and incident in its Redis message and
+    push from it: what they push is what reading the log would have given them."""
+    from dispatch.live import Payloads, decode_commit, encode_commit
+
+    assert world.report(reporter_phone="13912345678").status_code == 201
+    written = [(event, rooms, incident) for rooms, event, incident, _ in tailer.offered.values()]
+    sender, received = decode_commit(encode_commit("process-b", written))
+    assert sender == "process-b" and len(received) == len(written) >= 3
+    with world.app.extensions["griddispatch.db"].session() as s:
+        from_log = Payloads(s, world.app)
+        from_message = Payloads(s, world.app)
+        for (event, rooms, _), (got, got_rooms, incident) in zip(written, received, strict=True):
+            assert got_rooms == rooms
+            stored = s.get(IncidentEvent, event.seq)
+            assert from_message.staff(got, incident) == from_log.staff(stored)
+            assert from_message.resident(got, incident) == from_log.resident(stored)
+
+
+def test_a_commit_too_large_for_a_message_is_announced_without_its_events(world, tailer, monkeypatch):
+    from dispatch import live
+
+    assert world.report().status_code == 201
+    written = [(event, rooms, incident) for rooms, event, incident, _ in tailer.offered.values()]
+    monkeypatch.setattr(live, "MESSAGE_LIMIT", 200)
+    assert live.decode_commit(live.encode_commit("process-b", written)) == ("process-b", [])
+    assert live.decode_commit(b"1") == (None, [])  # not one of ours: read the log
+
+
+def test_the_redis_listener_hands_over_others_commits_and_skips_its_own(world, tailer):
+    import threading
+    import time
+
+    import redis as redis_client
+
+    from dispatch.live import _listen_to_redis, encode_commit
+    from tests.live import PrivateRedis
+
+    assert world.report().status_code == 201
+    written = [(event, rooms, incident) for rooms, event, incident, _ in tailer.offered.values()]
+    tailer.offered.clear()
+    server = PrivateRedis().start()
+    try:
+        threading.Thread(target=_listen_to_redis, args=(server.url, tailer, "process-a"),
+                         daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not tailer.look_in_log:  # subscribed: it reads the log once for what it missed
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        tailer.look_in_log = False
+        publisher = redis_client.Redis.from_url(server.url)
+
+        def wait_for(condition):
+            deadline = time.monotonic() + 10
+            while not condition():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+
+        publisher.publish("griddispatch:events", encode_commit("process-a", written))  # its own
+        publisher.publish("griddispatch:events", encode_commit("process-b", written[:1]))
+        wait_for(lambda: tailer.offered)
+        assert list(tailer.offered) == [written[0][0].seq]  # its own was not handed over again
+        assert not any(here for *_, here in tailer.offered.values()) and not tailer.look_in_log
+        publisher.publish("griddispatch:events", b'{"origin": "process-b"}')  # without events
+        wait_for(lambda: tailer.look_in_log)
+    finally:
+        server.stop()

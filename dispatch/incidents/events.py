@@ -239,6 +239,30 @@ def _forget_events(session: Session, _previous) -> None:
     session.info.pop("events_written", None)
 
 
+_ALL_COLUMNS = [c.key for c in inspect(Incident).mapper.column_attrs]
+
+
+def incident_to_json(incident: Incident) -> dict[str, Any]:
+    """The projection as JSON (for another process; incident_from_json reads it back)."""
+    return {key: to_json(getattr(incident, key)) for key in _ALL_COLUMNS}
+
+
+def incident_from_json(columns: dict[str, Any]) -> Incident:
+    """A detached incident from incident_to_json's output."""
+    return Incident(**{key: datetime.fromisoformat(value) if value is not None and key in _TIME_COLUMNS
+                       else value for key, value in columns.items() if key in _ALL_COLUMNS})
+
+
+def event_to_json(event: IncidentEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "incident_id": event.incident_id, "type": event.type,
+            "at": event.at.isoformat(), "actor_id": event.actor_id, "actor_role": event.actor_role,
+            "version": event.version, "data": event.data}
+
+
+def event_from_json(fields: dict[str, Any]) -> IncidentEvent:
+    return IncidentEvent(**{**fields, "at": datetime.fromisoformat(fields["at"])})
+
+
 def project(events: Iterable[IncidentEvent]) -> Incident:
     """A fresh incident built from its events alone (not added to any session)."""
     incident = Incident()
