@@ -1,12 +1,12 @@
 """Live push over Socket.IO: scoped rooms, replay after reconnect, fan-out across processes.
 
 Every server process pushes events from the committed event log, in `seq` order, to its
-own clients. Writers (any process: a server, the SLA worker, the CLI) only say "new events
-committed" after their commit — through Redis when REDIS_URL is set, and to the local
-tailer directly. Because appends are serialised until commit (events.lock_event_log),
-reading the log in seq order can never skip an event that commits later, so a client that
-resumes from the last seq it saw gets exactly what it missed. If Redis is down, tailers
-fall back to polling the log: pushes slow down but nothing is lost.
+own clients. Writers (any process: a server, the SLA worker, the CLI) hand what they
+committed, after the commit, to the local tailer and, when REDIS_URL is set, to every other
+process in a Redis message; a tailer reads the log for whatever it was not handed. Because
+appends are serialised until commit (events.lock_event_log), seq order is commit order,
+so a client that resumes from the last seq it saw gets exactly what it missed. If Redis is
+down, tailers fall back to polling the log: pushes slow down but nothing is lost.
 """
 
 from __future__ import annotations
@@ -133,9 +133,10 @@ def rooms_for_tracking(session: Session, token: str) -> set[str]:
 
 
 class Tailer:
-    """Pushes every committed event to its rooms, in seq order. What its own process commits
-    it is handed directly after the commit (`offer`); what other processes commit it reads
-    from the log, as it also does after a gap or when nothing was said for a while."""
+    """Pushes every committed event to its rooms, in seq order. Commits are handed to it
+    (`offer`): its own process's right after the commit, other processes' in their Redis
+    message. It reads the log for anything not handed over: a commit announced without its
+    events, a gap in the seqs, or when nothing was said for a while."""
 
     def __init__(self, app: Flask) -> None:
         import gevent.event
@@ -164,7 +165,7 @@ class Tailer:
         self.wakeup.set()
 
     def committed_elsewhere(self) -> None:
-        """Another process committed events (said through Redis): read the log."""
+        """Another process committed events without handing them over: read the log."""
         self.look_in_log = True
         self.wakeup.set()
 
@@ -182,9 +183,9 @@ class Tailer:
                 log.exception("live push: reading the event log failed; retrying")
 
     def drain(self) -> None:
-        """Push every committed event after the cursor, in seq order: this process's own from
-        memory while they follow on from the cursor, the rest from the log. A seq missing
-        below an offered one was committed by another process, or never will be (its
+        """Push every committed event after the cursor, in seq order: what was handed over
+        from memory while it follows on from the cursor, the rest from the log. A seq missing
+        below an offered one was committed without being handed over, or never will be (its
         transaction rolled back): the offered event is committed, so every seq below it is
         settled (events.lock_event_log), and the log read steps over the hole."""
         while True:
@@ -225,7 +226,7 @@ class Tailer:
 
     def _read_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
         """The next events after the cursor from the log, with a payload for each kind of room
-        that is listening; this process's own come from what it was offered.
+        that is listening; those that were handed over come from what was offered.
 
         Only events some client of this process may see are loaded and serialised: with
         several processes each one reads every commit, and most events have no listener here.
