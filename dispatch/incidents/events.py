@@ -44,10 +44,9 @@ TRANSITIONS: dict[str, tuple[str | None, str | None]] = {
     "resumed": (None, None),
     "duplicate_merged": (None, None),
 }
-_COLUMNS = {c.key for c in inspect(Incident).mapper.column_attrs} - {"id", "version", "updated_at"}
-_TIME_COLUMNS = {
-    c.key for c in inspect(Incident).mapper.column_attrs if c.key.endswith(("_at", "_due"))
-}
+_ALL_COLUMNS = [c.key for c in inspect(Incident).mapper.column_attrs]
+_COLUMNS = set(_ALL_COLUMNS) - {"id", "version", "updated_at"}  # what an event's data may set
+_TIME_COLUMNS = {key for key in _ALL_COLUMNS if key.endswith(("_at", "_due"))}
 
 # Serialises event appends on PostgreSQL until commit, so `seq` order is commit order:
 # a reader that has seen seq N can never later meet a newly committed seq below N.
@@ -151,6 +150,16 @@ def append(
     return event
 
 
+@sa_event.listens_for(Session, "before_flush")
+def _lock_before_shared_rows(session: Session, _context, _instances) -> None:
+    """A transaction whose events still wait for the lock (a new report's) takes it before a
+    flush that changes rows other writers share (the crew an urgent report sends): the log
+    first, the row second, as every writer does, or two could each hold what the other
+    waits for. New rows are the transaction's own and need no lock."""
+    if session.info.get("events_pending") and (session.dirty or session.deleted):
+        lock_event_log(session)
+
+
 @sa_event.listens_for(Session, "after_flush")
 def _write_events(session: Session, _context) -> None:
     """The events appended since the last flush, then their rooms, as Core inserts after the
@@ -191,21 +200,16 @@ def _insert_pending(session: Session) -> None:
         pairs = [(event.seq, room) for event, rooms, _ in pending for room in rooms]
         connection.execute(_insert_rooms_postgresql(), {"seqs": [seq for seq, _ in pairs],
                                                          "rooms": [room for _, room in pairs]})
-        _written(session, pending)
-        return
-    table = IncidentEvent.__table__
-    seqs = connection.execute(insert(table).returning(table.c.seq, sort_by_parameter_order=True),
-                              rows).scalars().all()
-    for (event, _, _), seq in zip(pending, seqs, strict=True):
-        event.seq = seq
-    connection.execute(insert(EventRoom.__table__), [
-        {"seq": event.seq, "room": room} for event, rooms, _ in pending for room in rooms])
-    _written(session, pending)
-
-
-def _written(session: Session, pending: list) -> None:
-    """Keep what was written, with seqs, for live push in this process once it commits
-    (dispatch.live: the tailer then need not read back what its own process wrote)."""
+    else:
+        table = IncidentEvent.__table__
+        seqs = connection.execute(insert(table).returning(table.c.seq, sort_by_parameter_order=True),
+                                  rows).scalars().all()
+        for (event, _, _), seq in zip(pending, seqs, strict=True):
+            event.seq = seq
+        connection.execute(insert(EventRoom.__table__), [
+            {"seq": event.seq, "room": room} for event, rooms, _ in pending for room in rooms])
+    # Kept, with their seqs, for live push once the transaction commits (dispatch.live: a
+    # tailer need not read back what was handed to it).
     session.info.setdefault("events_written", []).extend(pending)
 
 
@@ -237,9 +241,6 @@ def _forget_written(session: Session, _transaction, _connection) -> None:
 def _forget_events(session: Session, _previous) -> None:
     session.info.pop("events_pending", None)
     session.info.pop("events_written", None)
-
-
-_ALL_COLUMNS = [c.key for c in inspect(Incident).mapper.column_attrs]
 
 
 def incident_to_json(incident: Incident) -> dict[str, Any]:

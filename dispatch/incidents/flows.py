@@ -145,9 +145,6 @@ def dispatch_crew(ctx: Context, incident: Incident, category: Category, *, crew_
     if ranking is not None:
         data["ranking"] = ranking
     events.append(ctx.session, incident, "dispatched", at=ctx.now, data=data, **actor)
-    # The crew's row is shared with other writers: the event log's lock comes first, also
-    # for a new report (whose own events would otherwise take it only at commit).
-    events.lock_event_log(ctx.session)
     crew = ctx.session.get(Crew, crew_id)
     crew.status = "busy"
     crew_changed(ctx.session, crew)

@@ -137,8 +137,7 @@ def _move(session: Session, parts: list[tuple[Contribution, int]]) -> None:
     connection = session.connection()
     if all(min(deltas) >= 0 and not any(hist.values()) for _, deltas, hist in changes.values()):
         # Only counters going up (a new report, say): one upsert adds them, nothing read first.
-        rows = [{**dict(zip(KEY, key)), "community_code": part.chain[0], "street_code": part.chain[1],
-                 "district_code": part.chain[2], **dict(zip(COUNTERS, deltas))}
+        rows = [_new_cell(key, part, dict(zip(COUNTERS, deltas)))
                 for key, (part, deltas, _) in sorted(changes.items())]
         if connection.dialect.name == "postgresql":
             connection.execute(_upsert_postgresql(), {"cells": json.dumps(rows, default=date.isoformat)})
@@ -163,8 +162,7 @@ def _move(session: Session, parts: list[tuple[Contribution, int]]) -> None:
             if old is not None:
                 gone.append(key)
         elif old is None:
-            inserts.append({**dict(zip(KEY, key)), "community_code": part.chain[0],
-                            "street_code": part.chain[1], "district_code": part.chain[2], **values})
+            inserts.append(_new_cell(key, part, values))
         else:
             updates.append({**{f"c0_{k}": v for k, v in zip(KEY, key)}, **values})
     if inserts:
@@ -174,6 +172,12 @@ def _move(session: Session, parts: list[tuple[Contribution, int]]) -> None:
     if gone:
         connection.execute(_statements(len(gone))[2],
                            {f"c{i}_{k}": v for i, key in enumerate(gone) for k, v in zip(KEY, key)})
+
+
+def _new_cell(key: tuple, part: Contribution, values: dict[str, Any]) -> dict[str, Any]:
+    """A cell's row: its key, the area chain above its grid, and these values."""
+    return {**dict(zip(KEY, key)), "community_code": part.chain[0], "street_code": part.chain[1],
+            "district_code": part.chain[2], **values}
 
 
 @functools.lru_cache(maxsize=64)
@@ -191,20 +195,26 @@ def _statements(n: int):
     return read, write, delete(table).where(match)
 
 
+_CELL_COLUMNS = (*KEY, "community_code", "street_code", "district_code", *COUNTERS)
+_CELL_TYPES = {"period": "date", "crew_id": "integer", "manager_id": "integer",
+               **{c: "bigint" for c in COUNTERS}}  # the rest are varchar
+
+
+def _cells_parameter(columns):
+    """PostgreSQL: the `cells` JSON parameter unpacked into rows of these columns."""
+    record = ", ".join(f"{c} {_CELL_TYPES.get(c, 'varchar')}" for c in columns)
+    return text(f"json_to_recordset(CAST(:cells AS json)) AS cell({record})")
+
+
 @functools.lru_cache(maxsize=1)
 def _read_row_values():
     """The cells' read on PostgreSQL: their keys as one JSON parameter unpacked into rows,
     matched on the primary key. psycopg parses a statement's text once and caches it only
     for at most 50 parameters; nine cells of seven key columns each took a parse per report."""
     table = MetricRollup.__table__
-    wanted = select(text("*")).select_from(text(
-        "json_to_recordset(CAST(:cells AS json)) AS cell(kind varchar, span varchar, period date, "
-        "grid_code varchar, category_code varchar, crew_id integer, manager_id integer)"))
+    wanted = select(text("*")).select_from(_cells_parameter(KEY))
     return select(*(table.c[k] for k in KEY), *(table.c[c] for c in COUNTERS), table.c.histogram
                   ).where(tuple_(*(table.c[k] for k in KEY)).in_(wanted.scalar_subquery()))
-
-
-_CELL_COLUMNS = (*KEY, "community_code", "street_code", "district_code", *COUNTERS)
 
 
 def _add_counters(statement):
@@ -220,11 +230,8 @@ def _upsert_postgresql():
     cells as one JSON parameter (see _read_row_values)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    types = {"period": "date", "crew_id": "integer", "manager_id": "integer",
-             **{c: "bigint" for c in COUNTERS}}
-    record = ", ".join(f"{c} {types.get(c, 'varchar')}" for c in _CELL_COLUMNS)
     cells = select(*(text(f"cell.{c}") for c in _CELL_COLUMNS), text("''::bytea")).select_from(
-        text(f"json_to_recordset(CAST(:cells AS json)) AS cell({record})"))
+        _cells_parameter(_CELL_COLUMNS))
     table = MetricRollup.__table__
     return _add_counters(pg_insert(table).from_select([*_CELL_COLUMNS, "histogram"], cells))
 

@@ -3,9 +3,10 @@
 One worker leads across processes (an advisory lock on PostgreSQL, a lease row on SQLite).
 Each tick evaluates only the incidents that changed since they were last looked at or whose
 next threshold has passed (the `sla_watch` schedule, which the intake fills in for a new
-report), each in its own transaction together with its events. What was already done is read from the projection (sla_state, escalation
-level, breach marks), so a restart, a second worker or a repeated tick never repeats a
-step, and a worker that was down takes every step it missed, in order.
+report), each in its own transaction together with its events. What was already done is
+read from the projection (sla_state, escalation level, breach marks), so a restart, a
+second worker or a repeated tick never repeats a step, and a worker that was down takes
+every step it missed, in order.
 """
 
 from __future__ import annotations
