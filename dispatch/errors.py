@@ -22,6 +22,17 @@ class ApiError(Exception):
         self.details = details or {}
 
 
+def id_number(text: str) -> int | None:
+    """The database id written in a path or query string, or None when `text` cannot be one.
+
+    Only 1–9 ASCII digits: `str.isdigit` also accepts "²" (which `int` refuses) and numbers
+    too large for an integer column, and either used to reach the database as a 500.
+    """
+    if 0 < len(text) <= 9 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def bad_field(field: str, message: str, status: int = 400, **details: Any) -> ApiError:
     """A 400 (or `status`) naming the offending field."""
     return ApiError(status, "invalid_field", f"{field}: {message}", {"field": field, **details})

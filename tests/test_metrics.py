@@ -150,6 +150,7 @@ def test_csv_export(world):
     ({"group_by": "grid", "from": "2026-12-02", "to": "2026-12-01"}, "from"),
     ({"group_by": "grid", "format": "xlsx"}, "format"),
     ({"group_by": "grid", "min_sample": "-1"}, "min_sample"),
+    ({"group_by": "grid", "min_sample": "²"}, "min_sample"),
 ])
 def test_bad_input_names_the_field(world, params, field):
     for kind in ("response-times", "rates"):

@@ -130,6 +130,8 @@ def test_admin_manages_a_grid_manager(client, world):
     ({"username": "x", "password": "pw-pw", "role": "admin", "crew_id": 1}, 400, "crew_id"),
     ({"username": "x", "password": "pw-pw", "role": "admin", "active": "yes"}, 400, "active"),
     ({"username": "x", "password": "pw-pw", "role": "admin", "salary": 1}, 400, "salary"),
+    ({"username": "x", "password": "pw-pw", "role": "admin", "phone": "call me"}, 400, "phone"),
+    ({"username": "x", "password": "pw-pw", "role": ["admin"]}, 400, "role"),
 ])
 def test_bad_account_fields(client, world, body, status, field):
     assert_error(call(client, "POST", "/people", world.headers["admin"], body), status, field)
@@ -141,6 +143,8 @@ def test_bad_account_fields(client, world, body, status, field):
     ("grids", [{"grid_code": "NOPE"}], 422, "grid_code"),
     ("grids", [{"grid_code": G1, "kind": "deputy"}], 400, "kind"),
     ("grids", ["G1"], 400, "grids"),
+    ("grids", [{"grid_code": [G1]}], 400, "grids"),
+    ("grids", [{"grid_code": G1, "kind": ["primary"]}], 400, "kind"),
     ("hours", [{"weekday": 7, "start": "09:00", "end": "17:00"}], 400, "weekday"),
     ("hours", [{"weekday": True, "start": "09:00", "end": "17:00"}], 400, "weekday"),
     ("hours", [{"weekday": 1, "start": "17:00", "end": "09:00"}], 400, "end"),
@@ -179,6 +183,10 @@ def test_on_call_rota(client, world):
     at_night = call(client, "GET", "/on-call?at=2025-03-06T02:00:00%2B08:00", world.headers["operator"])
     assert [e["id"] for e in at_night.get_json()["on_call"]] == [added.get_json()["id"]]
     assert call(client, "GET", "/on-call?at=2025-03-06T10:00:00%2B00:00", admin).get_json()["on_call"] == []
+    mine = call(client, "GET", f"/on-call?user_id={manager}", admin).get_json()["on_call"]
+    assert [e["id"] for e in mine] == [added.get_json()["id"]]
+    for user_id in ("me", "%C2%B2", "9" * 20):
+        assert_error(call(client, "GET", f"/on-call?user_id={user_id}", admin), 400, "user_id")
 
     for change, status, field in [
         ({"ends_at": start.isoformat()}, 400, "ends_at"),
@@ -251,6 +259,9 @@ def test_admin_manages_crews(client, world):
     ({"name": "水电抢修一队"}, 409, "name"),
     ({"skills": ["gas"]}, 400, "name"),
     ({"name": "新队", "members": [1]}, 422, "members"),
+    ({"name": "新队", "members": [{}]}, 400, "members"),
+    ({"name": "新队", "service_areas": [{}]}, 400, "service_areas"),
+    ({"name": "新队", "phone": "²"}, 400, "phone"),
 ])
 def test_bad_crew_fields(client, world, body, status, field):
     assert_error(call(client, "POST", "/crews", world.headers["admin"], body), status, field)

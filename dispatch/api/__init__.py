@@ -5,7 +5,7 @@ Each module has a Blueprint `bp` and the OpenAPI `PATHS` of its routes.
 
 from types import ModuleType
 
-from flask import Flask
+from flask import Flask, request
 
 
 def modules() -> list[ModuleType]:
@@ -15,5 +15,12 @@ def modules() -> list[ModuleType]:
 
 
 def register_api(app: Flask) -> None:
+    from dispatch.api.body import refuse_nul
+
     for module in modules():
         app.register_blueprint(module.bp, url_prefix="/api/v1")
+
+    @app.before_request
+    def _no_nul():
+        if request.path.startswith("/api/"):
+            refuse_nul()

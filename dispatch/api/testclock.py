@@ -15,6 +15,7 @@ from dispatch.errors import ApiError, bad_field
 from dispatch.sla.worker import run_once
 
 bp = Blueprint("testclock", __name__)
+MAX_ADVANCE = 10 * 366 * 24 * 60  # ten years of minutes: more is a typo, and overflows a date
 
 
 @bp.get("/test-clock")
@@ -33,8 +34,8 @@ def move():
         clock().set(_instant(body["now"]))
     else:
         minutes = body["advance_minutes"]
-        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0:
-            raise bad_field("advance_minutes", "must be a number of minutes, zero or more")
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes <= MAX_ADVANCE:
+            raise bad_field("advance_minutes", f"must be a number of minutes from 0 to {MAX_ADVANCE}")
         clock().advance(minutes)
     sla = run_once(db=database(), clock=clock(), tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]),
                    index_cache=index_cache(), roster_cache=current_app.extensions["griddispatch.roster"])

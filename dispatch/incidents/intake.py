@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +22,7 @@ from dispatch.incidents.flows import (
     route_manager,
 )
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.people import fields
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
 from dispatch.sla.schedule import evaluate as sla_evaluate
@@ -32,7 +32,6 @@ from grids.index import OutsideManagedArea
 MAX_DESCRIPTION = 2000
 MAX_ADDRESS = 200
 MAX_NAME = 64
-PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
 DUPLICATE_RADIUS_M = 50.0
 # Anonymous intake limits: (reports, window). Phone numbers are limited across clients.
 LIMIT_PER_CLIENT = (20, timedelta(minutes=10))
@@ -81,9 +80,7 @@ def check_report(ctx: Context, payload: Any) -> Report:
     description = _text(payload, "description", MAX_DESCRIPTION)
     address = _text(payload, "address", MAX_ADDRESS)
     name = _text(payload, "reporter_name", MAX_NAME) or None
-    phone = _text(payload, "reporter_phone", 24) or None
-    if phone and not PHONE.match(phone):
-        raise bad_field("reporter_phone", "is not a phone number")
+    phone = fields.phone("reporter_phone", payload.get("reporter_phone"))
     lon, lat, method, chain = _locate(ctx, payload)
     return Report(category, description, address, lon, lat, method, chain, name, phone)
 

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatch.errors import ApiError, bad_field
+from dispatch.errors import ApiError, bad_field, id_number
 from dispatch.incidents import events as event_log
 from dispatch.incidents.access import can_see, in_area, visible
 from dispatch.incidents.flows import Context
@@ -99,9 +99,8 @@ def get_visible(db: Session, user: User, incident_ref: str) -> Incident:
 
 
 def _find(db: Session, incident_ref: str) -> Incident:
-    incident = None
-    if incident_ref.isdigit():
-        incident = db.get(Incident, int(incident_ref))
+    number = id_number(incident_ref)
+    incident = db.get(Incident, number) if number is not None else None
     if incident is None:
         incident = db.scalar(select(Incident).where(Incident.public_id == incident_ref))
     if incident is None:

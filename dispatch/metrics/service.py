@@ -92,7 +92,7 @@ def parse_query(args: Mapping[str, str], *, today: date) -> Query:
         if phase not in PHASES:
             raise bad_field("phase", f"must be among {', '.join(PHASES)}, got {phase!r}")
     raw_min = args.get("min_sample") or "5"
-    if not raw_min.isdigit() or int(raw_min) > 1_000_000:
+    if not (raw_min.isascii() and raw_min.isdigit()) or int(raw_min) > 1_000_000:
         raise bad_field("min_sample", f"must be a whole number up to 1000000, got {raw_min!r}")
     return Query(group_by=group_by, start=start, end=end, bucket=_choice(args, "bucket", BUCKETS, None),
                  area=args.get("area") or None, category=args.get("category") or None,

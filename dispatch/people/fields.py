@@ -13,6 +13,7 @@ from dispatch.errors import bad_field
 from grids.store import areas_by_code
 
 SKILL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")  # 13912345678, +86 139 1234 5678, 025-8888-1234
 END_OF_DAY = "24:00"
 
 
@@ -30,8 +31,16 @@ def text(field: str, value: Any, *, max_length: int, required: bool = True) -> s
     return value
 
 
+def phone(field: str, value: Any) -> str | None:
+    """A phone number (digits, spaces, dashes, a leading +), or None."""
+    value = text(field, value, max_length=24, required=False)
+    if value is not None and not PHONE.match(value):
+        raise bad_field(field, f"is not a phone number, got {value!r}")
+    return value
+
+
 def choice(field: str, value: Any, allowed: Collection[str]) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise bad_field(field, f"must be one of {', '.join(allowed)}, got {value!r}",
                         allowed=list(allowed))
     return value
@@ -58,9 +67,14 @@ def number(field: str, value: Any) -> float:
     return float(value)
 
 
-def items(field: str, value: Any) -> list[Any]:
+def items(field: str, value: Any, of: type | None = None) -> list[Any]:
+    """A JSON list; with `of`, every entry must be of that type (a bool is not an int)."""
     if not isinstance(value, list):
         raise bad_field(field, "must be a list")
+    if of is not None:
+        for entry in value:
+            if not isinstance(entry, of) or isinstance(entry, bool):
+                raise bad_field(field, f"each entry must be a {of.__name__}, got {entry!r}")
     return value
 
 

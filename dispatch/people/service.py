@@ -78,7 +78,7 @@ def _user_checks(session: Session) -> Checks:
         "display_name": lambda v: fields.text("display_name", v, max_length=100),
         "role": lambda v: fields.choice("role", v, ROLES),
         "password": _password,
-        "phone": lambda v: fields.text("phone", v, max_length=32, required=False),
+        "phone": lambda v: fields.phone("phone", v),
         "scope_area_code": lambda v: None if v is None else fields.area(
             session, "scope_area_code", v, SCOPE_LEVELS),
         "crew_id": lambda v: _crew_id(session, v),
@@ -190,9 +190,9 @@ def set_grids(*, session: Session, user: User, grids: Any) -> list[GridAssignmen
     """Replace a manager's grids with `[{grid_code, kind}]`."""
     wanted: dict[Any, Any] = {}
     for entry in fields.items("grids", grids):
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or not isinstance(entry.get("grid_code"), str):
             raise bad_field("grids", "each entry must be {\"grid_code\": ..., \"kind\": ...}")
-        wanted[entry.get("grid_code")] = entry.get("kind", "primary")
+        wanted[entry["grid_code"]] = entry.get("kind", "primary")
     for row in grid_assignments(session=session, user_ids=[user.id])[user.id]:
         if row.grid_code not in wanted:
             remove_grid(session=session, user=user, grid_code=row.grid_code)
@@ -339,8 +339,8 @@ def _crew_checks(session: Session, crew: Crew) -> Checks:
         "name": lambda v: _crew_name(session, crew, v),
         "skills": lambda v: fields.skills("skills", v),
         "service_areas": lambda v: [fields.area(session, "service_areas", code, SERVICE_LEVELS)
-                                    for code in dict.fromkeys(fields.items("service_areas", v))],
-        "phone": lambda v: fields.text("phone", v, max_length=32, required=False),
+                                    for code in dict.fromkeys(fields.items("service_areas", v, str))],
+        "phone": lambda v: fields.phone("phone", v),
     }
 
 
@@ -382,7 +382,7 @@ def set_crew_status(*, crew: Crew, status: Any = None, now: datetime) -> Crew:
 def set_crew_members(*, session: Session, crew: Crew, members: Any) -> list[User]:
     """Make exactly these crew accounts (user ids) the crew's members."""
     users = [_referenced_user(session, "members", user_id, "crew")
-             for user_id in dict.fromkeys(fields.items("members", members))]
+             for user_id in dict.fromkeys(fields.items("members", members, int))]
     for user in list_users(session=session, crew_id=crew.id):
         user.crew_id = None
     for user in users:
