@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 2
 
 
 class ApiError(Exception):
@@ -53,6 +55,18 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database_unavailable(exc: Exception):
+        # The database is down, restarting, unreachable or busy past its timeouts: nothing was
+        # written (or the write's answer was lost), so the client should send the same request
+        # again: with the same Idempotency-Key a report is never filed twice.
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        response = error_response(503, "database_unavailable",
+                                  "the database is not answering; send the same request again shortly")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -199,29 +199,69 @@ def test_double_tap_on_submit_files_one_report(demo_server, open_page):
     assert Rest(demo_server, "admin").get("/incidents")["total"] == 1
 
 
-def test_retry_after_a_lost_answer_files_one_report(demo_server, open_page):
-    """The report reached the server but the answer was lost: the retry reuses the key."""
+def test_lost_answers_are_retried_with_the_same_key_and_file_one_report(demo_server, open_page):
+    """Each try reached the server but its answer was lost: the form tries again by itself with
+    the same key, tells the resident when it gives up, and a later tap files nothing new."""
     watched = open_page(demo_server, "/report", PHONE, "resident-retry")
     page = watched.page
     lost = []
 
-    def lose_first_answer(route):
-        if route.request.method == "POST" and not lost:
+    def lose_five_answers(route):  # the first try and the form's four retries
+        if route.request.method == "POST" and len(lost) < 5:
             lost.append(route.fetch().status)
             route.abort()
         else:
             route.continue_()
 
-    page.route("**/api/v1/incidents", lose_first_answer)
+    page.route("**/api/v1/incidents", lose_five_answers)
     choose_category(page)
     tap_building(watched)
     page.locator("#submit").click()
-    expect(page.locator("#error-form")).to_contain_text("网络不通")
-    assert lost == [201]
+    expect(page.locator("#submit")).to_have_text("连接不上，正在重试…")
+    expect(page.locator("#error-form")).to_contain_text("网络不通", timeout=30000)  # 1+2+4+8 s of retries
+    assert lost == [201] * 5
     page.locator("#submit").click()
     page.wait_for_url(re.compile(r"/track/[^/]+$"))
     expect_console_error(watched, "net::ERR_FAILED")
     assert Rest(demo_server, "admin").get("/incidents")["total"] == 1
+
+
+def test_report_sent_while_the_database_is_down_goes_through_when_it_is_back(postgres_server_url, open_page):
+    """A real outage: the database refuses connections, the server answers 503, the form keeps
+    trying and is filed once the database is back, with nothing for the resident to do."""
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_ADMIN_URL, fresh_postgres
+    from tests.server import running_server
+
+    url = fresh_postgres(postgres_server_url)
+    name = sa.make_url(url).database
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def allow_connections(allowed: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            if not allowed:
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+
+    with running_server(url, "--test-clock", command="demo") as base:
+        watched = open_page(base, "/report", PHONE, "resident-database-down")
+        page = watched.page
+        choose_category(page)
+        tap_building(watched)
+        allow_connections(False)
+        try:
+            page.locator("#submit").click()
+            expect(page.locator("#submit")).to_have_text("连接不上，正在重试…")
+            watched.screenshot("retrying")
+        finally:
+            allow_connections(True)
+            admin.dispose()
+        page.wait_for_url(re.compile(r"/track/[^/]+$"), timeout=20000)
+        expect(page.locator("#status")).to_be_visible()
+        expect_console_error(watched, "503")
+        assert Rest(base, "admin").get("/incidents")["total"] == 1
 
 
 def test_tracking_shows_offline_and_catches_up_when_back(demo_server, open_page):

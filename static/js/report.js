@@ -1,6 +1,7 @@
 // The resident's report form (/report): category, place, description, optional phone; then
 // on to the tracking page. No sign-in. One Idempotency-Key per form fill, so a double tap
-// or a retry after a dropped connection never files the report twice.
+// or a retry after a dropped connection never files the report twice; a dropped connection or
+// a server whose database is not answering (503) is retried by the form itself.
 /* global L */
 import { ApiError, api } from "./api.js";
 import { language, languageToggle, t } from "./i18n.js";
@@ -8,6 +9,7 @@ import { createMap, drawAreas, highlight } from "./map.js";
 
 const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
 const FIELDS = ["category", "location", "description", "reporter_phone"];
+const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000]; // then the resident is told and may tap again
 
 const form = document.getElementById("report");
 const submitButton = document.getElementById("submit");
@@ -257,8 +259,25 @@ function clearErrors() {
   for (const field of [...FIELDS, "form"]) setFieldError(field, "");
 }
 
+// No answer, or one saying "not now": the same request may succeed in a moment.
+function worthRetrying(error) {
+  return !(error instanceof ApiError) || [502, 503, 504].includes(error.status);
+}
+
+async function send(body) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } });
+    } catch (error) {
+      if (!worthRetrying(error) || attempt >= RETRY_DELAYS_MS.length) throw error;
+      submitButton.textContent = t("report.retrying");
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[attempt]));
+    }
+  }
+}
+
 function showError(error) {
-  if (!(error instanceof ApiError)) {
+  if (worthRetrying(error)) {
     setFieldError("form", t("report.network"));
     return;
   }
@@ -289,7 +308,7 @@ form.addEventListener("submit", async (event) => {
     ...(phone ? { reporter_phone: phone } : {}),
   };
   try {
-    const report = await api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } });
+    const report = await send(body);
     location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
   } catch (error) {
     showError(error);
