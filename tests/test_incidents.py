@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import geopandas as gpd
 import pytest
 from sqlalchemy import inspect, select
 
 from dispatch.incidents.models import Incident
 from dispatch.incidents.service import rebuild_projection
-from tests.geodata import G1, G3
+from grids.geometry import metres_between
+from grids.io import import_file
+from tests.geodata import G1, G3, at, square, tree_frame
 from tests.world import B1_POINT, B3_POINT, G2_POINT
 
 
@@ -218,6 +221,33 @@ def test_duplicates_are_linked_and_merged(world):
     assert "duplicate_merged" in event_types(world, first)
     response = world.act("m1", merged, "merge", duplicate_of=first["public_id"])
     assert response.status_code == 409
+
+
+def test_duplicates_reach_across_a_large_building_and_50_m_of_open_ground(world, tmp_path):
+    """A 170 m long building (think of a mall) is one place however far apart its two reports
+    are; off any building, 50 m is the reach: 45 m is a duplicate, 60 m is not."""
+    frame = tree_frame()
+    mall = gpd.GeoDataFrame({"code": ["B4"], "name": ["4号楼"], "level": ["building"], "parent_code": [G3]},
+                            geometry=[square(2.1, 0.1, 3.9, 0.4)], crs=frame.crs)
+    mall.to_file(tmp_path / "mall.gpkg", engine="pyogrio")
+    with world.app.extensions["griddispatch.db"].session() as s:
+        import_file(s, tmp_path / "mall.gpkg")
+    west, east = at(2.15, 0.25), at(3.85, 0.25)
+    assert metres_between(*west, *east) > 150
+    first = created(world.report(category="blocked_drain", point=west))
+    assert first["areas"]["building"]["code"] == "B4"
+    across = created(world.report(category="blocked_drain", point=east))
+    assert across["suspected_duplicate_of"] == first["public_id"]
+
+    open_ground = at(1.5, 1.7)  # in G2, on no building
+    lon, lat = open_ground
+    original = created(world.report(category="rubbish", point=open_ground))
+    near_point, far_point = (lon + 0.00047, lat), (lon, lat - 0.00054)
+    assert 40 < metres_between(lon, lat, *near_point) < 50 < 55 < metres_between(lon, lat, *far_point) < 65
+    near = created(world.report(category="rubbish", point=near_point))
+    far = created(world.report(category="rubbish", point=far_point))
+    assert near["suspected_duplicate_of"] == original["public_id"]
+    assert far["suspected_duplicate_of"] is None
 
 
 def test_cancel_needs_a_reason_and_frees_the_crew(world):

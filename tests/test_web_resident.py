@@ -259,9 +259,13 @@ def test_report_sent_while_the_database_is_down_goes_through_when_it_is_back(pos
             allow_connections(True)
             admin.dispose()
         page.wait_for_url(re.compile(r"/track/[^/]+$"), timeout=20000)
-        expect(page.locator("#status")).to_be_visible()
         expect_console_error(watched, "503")
-        assert Rest(base, "admin").get("/incidents")["total"] == 1
+        listed = Rest(base, "admin").get("/incidents")
+        assert listed["total"] == 1
+        # Live push came back with the database: the crew's next step reaches the page.
+        incident_id = listed["incidents"][0]["id"]
+        Rest(base, crew_members(base, sent_crew(base, incident_id))[0]).act(incident_id, "en_route")
+        expect(page.locator("#status")).to_have_text("维修队在路上", timeout=LIVE)
 
 
 def test_tracking_shows_offline_and_catches_up_when_back(demo_server, open_page):

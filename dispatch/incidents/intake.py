@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, text
+from sqlalchemy import Row, and_, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from dispatch.errors import ApiError, bad_field
@@ -26,7 +26,7 @@ from dispatch.people import fields
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
 from dispatch.sla.schedule import evaluate as sla_evaluate
-from grids.geometry import metres_between, to_wgs84
+from grids.geometry import degrees_covering, metres_between, to_wgs84
 from grids.index import OutsideManagedArea
 
 MAX_DESCRIPTION = 2000
@@ -146,24 +146,30 @@ def check_rate_limits(ctx: Context, *, client_key: str, phone: str | None) -> No
 
 @functools.cache
 def _open_nearby():
-    """Open incidents of a category in a lon/lat box, oldest first; built once."""
+    """Open incidents of a category in a building or a lon/lat box, oldest first; built once."""
     return (select(Incident.id, Incident.public_id, Incident.building_code, Incident.lon, Incident.lat)
             .where(Incident.category_code == bindparam("category"),
                    Incident.status.in_(OPEN_STATUSES),
-                   Incident.lon.between(bindparam("min_lon"), bindparam("max_lon")),
-                   Incident.lat.between(bindparam("min_lat"), bindparam("max_lat")))
+                   or_(Incident.building_code == bindparam("building"),
+                       and_(Incident.lon.between(bindparam("min_lon"), bindparam("max_lon")),
+                            Incident.lat.between(bindparam("min_lat"), bindparam("max_lat")))))
             .order_by(Incident.created_at, Incident.id))
 
 
 def find_duplicate(ctx: Context, report: Report) -> Row | None:
     """The oldest open incident of the same category in the same building or within 50 m:
-    its id and public id (only the columns the test needs are read)."""
-    pad = 0.001  # ~100 m in degrees at Nanjing: a cheap box before the exact distance
+    its id and public id (only the columns the test needs are read).
+
+    The building is matched whole, however large (a mall's two ends are one building);
+    nearby places through the smallest box that holds the 50 m circle, then the exact distance.
+    """
+    pad = degrees_covering(DUPLICATE_RADIUS_M, report.lat)
+    building = report.chain.get("building")
     candidates = ctx.session.execute(_open_nearby(), {
-        "category": report.category.code, "min_lon": report.lon - pad, "max_lon": report.lon + pad,
+        "category": report.category.code, "building": building,
+        "min_lon": report.lon - pad, "max_lon": report.lon + pad,
         "min_lat": report.lat - pad, "max_lat": report.lat + pad,
     }).all()
-    building = report.chain.get("building")
     for other in candidates:
         if building and other.building_code == building:
             return other
