@@ -42,6 +42,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Live push reads the event log at least this often, even with no wake-up from Redis.
         LIVE_POLL_SECONDS=float(os.environ.get("GRIDDISPATCH_LIVE_POLL_SECONDS", "0.5")),
         JSON_AS_ASCII=False,
+        # The largest body any route needs is a few KB (maps are imported with the CLI): a
+        # bigger one is refused with a 413 before it is read into memory.
+        MAX_CONTENT_LENGTH=1024 * 1024,
         # `griddispatch bench intake` only: a bare /bench/echo route as the same-stack baseline.
         BENCH_BASELINE_ROUTE=os.environ.get("GRIDDISPATCH_BENCH_BASELINE_ROUTE") == "1",
     )

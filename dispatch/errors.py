@@ -61,7 +61,8 @@ def register_error_handlers(app: Flask) -> None:
     def _database_unavailable(exc: Exception):
         # The database is down, restarting, unreachable or busy past its timeouts: nothing was
         # written (or the write's answer was lost), so the client should send the same request
-        # again: with the same Idempotency-Key a report is never filed twice.
+        # again: with the same Idempotency-Key a report is never filed twice. (SQLite also says
+        # OperationalError for a missing table, but the schema is migrated before serving.)
         log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         response = error_response(503, "database_unavailable",
                                   "the database is not answering; send the same request again shortly")

@@ -67,6 +67,15 @@ def test_every_body_field_takes_ugly_values(world, incident):
     assert swept > 1000  # every documented body field was reached
 
 
+def test_a_body_over_a_megabyte_is_refused_unread(world):
+    before = world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()["total"]
+    response = world.client.post("/api/v1/incidents", data=b'{"description": "' + b"x" * (1 << 20) + b'"}',
+                                 content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    assert world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()["total"] == before
+
+
 def test_every_query_parameter_and_path_id_takes_ugly_text(world, incident):
     headers = {**world.headers("admin"), "Idempotency-Key": "x" * 5000}
     swept = 0
