@@ -42,6 +42,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Live push reads the event log at least this often, even with no wake-up from Redis.
         LIVE_POLL_SECONDS=float(os.environ.get("GRIDDISPATCH_LIVE_POLL_SECONDS", "0.5")),
         JSON_AS_ASCII=False,
+        # Reverse proxies in front of the server (nginx, a load balancer) whose
+        # X-Forwarded-For is to be believed. With 0 it is ignored, so nobody can spoof it; behind
+        # a proxy, leaving it 0 makes every resident one client to the anonymous rate limit.
+        TRUSTED_PROXIES=int(os.environ.get("GRIDDISPATCH_TRUSTED_PROXIES", "0")),
         # The largest body any route needs is a few KB (maps are imported with the CLI): a
         # bigger one is refused with a 413 before it is read into memory.
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -51,6 +55,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.json.ensure_ascii = False  # names are Chinese; keep them readable in responses
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     app.extensions["griddispatch.db"] = Database(app.config["DATABASE_URL"])
     # Every process that commits incident events wakes the live tailers (dispatch.live).

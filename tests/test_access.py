@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dispatch.app import create_app
 from dispatch.incidents.access import ACTION_ROLES
 from dispatch.incidents.lifecycle import ACTIONS
 from tests.geodata import G1
@@ -248,6 +249,27 @@ def test_anonymous_intake_is_rate_limited_per_client(world):
         assert world.report(category="rubbish").status_code == 201
     response = world.report(category="rubbish")
     assert response.status_code == 429 and "this client" in response.get_json()["error"]["message"]
+
+
+def test_behind_a_trusted_proxy_each_resident_is_its_own_client(world):
+    """Behind nginx every request comes from the proxy's address: with GRIDDISPATCH_TRUSTED_PROXIES
+    the limit follows X-Forwarded-For; without it the header is ignored, so it cannot be spoofed."""
+    def reports(client, forwarded_for):
+        body = {"category": "rubbish", "location": {"lon": B1_POINT[0], "lat": B1_POINT[1]}}
+        return client.post("/api/v1/incidents", json=body, headers={"X-Forwarded-For": forwarded_for})
+
+    proxied = create_app({"TESTING": True, "DATABASE_URL": world.app.config["DATABASE_URL"],
+                          "CLOCK": world.clock, "TRUSTED_PROXIES": 1})
+    try:
+        behind = proxied.test_client()
+        for _ in range(20):
+            assert reports(behind, "203.0.113.7").status_code == 201
+        assert reports(behind, "203.0.113.7").status_code == 429
+        assert reports(behind, "198.51.100.23").status_code == 201  # another resident
+    finally:
+        proxied.extensions["griddispatch.db"].dispose()
+    direct = world.client  # no trusted proxy: all of these come from one address
+    assert [reports(direct, f"192.0.2.{n}").status_code for n in range(21)] == [201] * 20 + [429]
 
 
 def test_operator_and_patrol_channels(world):
