@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.world import B1_POINT, PASSWORD
+
 UGLY_VALUES = [None, "", "\x00", "x" * 100_000, 2**63, -(2**63), 1e308, -1, True, "²",
                [], {}, [None], [{}], [[]]]
 UGLY_TEXT = ["²", "9" * 40, "-1", "%00", "nan", "1e309", "x" * 5000, "%E2%80%AE", "'; --"]
@@ -32,6 +34,7 @@ def _real_path(world, path: str, incident: dict) -> str:
 
 def _assert_answered(response, what) -> None:
     assert response.status_code < 500, (what, response.status_code, response.get_data(as_text=True)[:300])
+    assert response.status_code != 401 or what[0] is None or "/auth/token" in str(what), what  # signed in all along
     if response.status_code >= 400:
         error = response.get_json(silent=True)
         assert isinstance(error, dict) and error["error"]["code"] and error["error"]["message"], what
@@ -46,8 +49,25 @@ def incident(world):
     return created.get_json()
 
 
-def test_every_body_field_takes_ugly_values(world, incident):
-    admin = world.headers("admin")
+def _valid_bodies(incident) -> dict[tuple[str, str], dict]:
+    """A valid body for the routes whose checks run only once the required fields are there:
+    each ugly value replaces one field of it, so the sweep reaches the later checks too."""
+    lon, lat = B1_POINT
+    return {
+        ("POST", "/incidents"): {"category": "burst_pipe", "location": {"lon": lon, "lat": lat}},
+        ("POST", "/incidents/{incident_ref}/actions"): {"action": "acknowledge",
+                                                        "expected_version": incident["version"]},
+        ("POST", "/people"): {"username": "ugly", "password": "pw-pw", "role": "admin"},
+        ("POST", "/crews"): {"name": "ugly crew"},
+        ("POST", "/auth/token"): {"username": "admin", "password": PASSWORD},
+        ("POST", "/track/{token}/rating"): {"rating": 5},
+    }
+
+
+@pytest.mark.parametrize("caller", ["admin", None])
+def test_every_body_field_takes_ugly_values(world, incident, caller):
+    headers = world.headers(caller)
+    valid = _valid_bodies(incident)
     swept = 0
     for path, method, operation in _operations(world):
         body = operation.get("requestBody")
@@ -57,14 +77,24 @@ def test_every_body_field_takes_ugly_values(world, incident):
         listed = schema["type"] == "array"
         for field in (schema["items"] if listed else schema).get("properties", {}):
             for value in UGLY_VALUES:
-                sent = {field: value}
-                if path.endswith("/actions") and field not in ("action", "expected_version"):
-                    sent = {"action": "acknowledge", "expected_version": incident["version"], **sent}
+                sent = {**valid.get((method, path), {}), field: value}
                 response = world.client.open(_real_path(world, path, incident), method=method,
-                                             json=[sent] if listed else sent, headers=admin)
-                _assert_answered(response, (method, path, field, repr(value)[:40]))
+                                             json=[sent] if listed else sent, headers=headers)
+                _assert_answered(response, (caller, method, path, field, repr(value)[:40]))
                 swept += 1
     assert swept > 1000  # every documented body field was reached
+
+
+@pytest.mark.parametrize("part", ["lon", "lat", "crs", "building_code", "unit_code"])
+def test_every_part_of_a_report_location_takes_ugly_values(world, part):
+    lon, lat = B1_POINT
+    for value in UGLY_VALUES:
+        location = {"lon": lon, "lat": lat, part: value} if part in ("lon", "lat", "crs") else {part: value}
+        response = world.client.post("/api/v1/incidents", headers=world.headers("operator"),
+                                     json={"category": "burst_pipe", "location": location})
+        _assert_answered(response, (part, repr(value)[:40]))
+        if response.status_code >= 400 and part in ("lon", "lat"):
+            assert response.get_json()["error"]["details"]["field"].startswith("location"), value
 
 
 def test_a_body_over_a_megabyte_is_refused_unread(world):
