@@ -103,7 +103,8 @@ class Tablet:
             while not condition():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"timed out waiting for {what}; got {self.seqs()}")
+                    raise AssertionError(f"timed out waiting for {what}; got {self.seqs()}, "
+                                         f"replays {self.replays}, resyncs {self.resyncs}, refused {self.refused}")
                 self.changed.wait(remaining)
 
     def wait_for_seq(self, seq: int, timeout: float = 15.0) -> None:

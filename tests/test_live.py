@@ -128,7 +128,7 @@ def test_server_killed_and_restarted_clients_miss_nothing(staffed):
             after = report(base, B1_POINT, "rubbish")
             want = sorted(functools.reduce(operator.iadd, (timeline_seqs(base, admin, i) for i in [first, *during, after]), []))
             tablet.wait_for_seq(want[-1], timeout=30)
-            assert tablet.seqs() == want
+            assert tablet.seqs() == want, (tablet.seqs(), want, tablet.replays, tablet.resyncs)
             tablet.disconnect()
 
 
