@@ -249,9 +249,10 @@ def test_report_sent_while_the_database_is_down_goes_through_when_it_is_back(pos
         watched = open_page(base, "/report", PHONE, "resident-database-down")
         page = watched.page
         choose_category(page)
-        tap_building(watched)
+        page.locator("#map path[data-code]").first.wait_for(state="attached")
         allow_connections(False)
         try:
+            tap_building(watched)  # the building's units cannot load now: the page keeps asking
             page.locator("#submit").click()
             expect(page.locator("#submit")).to_have_text("连接不上，正在重试…")
             watched.screenshot("retrying")

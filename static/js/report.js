@@ -43,8 +43,29 @@ function element(tag, props = {}, ...children) {
 
 // --- category ---
 
+// No answer, or one saying "not now": the same request may succeed in a moment.
+function worthRetrying(error) {
+  return !(error instanceof ApiError) || [502, 503, 504].includes(error.status);
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What `read` gives, asked again (1, 2, 4, 8, 8… s apart) while the server cannot answer:
+ *  the form keeps working through an outage. null once `wanted` says it no longer matters. */
+async function retrying(read, wanted = () => true) {
+  for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!worthRetrying(error)) throw error;
+    }
+    await pause(delay);
+    if (!wanted()) return null;
+  }
+}
+
 async function loadCategories() {
-  state.categories = (await api("/categories")).categories;
+  state.categories = (await retrying(() => api("/categories"))).categories;
   renderCategories();
 }
 
@@ -88,12 +109,12 @@ async function loadBuildings() {
   const bounds = map.getBounds().pad(0.2);
   const bbox = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()]
     .map((n) => n.toFixed(6)).join(",");
-  const layer = await drawAreas(map, { level: "building", bbox }, {
+  const layer = await retrying(() => drawAreas(map, { level: "building", bbox }, {
     style: "building",
     onClick: (feature) => chooseBuilding(feature.properties),
-  });
+  }), () => load === loads);
   if (load !== loads) {
-    layer.remove(); // the map moved again meanwhile
+    layer?.remove(); // the map moved again meanwhile
     return;
   }
   buildingLayer?.remove();
@@ -141,7 +162,8 @@ async function loadUnits(buildingCode) {
   whole.dataset.i18n = "report.list.whole";
   unitSelect.replaceChildren(whole);
   unitSelect.disabled = true;
-  const page = await api(`/areas?${new URLSearchParams({ parent: buildingCode, level: "unit", limit: 500 })}`);
+  const page = await retrying(() => api(`/areas?${new URLSearchParams({ parent: buildingCode, level: "unit", limit: 500 })}`),
+    () => state.building?.code === buildingCode);
   if (state.building?.code !== buildingCode) return;
   const units = page.features.map((f) => f.properties)
     .sort((a, b) => a.name.localeCompare(b.name, "zh-CN", { numeric: true }));
@@ -193,8 +215,8 @@ async function choosePoint(lon, lat, crs) {
     map.setView([found.lat, found.lon], Math.max(map.getZoom(), 17));
     highlightChosen();
   } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
-    setFieldError("location", error.code === "outside_managed_area" ? t("report.place.outside") : error.message);
+    if (worthRetrying(error)) setFieldError("location", t("report.network"));
+    else setFieldError("location", error.code === "outside_managed_area" ? t("report.place.outside") : error.message);
   }
 }
 
@@ -259,11 +281,6 @@ function clearErrors() {
   for (const field of [...FIELDS, "form"]) setFieldError(field, "");
 }
 
-// No answer, or one saying "not now": the same request may succeed in a moment.
-function worthRetrying(error) {
-  return !(error instanceof ApiError) || [502, 503, 504].includes(error.status);
-}
-
 async function send(body) {
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -271,7 +288,7 @@ async function send(body) {
     } catch (error) {
       if (!worthRetrying(error) || attempt >= RETRY_DELAYS_MS.length) throw error;
       submitButton.textContent = t("report.retrying");
-      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[attempt]));
+      await pause(RETRY_DELAYS_MS[attempt]);
     }
   }
 }
