@@ -11,6 +11,8 @@ east-west and 111 m north-south.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 from shapely.geometry import box
 
@@ -60,3 +62,10 @@ def tree_frame() -> gpd.GeoDataFrame:
         geometry=[square(*r[4]) for r in ROWS],
         crs="EPSG:4326",
     )
+
+
+def tree_file(directory: Path) -> Path:
+    """The whole tree written as a GeoPackage in `directory`, for import_file or the CLI."""
+    path = directory / "tree.gpkg"
+    tree_frame().to_file(path, engine="pyogrio")
+    return path

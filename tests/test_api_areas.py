@@ -6,15 +6,13 @@ import geopandas as gpd
 import pytest
 
 from grids.io import import_file
-from tests.geodata import G1, G2, ROWS, at, tree_frame
+from tests.geodata import G1, G2, ROWS, at, tree_file
 
 
 @pytest.fixture
 def tree_client(app, client, tmp_path):
-    path = tmp_path / "tree.gpkg"
-    tree_frame().to_file(path, engine="pyogrio")
     with app.extensions["griddispatch.db"].session() as s:
-        import_file(s, path)
+        import_file(s, tree_file(tmp_path))
     return client
 
 

@@ -10,15 +10,13 @@ import pytest
 from dispatch import heap
 from grids.io import import_file
 from grids.store import bump_revision
-from tests.geodata import at, tree_frame
+from tests.geodata import at, tree_file
 
 
 @pytest.fixture
 def settled_app(app, tmp_path):
-    path = tmp_path / "tree.gpkg"
-    tree_frame().to_file(path, engine="pyogrio")
     with app.extensions["griddispatch.db"].session() as s:
-        import_file(s, path)
+        import_file(s, tree_file(tmp_path))
     gc.unfreeze()
     heap.keep_long_lived(app)
     yield app

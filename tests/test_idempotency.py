@@ -12,7 +12,7 @@ from dispatch.db import Database
 from dispatch.incidents.categories import seed_categories
 from dispatch.incidents.models import Incident
 from grids.io import import_file
-from tests.geodata import tree_frame
+from tests.geodata import tree_file
 from tests.server import running_server
 from tests.world import B1_POINT
 
@@ -42,10 +42,8 @@ def test_overlong_key(world):
 def test_concurrent_copies_against_a_running_server_make_one_incident(database_url, tmp_path, copies):
     database = Database(database_url)
     database.upgrade()
-    path = tmp_path / "tree.gpkg"
-    tree_frame().to_file(path, engine="pyogrio")
     with database.session() as s:
-        import_file(s, path)
+        import_file(s, tree_file(tmp_path))
         seed_categories(s)
     body = {"category": "burst_pipe", "description": "double tap",
             "location": {"lon": B1_POINT[0], "lat": B1_POINT[1]}}

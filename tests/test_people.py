@@ -15,7 +15,7 @@ from dispatch.people.auth import hash_password, issue_token
 from dispatch.people.models import Crew, User
 from grids.geometry import wgs84_to_gcj02
 from grids.io import import_file
-from tests.geodata import G1, G2, G3, at, tree_frame
+from tests.geodata import G1, G2, G3, at, tree_file
 
 PASSWORD = "secret-pw"
 COMMUNITY, STREET = "320104001001", "320104001"
@@ -37,10 +37,8 @@ def make_user(session, username: str, role: str, **values) -> User:
 @pytest.fixture
 def world(app, tmp_path):
     """The small area tree, the standard categories, two crews and one account per role."""
-    path = tmp_path / "tree.gpkg"
-    tree_frame().to_file(path, engine="pyogrio")
     with app.extensions["griddispatch.db"].session() as s:
-        import_file(s, path)
+        import_file(s, tree_file(tmp_path))
         seed_categories(s)
         crew_a = Crew(name="水电抢修一队", skills=["plumbing"], service_areas=[STREET], status="available")
         crew_b = Crew(name="燃气抢修一队", skills=["gas"], service_areas=["320104"], status="available")

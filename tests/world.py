@@ -17,7 +17,7 @@ from dispatch.incidents.categories import seed_categories
 from dispatch.people.auth import hash_password
 from dispatch.people.models import Crew, DutyDesk, GridAssignment, User
 from grids.io import import_file
-from tests.geodata import G1, G2, G3, at, tree_frame
+from tests.geodata import G1, G2, G3, at, tree_file
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TUESDAY_10 = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
@@ -71,13 +71,11 @@ def build_world(app, tmp_path) -> World:
     """Load the tree, categories, people and crews into the app's database."""
     clock = app.extensions["griddispatch.clock"]
     clock.set(TUESDAY_10)
-    path = tmp_path / "tree.gpkg"
-    tree_frame().to_file(path, engine="pyogrio")
     world = World(app=app, client=app.test_client(), clock=clock)
     hashed = hash_password(PASSWORD)
     now = clock.now()
     with app.extensions["griddispatch.db"].session() as s:
-        import_file(s, path)
+        import_file(s, tree_file(tmp_path))
         seed_categories(s)
         crews = {
             "A": Crew(name="plumbers A", skills=["plumbing", "general"], service_areas=["320104"],

@@ -6,9 +6,9 @@ from flask import Blueprint, jsonify, request
 
 from dispatch.api.context import rule_context, views_for
 from dispatch.api.openapi import op, path_param, query
-from dispatch.api.params import bbox_arg, int_arg
+from dispatch.api.params import bbox_arg, id_arg, int_arg
 from dispatch.app import session
-from dispatch.errors import ApiError, bad_field, id_number
+from dispatch.errors import ApiError, bad_field
 from dispatch.incidents import service
 from dispatch.people.auth import client_key, current_user, require_user
 
@@ -55,16 +55,12 @@ def list_incidents():
     user = require_user()
     limit = int_arg("limit", 50, low=1, high=500)
     offset = int_arg("offset", 0, low=0, high=10**9)
-    raw_assignee = request.args.get("assignee")
-    assignee = id_number(raw_assignee) if raw_assignee else None
-    if raw_assignee and assignee is None:
-        raise bad_field("assignee", "must be a user id")
     filters = {
         "status": request.args.get("status"),
         "open": _bool_arg("open"),
         "area": request.args.get("area"),
         "category": request.args.get("category"),
-        "assignee": assignee,
+        "assignee": id_arg("assignee", "user"),
         "mine": _bool_arg("mine"),
         "from": service.parse_time(request.args.get("from"), "from"),
         "to": service.parse_time(request.args.get("to"), "to"),

@@ -6,7 +6,7 @@ import math
 
 from flask import request
 
-from dispatch.errors import bad_field
+from dispatch.errors import bad_field, id_number
 
 
 def int_arg(name: str, default: int, *, low: int, high: int) -> int:
@@ -20,6 +20,17 @@ def int_arg(name: str, default: int, *, low: int, high: int) -> int:
     if not low <= value <= high:
         raise bad_field(name, f"must be between {low} and {high}, got {value}")
     return value
+
+
+def id_arg(name: str, what: str) -> int | None:
+    """An optional database id in the query string (`?assignee=7`); a 400 when it cannot be one."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    number = id_number(raw)
+    if number is None:
+        raise bad_field(name, f"must be a {what} id")
+    return number
 
 
 def float_arg(name: str) -> float:

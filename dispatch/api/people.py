@@ -11,8 +11,8 @@ from flask import Blueprint, jsonify, request
 
 from dispatch.api.body import json_list, json_object, path_id
 from dispatch.api.openapi import op, path_param, query
+from dispatch.api.params import id_arg
 from dispatch.app import clock, session
-from dispatch.errors import bad_field, id_number
 from dispatch.people import fields, service
 from dispatch.people.auth import require_user
 from dispatch.people.models import ROLES, CalendarDay, DutyDesk, GridAssignment, OnCallShift, User
@@ -103,12 +103,9 @@ def on_call_json(row: OnCallShift) -> dict[str, Any]:
 @bp.get("/on-call")
 def list_on_call():
     require_user(*READERS)
-    raw_user = request.args.get("user_id")
-    user_id = id_number(raw_user) if raw_user else None
-    if raw_user and user_id is None:
-        raise bad_field("user_id", "must be a user id")
     at = request.args.get("at")
-    rows = service.list_on_call(session=session(), area_code=request.args.get("area"), user_id=user_id,
+    rows = service.list_on_call(session=session(), area_code=request.args.get("area"),
+                                user_id=id_arg("user_id", "user"),
                                 at=fields.timestamp("at", at) if at else None)
     return jsonify({"on_call": [on_call_json(r) for r in rows]})
 

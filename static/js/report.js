@@ -9,7 +9,7 @@ import { createMap, drawAreas, highlight } from "./map.js";
 
 const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
 const FIELDS = ["category", "location", "description", "reporter_phone"];
-const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000]; // then the resident is told and may tap again
+const SUBMIT_TRIES = 5; // 1, 2, 4, 8 s apart; then the resident is told and may tap again
 
 const form = document.getElementById("report");
 const submitButton = document.getElementById("submit");
@@ -48,18 +48,18 @@ function worthRetrying(error) {
   return !(error instanceof ApiError) || [502, 503, 504].includes(error.status);
 }
 
-const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** What `read` gives, asked again (1, 2, 4, 8, 8… s apart) while the server cannot answer:
- *  the form keeps working through an outage. null once `wanted` says it no longer matters. */
-async function retrying(read, wanted = () => true) {
-  for (let delay = 1000; ; delay = Math.min(delay * 2, 8000)) {
+ *  the form keeps working through an outage. After `tries` the last error is thrown; null
+ *  once `wanted` says it no longer matters; `onRetry` runs before each wait. */
+async function retrying(read, { wanted = () => true, tries = Infinity, onRetry = () => {} } = {}) {
+  for (let attempt = 1, delay = 1000; ; attempt += 1, delay = Math.min(delay * 2, 8000)) {
     try {
       return await read();
     } catch (error) {
-      if (!worthRetrying(error)) throw error;
+      if (!worthRetrying(error) || attempt >= tries) throw error;
     }
-    await pause(delay);
+    onRetry();
+    await new Promise((resolve) => setTimeout(resolve, delay));
     if (!wanted()) return null;
   }
 }
@@ -112,7 +112,7 @@ async function loadBuildings() {
   const layer = await retrying(() => drawAreas(map, { level: "building", bbox }, {
     style: "building",
     onClick: (feature) => chooseBuilding(feature.properties),
-  }), () => load === loads);
+  }), { wanted: () => load === loads });
   if (load !== loads) {
     layer?.remove(); // the map moved again meanwhile
     return;
@@ -163,7 +163,7 @@ async function loadUnits(buildingCode) {
   unitSelect.replaceChildren(whole);
   unitSelect.disabled = true;
   const page = await retrying(() => api(`/areas?${new URLSearchParams({ parent: buildingCode, level: "unit", limit: 500 })}`),
-    () => state.building?.code === buildingCode);
+    { wanted: () => state.building?.code === buildingCode });
   if (state.building?.code !== buildingCode) return;
   const units = page.features.map((f) => f.properties)
     .sort((a, b) => a.name.localeCompare(b.name, "zh-CN", { numeric: true }));
@@ -281,18 +281,6 @@ function clearErrors() {
   for (const field of [...FIELDS, "form"]) setFieldError(field, "");
 }
 
-async function send(body) {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      return await api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } });
-    } catch (error) {
-      if (!worthRetrying(error) || attempt >= RETRY_DELAYS_MS.length) throw error;
-      submitButton.textContent = t("report.retrying");
-      await pause(RETRY_DELAYS_MS[attempt]);
-    }
-  }
-}
-
 function showError(error) {
   if (worthRetrying(error)) {
     setFieldError("form", t("report.network"));
@@ -325,7 +313,10 @@ form.addEventListener("submit", async (event) => {
     ...(phone ? { reporter_phone: phone } : {}),
   };
   try {
-    const report = await send(body);
+    const report = await retrying(
+      () => api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } }),
+      { tries: SUBMIT_TRIES, onRetry: () => { submitButton.textContent = t("report.retrying"); } },
+    );
     location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
   } catch (error) {
     showError(error);
