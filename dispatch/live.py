@@ -24,6 +24,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dispatch.failures import Failures
 from dispatch.heap import keep_long_lived
 from dispatch.incidents.events import (
     event_from_json,
@@ -171,6 +172,7 @@ class Tailer:
 
     def run(self) -> None:
         poll = float(self.app.config.get("LIVE_POLL_SECONDS", POLL_SECONDS))
+        failures = Failures(log, "live push: reading the event log")
         while True:
             if not self.wakeup.wait(timeout=poll):
                 self.look_in_log = True  # nothing said for a while (Redis down, say): look anyway
@@ -178,9 +180,10 @@ class Tailer:
             try:
                 with self.gate:
                     self.drain()
-            except Exception:  # a database hiccup must not end live push for good
+                failures.succeeded()
+            except Exception as exc:  # a database hiccup must not end live push for good
                 self.look_in_log = True
-                log.exception("live push: reading the event log failed; retrying")
+                failures.failed(exc)
 
     def drain(self) -> None:
         """Push every committed event after the cursor, in seq order: what was handed over

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -18,31 +19,37 @@ def running_server(database_url: str, *args: str, command: str = "serve", env: d
                    port: int | None = None):
     """Start `griddispatch <command>` on a port (a free one by default); yield its base URL; stop it.
 
-    `running_server.last_process` is the newest server's process, for tests that kill it.
+    `running_server.last_process` is the newest server's process, for tests that kill it, and
+    `running_server.last_output` the temporary file its output goes to: a pipe nobody reads
+    fills up (64 KB of logged tracebacks during a database outage) and then blocks the
+    server on its next log line.
     """
     port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dispatch", command, "--port", str(port), *args],
-        env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    running_server.last_process = process
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stdout.read()}")
-            try:
-                if requests.get(f"{base}/api/v1/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not answer within 60 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        stop(process)
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dispatch", command, "--port", str(port), *args],
+            env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        running_server.last_process = process
+        running_server.last_output = output
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    output.seek(0)
+                    raise RuntimeError(f"server exited: {output.read()}")
+                try:
+                    if requests.get(f"{base}/api/v1/health", timeout=1).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not answer within 60 s")
+                time.sleep(0.1)
+            yield base
+        finally:
+            stop(process)

@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from dispatch.clock import Clock
 from dispatch.db import Database
+from dispatch.failures import Failures
 from dispatch.incidents.events import lock_event_log
 from dispatch.incidents.flows import Context
 from dispatch.incidents.models import Incident
@@ -157,14 +158,16 @@ def run_forever(app: Flask, interval_s: float = 5, *, stop: threading.Event | No
     """Tick every `interval_s` seconds until `stop` is set; a failed tick is logged and retried."""
     stop = stop or threading.Event()
     worker = SlaWorker(app, interval_s=interval_s)
+    failures = Failures(log, "SLA tick")
     try:
         while not stop.is_set():
             try:
                 result = worker.tick()
+                failures.succeeded()
                 if result.get("sla_changed") or result.get("escalated"):
                     log.info("SLA tick: %s", result)
-            except Exception:
-                log.exception("SLA tick failed; trying again in %s s", interval_s)
+            except Exception as exc:
+                failures.failed(exc)
             stop.wait(interval_s)
     finally:
         worker.leadership.release()
