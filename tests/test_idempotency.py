@@ -1,4 +1,4 @@
-"""Idempotency-Key: a retried or doubled submission gets the first answer, never a second incident."""
+"""Idempotency-Key: a retried or doubled report or staff action gets the first answer, never a second change."""
 
 from __future__ import annotations
 
@@ -92,3 +92,77 @@ def test_database_outage_is_a_503_and_the_retry_files_one_report(world, database
     assert again.get_json()["id"] == filed.get_json()["id"]
     listed = world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()
     assert listed["total"] == 1
+
+
+# --- staff actions: a tablet whose answer was lost tries again with the same key ---
+
+def _events(world, incident: dict, event_type: str) -> int:
+    timeline = world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                                headers=world.headers("admin")).get_json()["events"]
+    return sum(e["type"] == event_type for e in timeline)
+
+
+def test_action_retried_with_the_same_key_gets_the_first_answer(world):
+    incident = world.report(category="noise").get_json()
+    first = world.act("m1", incident, "acknowledge", key="tablet-m1-ack-1")
+    again = world.act("m1", incident, "acknowledge", key="tablet-m1-ack-1")
+    assert first.status_code == again.status_code == 200, again.get_json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.get_json() == first.get_json()
+    assert first.get_json()["status"] == "acknowledged"
+    assert _events(world, incident, "acknowledged") == 1
+    # Without a key the same retry is (rightly) a conflict: the version moved on.
+    stale = world.act("m1", incident, "acknowledge")
+    assert stale.status_code == 409 and stale.get_json()["error"]["code"] == "stale_version"
+
+
+def test_action_key_replays_only_the_same_request(world):
+    incident = world.report(category="noise").get_json()
+    assert world.act("m1", incident, "acknowledge", key="k-7").status_code == 200
+    for username, action in (("m1", "cancel"), ("m1b", "acknowledge"), ("admin", "acknowledge")):
+        response = world.act(username, incident, action, key="k-7", reason="test")
+        assert response.status_code == 422, (username, action, response.get_json())
+        assert response.get_json()["error"]["details"]["field"] == "Idempotency-Key"
+    # A report's key is not an action's.
+    assert world.report(key="k-7").status_code == 422
+    assert _events(world, incident, "acknowledged") == 1
+    assert world.get("admin", incident)["status"] == "acknowledged"
+
+
+def test_refused_action_stores_no_key(world):
+    """An action that fails stores nothing: the key stays free for the corrected request."""
+    incident = world.report().get_json()
+    refused = world.act("m2", incident, "acknowledge", key="k-8")  # another grid's manager
+    assert refused.status_code == 403
+    done = world.act("m1", incident, "acknowledge", key="k-8")
+    assert done.status_code == 200 and "Idempotent-Replayed" not in done.headers
+
+
+@pytest.mark.parametrize("copies", [16])
+def test_concurrent_copies_of_an_action_are_done_once(postgres_server_url, copies):
+    """Copies of one tap reach two server processes on PostgreSQL at once: every copy answers
+    200 with the same result, one of them did it, and the timeline has one event."""
+    from tests.conftest import fresh_postgres
+    from tests.web_helpers import Rest, report
+
+    url = fresh_postgres(postgres_server_url)
+    with running_server(url, command="demo") as first, running_server(url) as second:
+        incident = report(first, "noise")
+        admin = Rest(first, "admin")
+        manager = admin.get(f"/incidents/{incident['id']}")["manager"]["id"]
+        rest = Rest(first, admin.get(f"/people/{manager}")["username"])
+        body = {"action": "acknowledge", "expected_version": rest.get(f"/incidents/{incident['id']}")["version"]}
+
+        def post(copy: int):
+            base = (first, second)[copy % 2]
+            return requests.post(f"{base}/api/v1/incidents/{incident['id']}/actions", json=body, timeout=30,
+                                 headers={**rest.headers, "Idempotency-Key": "manager-tablet-ack"})
+
+        with ThreadPoolExecutor(copies) as pool:
+            responses = list(pool.map(post, range(copies)))
+        assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+        assert len({r.json()["version"] for r in responses}) == 1
+        assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in responses) == 1
+        timeline = rest.get(f"/incidents/{incident['id']}/events")["events"]
+        assert sum(e["type"] == "acknowledged" for e in timeline) == 1

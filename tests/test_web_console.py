@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from tests.browser import (
@@ -14,7 +15,10 @@ from tests.browser import (
     sign_in_form,
     sign_in_storage,
 )
-from tests.web_helpers import expect_console_error
+from tests.web_helpers import Rest, expect_console_error
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect
 
 GRID = "320104006001001"  # manager-<GRID> gets the reports below
 OTHER_GRID = "320104006001003"  # same community; its manager is nobody's backup
@@ -184,3 +188,34 @@ def test_stale_version_reloads_and_a_duplicate_is_merged(demo_server, open_page)
     card(watched, duplicate["public_id"]).wait_for(state="detached")
     merged = incident(demo_server, token, duplicate["public_id"])
     assert (merged["status"], merged["duplicate_of"]) == ("merged", original["public_id"])
+
+
+def test_an_action_whose_answer_was_lost_is_retried_and_done_once(demo_server, open_page):
+    """The tap reached the server but its answer was lost (a tablet between cells): the console
+    asks again with the same key and is answered with the first result, so the manager sees
+    it done, not a conflict with their own change."""
+    watched = console(open_page, demo_server, GRID, TABLET, "console-lost-answer")
+    page = watched.page
+    drain = report(demo_server, building_in(demo_server, GRID, 5), "blocked_drain", "13800000007")
+    keys = []
+
+    def lose_the_first_answer(route):
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            assert route.fetch().status == 200  # done on the server…
+            route.abort()  # …and the answer never arrives
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/incidents/*/actions", lose_the_first_answer)
+    card(watched, drain["public_id"]).click()
+    page.locator("#reporter-phone").wait_for()
+    page.click("button[data-action=acknowledge]")
+    page.get_by_text("连接不上，正在重试…").wait_for()
+    page.locator('#detail-status[data-status="acknowledged"]').wait_for()
+    expect(page.locator("#notice")).to_have_text("已接单")  # after the live push: the retry's answer
+    watched.screenshot("lost-answer-retried")
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    timeline = Rest(demo_server, "admin").get(f"/incidents/{drain['id']}/events")["events"]
+    assert [e["type"] for e in timeline].count("acknowledged") == 1
+    expect_console_error(watched, "net::ERR_FAILED")

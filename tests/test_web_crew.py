@@ -114,3 +114,50 @@ def test_position_sharing_posts_the_position(demo_server, open_page, plumbers):
     position = Rest(demo_server, "admin").get(f"/crews/{crew['id']}")["position"]
     assert (round(position["lon"], 4), round(position["lat"], 4)) == (118.7861, 32.0342)
 
+
+
+def test_a_tap_during_a_database_outage_is_retried_then_explained(postgres_server_url, open_page):
+    """A real outage on PostgreSQL: the tap is tried again by itself while the server answers
+    503, the member is then told in Chinese (not the server's English) that nothing can be
+    done just now, and the same tap works once the database is back."""
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_ADMIN_URL, fresh_postgres
+    from tests.server import running_server
+
+    url = fresh_postgres(postgres_server_url)
+    name = sa.make_url(url).database
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def allow_connections(allowed: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            if not allowed:
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+
+    with running_server(url, "--test-clock", command="demo") as base:
+        answer = report(base)
+        members = crew_members(base, sent_crew(base, answer["id"]))
+        watched = open_page(base, "/crew", PHONE, "crew-database-down", storage=sign_in_storage(base, members[0]))
+        page = watched.page
+        job = card(page, answer["id"])
+        expect(job).to_have_attribute("data-status", "dispatched")
+        allow_connections(False)
+        try:
+            job.locator('[data-action="en_route"]').click()
+            expect(job.locator(".message")).to_have_text("连接不上，正在重试…")
+            expect(job.locator('[data-action="en_route"]')).to_be_disabled()
+            # Five tries, 1 + 2 + 4 + 8 s apart, each a real 503 from the server.
+            expect(job.locator(".message")).to_contain_text("服务器暂时无法处理", timeout=30000)
+            watched.screenshot("database-down")
+            assert "database" not in job.locator(".message").inner_text()
+            expect(job).to_have_attribute("data-status", "dispatched")
+        finally:
+            allow_connections(True)
+            admin.dispose()
+        expect_console_error(watched, "503")
+        job.locator('[data-action="en_route"]').click()
+        expect(job).to_have_attribute("data-status", "en_route")
+        timeline = Rest(base, "admin").get(f"/incidents/{answer['id']}/events")["events"]
+        assert [e["type"] for e in timeline].count("en_route") == 1

@@ -56,10 +56,13 @@ class World:
             headers["Idempotency-Key"] = key
         return self.client.post("/api/v1/incidents", json=body, headers=headers)
 
-    def act(self, username: str | None, incident: dict, action: str, **params):
+    def act(self, username: str | None, incident: dict, action: str, *, key: str | None = None, **params):
+        headers = self.headers(username)
+        if key:
+            headers["Idempotency-Key"] = key
         return self.client.post(f"/api/v1/incidents/{incident['id']}/actions",
                                 json={"action": action, "expected_version": incident["version"], **params},
-                                headers=self.headers(username))
+                                headers=headers)
 
     def get(self, username: str, incident: dict) -> dict:
         response = self.client.get(f"/api/v1/incidents/{incident['id']}", headers=self.headers(username))

@@ -81,9 +81,12 @@ def get_incident(incident_ref: str):
 @bp.post("/incidents/<incident_ref>/actions")
 def act(incident_ref: str):
     user = require_user()
-    incident = service.act(rule_context(), user, incident_ref, _json_body())
-    session().commit()
-    return jsonify(views_for(user).incident(incident))
+    body, replayed = service.act_once(rule_context(), user, incident_ref, _json_body(),
+                                      key=request.headers.get("Idempotency-Key"), views=views_for(user))
+    response = jsonify(body)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @bp.get("/incidents/<incident_ref>/events")
@@ -135,13 +138,15 @@ ACTION_BODY = {
         "comment": {"type": "string"},
     },
 }
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                   "description": "a retry with the same key gets the first answer",
+                   "schema": {"type": "string", "maxLength": 128}}
 INCIDENT_REF = path_param("incident_ref", "numeric id or public id")
 PATHS = {
     "/incidents": {
         "post": op("Report a problem (anonymous, operator or patrol); honours Idempotency-Key",
                    "reportIncident", body=REPORT_BODY,
-                   params=[{"name": "Idempotency-Key", "in": "header", "required": False,
-                            "schema": {"type": "string", "maxLength": 128}}],
+                   params=[IDEMPOTENCY_KEY],
                    ok=("201", INCIDENT),
                    errors={"400": "a bad field, named in details.field",
                            "422": "unknown category/area or outside the managed area",
@@ -164,7 +169,8 @@ PATHS = {
         "One incident", "getIncident", params=[INCIDENT_REF], ok=("200", INCIDENT),
         errors={"403": "outside your scope", "404": "no such incident"})},
     "/incidents/{incident_ref}/actions": {"post": op(
-        "Take a lifecycle action", "actOnIncident", params=[INCIDENT_REF], body=ACTION_BODY,
+        "Take a lifecycle action; honours Idempotency-Key", "actOnIncident",
+        params=[INCIDENT_REF, IDEMPOTENCY_KEY], body=ACTION_BODY,
         ok=("200", INCIDENT),
         errors={"400": "a bad field", "403": "role or scope may not", "404": "no such incident",
                 "409": "stale expected_version (details carry the current version) or not allowed from this state",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -53,15 +54,49 @@ def submit_once(ctx: Context, payload: Any, *, key: str | None, reporter: User |
 
     Returns the body and whether it was replayed.
     """
+    return _once(ctx, key, _request_hash(payload),
+                 lambda: submit(ctx, payload, reporter=reporter, client_key=client_key, views=views))
+
+
+def act_once(ctx: Context, user: User, incident_ref: str, body: Any, *, key: str | None,
+             views: IncidentViews) -> tuple[dict[str, Any], bool]:
+    """`act` honouring an Idempotency-Key, and committed: when a tablet's answer is lost the
+    retry gets the first answer, not a 409 for its own change.
+
+    The key is bound to the user, the incident and the body, so it can replay only what
+    this same request did.
+    """
+    request_hash = _request_hash({"user": user.id, "incident": incident_ref, "action": body})
+
+    def action() -> dict[str, Any]:
+        return views.incident(act(ctx, user, incident_ref, body))
+
+    try:
+        return _once(ctx, key, request_hash, action)
+    except ApiError as error:
+        # A twin sent while this one was still being answered may have won the version:
+        # its key is then stored, and its answer is this request's answer too.
+        if not key or error.status != 409:
+            raise
+        ctx.session.rollback()
+        replay = _replay(ctx.session, key, request_hash)
+        if replay is None:
+            raise
+        return replay, True
+
+
+def _once(ctx: Context, key: str | None, request_hash: str,
+          produce: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """Run `produce` and commit, or replay the answer stored under `key`; the answer is stored
+    in the same transaction as the change it describes, so there is never one without the other."""
     if key is not None and not (1 <= len(key) <= 128):
         raise bad_field("Idempotency-Key", "must be 1 to 128 characters")
     db = ctx.session
-    request_hash = _request_hash(payload)
     if key:
         replay = _replay(db, key, request_hash)
         if replay is not None:
             return replay, True
-    body = submit(ctx, payload, reporter=reporter, client_key=client_key, views=views)
+    body = produce()
     if not key:
         db.commit()
         return body, False
@@ -84,7 +119,7 @@ def _replay(db: Session, key: str, request_hash: str) -> dict[str, Any] | None:
         return None
     if stored.request_hash != request_hash:
         raise ApiError(422, "idempotency_key_reused",
-                       "this Idempotency-Key was used for a different report",
+                       "this Idempotency-Key was used for a different request",
                        {"field": "Idempotency-Key"})
     return stored.response
 

@@ -1,7 +1,8 @@
-// The REST client shared by every web app: JSON in and out, the bearer token, and errors
-// as exceptions carrying the server's {code, message, details}.
+// The REST client shared by every web app: JSON in and out, the bearer token, errors as
+// exceptions carrying the server's {code, message, details}, and asking again through an outage.
 const TOKEN_KEY = "griddispatch.token";
 const USER_KEY = "griddispatch.user";
+const ACTION_TRIES = 5; // 1, 2, 4, 8 s apart; then the user is told and may tap again
 
 export class ApiError extends Error {
   constructor(status, error) {
@@ -50,4 +51,43 @@ export async function signOut() {
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(USER_KEY);
   }
+}
+
+/** A fresh Idempotency-Key. crypto.randomUUID needs a secure context; a phone or tablet on
+ *  the estate LAN may use plain http. */
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** No answer, or one saying "not now" (the database is not answering, a proxy timed out):
+ *  the same request may succeed in a moment. */
+export function worthRetrying(error) {
+  return !(error instanceof ApiError) || [502, 503, 504].includes(error.status);
+}
+
+/** What `read` gives, asked again (1, 2, 4, 8, 8… s apart) while the server cannot answer,
+ *  so a page keeps working through an outage. After `tries` the last error is thrown; null
+ *  once `wanted` says it no longer matters; `onRetry` runs before each wait. */
+export async function retrying(read, { wanted = () => true, tries = Infinity, onRetry = () => {} } = {}) {
+  for (let attempt = 1, delay = 1000; ; attempt += 1, delay = Math.min(delay * 2, 8000)) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!worthRetrying(error) || attempt >= tries) throw error;
+    }
+    onRetry();
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    if (!wanted()) return null;
+  }
+}
+
+/** A lifecycle action on the version the user saw; the updated incident. Retried through an
+ *  outage with one Idempotency-Key per tap: when a try got through and only its answer was
+ *  lost, the retry is answered with that first result, not with a 409 for the user's own change. */
+export function takeAction(incident, action, extra = {}, { onRetry } = {}) {
+  const headers = { "Idempotency-Key": newKey() };
+  const body = { action, expected_version: incident.version, ...extra };
+  return retrying(() => api(`/incidents/${incident.id}/actions`, { method: "POST", body, headers }),
+    { tries: ACTION_TRIES, onRetry });
 }

@@ -1,7 +1,7 @@
 // The grid manager's console: a live queue of the incidents of my grids sorted by urgency, the
 // map of my grids, and the selected incident with its one-tap actions.
-import { ApiError, api, token } from "./api.js";
-import { t, language, languageToggle } from "./i18n.js";
+import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
+import { language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
 import { signOutButton, signedIn } from "./signin.js";
@@ -338,8 +338,8 @@ async function act(action, extra = {}) {
   state.busy = true;
   $("detail").querySelectorAll("button").forEach((b) => { b.disabled = true; });
   try {
-    const updated = await api(`/incidents/${incident.id}/actions`, {
-      method: "POST", body: { action, expected_version: incident.version, ...extra } });
+    const updated = await takeAction(incident, action, extra,
+      { onRetry: () => notice(t("net.retrying"), "warn") });
     state.phones.set(updated.id, updated.reporter.phone);
     applyIncident(updated);
     renderQueue();
@@ -350,6 +350,10 @@ async function act(action, extra = {}) {
     if (error instanceof ApiError && error.code === "stale_version") {
       await loadDetail(incident.id).catch(() => {});
       notice(t("console.stale"), "warn");
+    } else if (worthRetrying(error)) {
+      // Perhaps done with only the answer lost: show the incident as it now stands.
+      await loadDetail(incident.id).catch(() => renderDetail());
+      notice(problem(error), "warn");
     } else {
       renderDetail();
       notice(error.message, "warn");

@@ -1,8 +1,8 @@
 // The crew member's phone app (/crew): my crew's assignments, live; one tap for on the way,
 // on site and resolved (with expected_version, so a stale card never overwrites newer work);
 // optional position sharing, off until the member turns it on.
-import { ApiError, api, token } from "./api.js";
-import { language, languageToggle, t } from "./i18n.js";
+import { api, takeAction, token, worthRetrying } from "./api.js";
+import { language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { createMap, drawAreas, highlight, incidentMarker } from "./map.js";
 import { signOutButton, signedIn } from "./signin.js";
@@ -129,11 +129,13 @@ async function act(id, action) {
   job.card.querySelectorAll(".actions button").forEach((button) => { button.disabled = true; });
   say(id, "");
   try {
-    upsert(await api(`/incidents/${id}/actions`, { method: "POST", body: { action, expected_version: job.incident.version } }));
+    upsert(await takeAction(job.incident, action, {}, { onRetry: () => say(id, t("net.retrying")) }));
   } catch (error) {
-    if (!(error instanceof ApiError)) {
+    if (worthRetrying(error)) {
+      // Perhaps done with only the answer lost: show the job as it now stands, if it can be read.
       fillCard(job);
-      say(id, t("crew.failed", { message: t("report.network") }));
+      await api(`/incidents/${id}`).then(upsert, () => {});
+      say(id, t("crew.failed", { message: problem(error) }));
       return;
     }
     if (error.status === 409 || error.status === 404 || error.status === 403) {

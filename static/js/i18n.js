@@ -8,6 +8,9 @@ const STRINGS = {
     "live.offline": "连接已断开，正在重连…",
     "live.online": "已连接",
     "live.resync": "错过的更新太多，已重新加载",
+    "net.retrying": "连接不上，正在重试…",
+    "net.unreachable": "网络不通，请稍后再试（不会重复操作）",
+    "net.unavailable": "服务器暂时无法处理，请稍后再试（不会重复操作）",
     "auth.username": "用户名",
     "auth.password": "密码",
     "auth.signin": "登录",
@@ -165,7 +168,6 @@ const STRINGS = {
     "report.phone": "联系电话（可选，只给网格员看）",
     "report.submit": "提交",
     "report.sending": "正在提交…",
-    "report.retrying": "连接不上，正在重试…",
     "report.failed": "提交失败：{message}",
     "report.network": "网络不通，请稍后重试（不会重复提交）",
     "report.error.category": "请选择问题类型",
@@ -235,6 +237,9 @@ const STRINGS = {
     "live.offline": "Connection lost, reconnecting…",
     "live.online": "Connected",
     "live.resync": "Missed too many updates; reloaded",
+    "net.retrying": "Not getting through; trying again…",
+    "net.unreachable": "No connection; please try again shortly (it will not be done twice)",
+    "net.unavailable": "The server cannot take this just now; please try again shortly (it will not be done twice)",
     "auth.username": "Username",
     "auth.password": "Password",
     "auth.signin": "Sign in",
@@ -382,7 +387,6 @@ const STRINGS = {
     "report.phone": "Phone (optional, only your grid manager sees it)",
     "report.submit": "Send",
     "report.sending": "Sending…",
-    "report.retrying": "Not getting through; trying again…",
     "report.failed": "Could not send: {message}",
     "report.network": "No connection; please try again (it will not be filed twice)",
     "report.error.category": "Choose what the problem is",
@@ -464,6 +468,15 @@ export function setLanguage(lang) {
 export function t(key, vars = {}) {
   const text = STRINGS[language()]?.[key] ?? STRINGS["zh-CN"][key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+}
+
+/** What to tell the user about a failed request: the server's own message, unless the
+ *  server could not be reached or could not answer (then its words, in English, say nothing
+ *  the user can act on). */
+export function problem(error) {
+  if (typeof error?.status !== "number") return t("net.unreachable");
+  if ([502, 503, 504].includes(error.status)) return t("net.unavailable");
+  return error.message;
 }
 
 /** Fill every element with data-i18n (text) or data-i18n-placeholder / -label attributes. */

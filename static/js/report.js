@@ -3,7 +3,7 @@
 // or a retry after a dropped connection never files the report twice; a dropped connection or
 // a server whose database is not answering (503) is retried by the form itself.
 /* global L */
-import { ApiError, api } from "./api.js";
+import { api, newKey, retrying, worthRetrying } from "./api.js";
 import { language, languageToggle, t } from "./i18n.js";
 import { createMap, drawAreas, highlight } from "./map.js";
 
@@ -29,12 +29,6 @@ const state = {
   idempotencyKey: newKey(),
 };
 
-function newKey() {
-  // crypto.randomUUID needs a secure context; a phone on the estate LAN may use plain http.
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 function element(tag, props = {}, ...children) {
   const el = Object.assign(document.createElement(tag), props);
   el.append(...children);
@@ -42,27 +36,6 @@ function element(tag, props = {}, ...children) {
 }
 
 // --- category ---
-
-// No answer, or one saying "not now": the same request may succeed in a moment.
-function worthRetrying(error) {
-  return !(error instanceof ApiError) || [502, 503, 504].includes(error.status);
-}
-
-/** What `read` gives, asked again (1, 2, 4, 8, 8… s apart) while the server cannot answer:
- *  the form keeps working through an outage. After `tries` the last error is thrown; null
- *  once `wanted` says it no longer matters; `onRetry` runs before each wait. */
-async function retrying(read, { wanted = () => true, tries = Infinity, onRetry = () => {} } = {}) {
-  for (let attempt = 1, delay = 1000; ; attempt += 1, delay = Math.min(delay * 2, 8000)) {
-    try {
-      return await read();
-    } catch (error) {
-      if (!worthRetrying(error) || attempt >= tries) throw error;
-    }
-    onRetry();
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    if (!wanted()) return null;
-  }
-}
 
 async function loadCategories() {
   state.categories = (await retrying(() => api("/categories"))).categories;
@@ -315,7 +288,7 @@ form.addEventListener("submit", async (event) => {
   try {
     const report = await retrying(
       () => api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } }),
-      { tries: SUBMIT_TRIES, onRetry: () => { submitButton.textContent = t("report.retrying"); } },
+      { tries: SUBMIT_TRIES, onRetry: () => { submitButton.textContent = t("net.retrying"); } },
     );
     location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
   } catch (error) {
