@@ -37,6 +37,7 @@ from dispatch.incidents.views import IncidentViews, resident_view
 from dispatch.people.auth import token_digest, user_for_token
 from dispatch.people.directory import managed_grids
 from dispatch.people.models import User
+from grids.store import IndexCache
 
 log = logging.getLogger(__name__)
 
@@ -436,6 +437,10 @@ def attach(app: Flask) -> SocketIO:
     socketio.init_app(app, async_mode="gevent", message_queue=redis_url,
                       cors_allowed_origins=app.config.get("LIVE_CORS_ORIGINS", []),
                       logger=False, engineio_logger=False)
+    global _areas
+    _areas = app.extensions["griddispatch.index"]
+    with app.extensions["griddispatch.db"].session() as session:
+        _areas.get(session)  # loaded now: a crew's push may come before any report needs it
     tailer = Tailer(app)
     app.extensions["griddispatch.tailer"] = tailer
     notifier = app.extensions["griddispatch.notifier"]
@@ -493,6 +498,23 @@ def _register_handlers(app: Flask, tailer: Tailer) -> None:
 
 CREW_PUSH_SECONDS = 10.0  # a crew's position is pushed at most this often; status changes always
 _last_position_push: dict[int, float] = {}
+_areas: IndexCache | None = None  # this server's area index, for the rooms above a service area
+
+
+def crew_rooms(crew) -> set[str]:
+    """Everyone who may watch a crew: its members, admins, and each area room whose scope
+    holds one of its service areas, up to the district (a district's board sees a crew that
+    serves one of its streets, as it sees that street's incidents)."""
+    rooms = {"all", f"crew:{crew.id}"}
+    index = _areas.index if _areas is not None else None
+    for code in crew.service_areas or []:
+        rooms.add(f"area:{code}")
+        try:
+            chain = index.chain_of(code) if index is not None else {}
+        except KeyError:  # an area removed since the crew was set up
+            chain = {}
+        rooms.update(f"area:{above}" for above in chain.values() if above)
+    return rooms
 
 
 def push_crew(crew, *, now, status_changed: bool) -> bool:
@@ -504,10 +526,9 @@ def push_crew(crew, *, now, status_changed: bool) -> bool:
         if stamp - _last_position_push.get(crew.id, float("-inf")) < CREW_PUSH_SECONDS:
             return False
         _last_position_push[crew.id] = stamp
-    rooms = {"all", f"crew:{crew.id}"} | {f"area:{code}" for code in (crew.service_areas or [])}
     socketio.emit("crew", {"crew_id": crew.id, "name": crew.name, "status": crew.status,
                            "lon": crew.lon, "lat": crew.lat, "at": now.isoformat()},
-                  to=sorted(rooms), namespace="/")
+                  to=sorted(crew_rooms(crew)), namespace="/")
     return True
 
 

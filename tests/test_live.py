@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import time
 
 import pytest
 
@@ -185,7 +186,22 @@ def test_crew_status_and_position_are_pushed(staffed):
                                  json={"lon": B3_POINT[0], "lat": B3_POINT[1]})
         assert response.status_code == 200, response.text
         board.wait(lambda: any(c["lon"] == B3_POINT[0] for c in board.crews), "the new position")
+
+        # Crew B serves one street: the district's board sees it move (the street is in its
+        # district), the board of another street never does.
+        other_street = Tablet(token=login(base, "committee-s1")).connect(base)
+        b_token = login(base, "crew-b")
+        b_crew = requests.get(f"{base}/api/v1/auth/me", timeout=10,
+                              headers={"Authorization": f"Bearer {b_token}"}).json()["crew_id"]
+        response = requests.post(f"{base}/api/v1/crews/{b_crew}/status", timeout=10,
+                                 headers={"Authorization": f"Bearer {b_token}"}, json={"status": "off"})
+        assert response.status_code == 200, response.text
+        board.wait(lambda: any(c["crew_id"] == b_crew and c["status"] == "off" for c in board.crews),
+                   "crew B off duty, on the district's board")
+        time.sleep(0.5)
+        assert not [c for c in other_street.crews if c["crew_id"] == b_crew]
         board.disconnect()
+        other_street.disconnect()
 
 
 def test_position_pushes_are_throttled(staffed):
