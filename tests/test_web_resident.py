@@ -163,6 +163,26 @@ def test_pasted_gcj02_coordinate_lands_in_the_right_grid(demo_server, open_page)
     assert anonymous.get(f"/track/{token}")["areas"]["grid"]["code"] == right
 
 
+def test_a_point_that_cannot_be_located_for_want_of_a_connection_says_so(demo_server, open_page):
+    """The lookup of a pasted point gets no answer: the place field says there is no
+    connection (not an error from the map), and the same tap works once it is back."""
+    watched = open_page(demo_server, "/report", PHONE, "resident-locate-offline")
+    page = watched.page
+    cut = {"on": True}
+    page.route("**/api/v1/locate?*", lambda route: route.abort() if cut["on"] else route.continue_())
+    page.locator('.modes [data-mode="gps"]').click()
+    page.locator("#coordinate").fill(f"{POINT[0]},{POINT[1]}")
+    page.locator("#paste").click()
+    expect(page.locator("#error-location")).to_have_text("网络不通，请稍后重试（不会重复提交）")
+    expect(page.locator("#place")).not_to_contain_text("已选位置")
+    watched.screenshot("no-connection")
+    cut["on"] = False
+    page.locator("#paste").click()
+    expect(page.locator("#place")).to_contain_text("已选位置")
+    expect(page.locator("#error-location")).to_have_text("")
+    expect_console_error(watched, "net::ERR_FAILED")
+
+
 def test_missing_category_is_shown_next_to_the_field(demo_server, open_page):
     watched = open_page(demo_server, "/report", PHONE, "resident-missing-category")
     page = watched.page
