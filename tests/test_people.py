@@ -314,6 +314,20 @@ def test_who_sees_crews(client, world):
     assert_error(call(client, "GET", "/crews/999", world.headers["admin"]), 404)
 
 
+def test_crews_serving_within_an_area(client, world):
+    """?area= gives the crews a board of that area shows: a service area at or under it."""
+    def serving(area: str) -> list[int]:
+        response = call(client, "GET", f"/crews?area={area}", world.headers["committee"])
+        assert response.status_code == 200, response.get_json()
+        return [c["id"] for c in response.get_json()["crews"]]
+
+    assert serving("320104") == [world.crew_a, world.crew_b]  # a street's crew and the district's
+    assert serving(STREET) == [world.crew_a]  # the district-wide crew is not the street's own
+    assert serving(G1) == []  # under the street a crew serves: not on that grid's board
+    assert serving("320104002") == []
+    assert_error(call(client, "GET", "/crews?area=NOPE", world.headers["committee"]), 422, "area")
+
+
 # -- categories ----------------------------------------------------------------------------
 
 

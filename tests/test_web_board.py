@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.browser import DESKTOP, TABLET, building_in, set_clock, sign_in_form
+from tests.web_helpers import Rest, crew_for, crew_members
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect
 
 STREET = "320104006"
 OTHER_STREET = "320104007"
@@ -91,3 +97,34 @@ def test_street_committee_only_sees_its_street(demo_server, open_page):
     watched.page.get_by_text("Committee board").wait_for()
     assert "board." not in watched.page.inner_text("body")  # every key has its English text
     watched.screenshot("english")
+
+
+def test_crews_serving_the_scope_move_and_change_live(demo_server, open_page):
+    """The board shows the crews serving its scope where they are, coloured and counted by
+    status; a position report and an off-duty tap reach it live, not another street's board."""
+    crew = crew_for(demo_server, "plumbing", STREET)
+    assert OTHER_STREET not in crew["service_areas"]
+    district = board(open_page, demo_server, "committee", DESKTOP, "board-crews")
+    other = board(open_page, demo_server, f"committee-{OTHER_STREET}", DESKTOP, "board-crews-other-street")
+    mine = district.page.locator(f'.crew-marker [data-crew="{crew["id"]}"]')
+    expect(mine).to_have_attribute("data-status", "available")
+    assert other.page.locator(f'[data-crew="{crew["id"]}"]').count() == 0
+    served = Rest(demo_server, "admin").get(f"/crews?area={OTHER_STREET}")["crews"]
+    expect(other.page.locator(".crew-marker [data-crew]")).to_have_count(
+        sum(c["position"] is not None for c in served))
+    note = district.page.locator("#crew-note")
+    available = int(re.search(r"空闲 (\d+)", note.inner_text()).group(1))
+    before = mine.bounding_box()
+    district.screenshot("crews")
+
+    member = Rest(demo_server, crew_members(demo_server, crew["id"])[0])
+    member.call("POST", f"/crews/{crew['id']}/position", json={"lon": 118.7835, "lat": 32.0335})
+    district.page.wait_for_function(
+        "([id, x]) => Math.abs(document.querySelector(`.crew-marker [data-crew=\"${id}\"]`)"
+        ".getBoundingClientRect().x - x) > 1", arg=[crew["id"], before["x"]], timeout=5000)
+    member.call("POST", f"/crews/{crew['id']}/status", json={"status": "off"})
+    expect(mine).to_have_attribute("data-status", "off")
+    expect(note).to_contain_text(f"空闲 {available - 1}")
+    district.page.wait_for_timeout(500)
+    assert other.page.locator(f'[data-crew="{crew["id"]}"]').count() == 0
+    district.screenshot("crew-off-duty")

@@ -26,7 +26,7 @@ def _revisions() -> tuple[int, int]:
     return g.revisions
 
 
-def _index():
+def area_index():
     """The area index as of this request."""
     if "area_index" not in g:
         g.area_index = index_cache().get(session(), revision=_revisions()[0])
@@ -42,9 +42,9 @@ def _roster():
 
 def rule_context() -> Context:
     return Context(session(), now=clock().now(), tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]),
-                   index=_index(), roster=_roster())
+                   index=area_index(), roster=_roster())
 
 
 def views_for(viewer: User | None) -> IncidentViews:
-    _index()  # keeps the area names current
+    area_index()  # keeps the area names current
     return IncidentViews(session(), viewer, index_cache().names, _roster())

@@ -7,9 +7,10 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from dispatch.api.body import json_object, path_id
+from dispatch.api.context import area_index
 from dispatch.api.openapi import op, path_param, query
 from dispatch.app import clock, session
-from dispatch.errors import ApiError
+from dispatch.errors import ApiError, bad_field
 from dispatch.live import push_crew
 from dispatch.people import service
 from dispatch.people.auth import require_user
@@ -46,8 +47,16 @@ def list_crews():
     user = require_user(*READERS)
     # A crew member sees its own crew only; one in no crew sees none (there is no crew 0).
     own = (user.crew_id or 0) if user.role == "crew" else None
+    area = request.args.get("area") or None
+    index = area_index()
+    if area is not None:
+        try:
+            index.level_of(area)
+        except KeyError:
+            raise bad_field("area", f"unknown area {area!r}", 422) from None
     crews = service.list_crews(session=session(), status=request.args.get("status") or None,
-                               skill=request.args.get("skill") or None, crew_id=own)
+                               skill=request.args.get("skill") or None, crew_id=own,
+                               area=area, chain_of=index.chain_of)
     return jsonify({"crews": [crew_json(c) for c in crews]})
 
 
@@ -111,8 +120,9 @@ PATHS = {
     "/crews": {
         "get": op("Crews (a crew member sees its own)", "listCrews", params=[
             query("status", {"type": "string", "enum": list(CREW_STATUSES)}, "only this status"),
-            query("skill", {"type": "string"}, "only crews with this skill")],
-            errors={"400": "a bad filter", "403": "residents may not"}),
+            query("skill", {"type": "string"}, "only crews with this skill"),
+            query("area", {"type": "string"}, "only crews serving at or under this area (a board's scope)")],
+            errors={"400": "a bad filter", "403": "residents may not", "422": "unknown area"}),
         "post": op("Create a crew", "createCrew", body={**CREW_BODY, "required": ["name"]},
                    ok=("201", CREW), errors={"400": "a bad field, named in details.field",
                                              "403": "admins only", "409": "name taken",

@@ -413,16 +413,32 @@ def get_crew(*, session: Session, crew_id: int) -> Crew:
 
 
 def list_crews(*, session: Session, status: str | None = None, skill: str | None = None,
-               crew_id: int | None = None) -> list[Crew]:
-    """Crews in id order, optionally only one status, one skill or one crew."""
+               crew_id: int | None = None, area: str | None = None,
+               chain_of: Callable[[str], dict[str, str | None]] | None = None) -> list[Crew]:
+    """Crews in id order, optionally only one status, one skill, one crew, or those serving
+    within an area (`chain_of` gives an area's chain up to the district)."""
     query = select(Crew).order_by(Crew.id)
     if status is not None:
         query = query.where(Crew.status == fields.choice("status", status, CREW_STATUSES))
     if crew_id is not None:
         query = query.where(Crew.id == crew_id)
     crews = list(session.scalars(query))
-    # Skills are a JSON list; filtering here keeps the query the same on SQLite and PostgreSQL.
-    return [c for c in crews if skill is None or skill in (c.skills or ())]
+    # Skills and service areas are JSON lists; filtering here keeps the query the same on
+    # SQLite and PostgreSQL.
+    return [c for c in crews if (skill is None or skill in (c.skills or ()))
+            and (area is None or serves_within(c, area, chain_of))]
+
+
+def serves_within(crew: Crew, area: str, chain_of: Callable[[str], dict[str, str | None]]) -> bool:
+    """Whether one of the crew's service areas is `area` or lies under it: the crews a board
+    of that area shows, and whose live pushes it gets."""
+    for code in crew.service_areas or ():
+        try:
+            if area in chain_of(code).values():
+                return True
+        except KeyError:  # a service area no longer on the map
+            continue
+    return False
 
 
 # -- categories ----------------------------------------------------------------------------

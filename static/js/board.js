@@ -1,5 +1,6 @@
-// The committee board: live map and counters of the incidents in my scope, response-time
-// charts per phase, league tables per grid, community and crew, filters and CSV export.
+// The committee board: live map and counters of the incidents in my scope, the crews serving
+// it (where they are, whether free), response-time charts per phase, league tables per grid,
+// community and crew, filters and CSV export.
 /* global Chart */
 import { api, token } from "./api.js";
 import { language, languageToggle, t } from "./i18n.js";
@@ -15,6 +16,7 @@ const LEAGUES = ["grid", "community", "crew"];
 const LEAGUE_COLUMNS = ["on_time_acknowledge", "on_time_arrive", "closure_rate", "satisfaction"];
 const CHILD_LEVEL = { district: "street", street: "community", community: "grid" };
 const REFRESH_MS = 2000; // metrics refresh this long after the last live event
+const CREW_COLOURS = { available: "#1b7f3b", busy: "#b86e00", off: "#6b6b6b" };
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -25,11 +27,14 @@ const state = {
   timezone: "Asia/Shanghai",
   incidents: new Map(),
   markers: new Map(),
+  crews: new Map(), // id → {id, name, status, lon, lat}
+  crewMarkers: new Map(),
   charts: {},
   refreshTimer: null,
 };
 let map;
 let markerLayer;
+let crewLayer;
 
 function filters() {
   const form = $("filters");
@@ -120,6 +125,53 @@ function onLiveEvent(event) {
   }
   clearTimeout(state.refreshTimer);
   state.refreshTimer = setTimeout(() => loadMetrics().catch(showError), REFRESH_MS);
+}
+
+// --- crews serving the scope: GET /crews once, then the live `crew` pushes ---
+
+function crewIcon(crew) {
+  return L.divIcon({ className: "crew-marker", iconSize: [24, 24],
+    html: `<span data-crew="${crew.id}" data-status="${esc(crew.status)}"
+      style="border-color:${CREW_COLOURS[crew.status] || CREW_COLOURS.off}">🔧</span>` });
+}
+
+function applyCrew(crew) {
+  state.crews.set(crew.id, crew);
+  const marker = state.crewMarkers.get(crew.id);
+  if (crew.lon == null) {
+    marker?.remove();
+    state.crewMarkers.delete(crew.id);
+  } else if (marker) {
+    marker.setLatLng([crew.lat, crew.lon]);
+    marker.setIcon(crewIcon(crew));
+  } else {
+    const created = L.marker([crew.lat, crew.lon], { icon: crewIcon(crew), keyboard: false }).addTo(crewLayer);
+    created.bindTooltip(() => {
+      const now = state.crews.get(crew.id);
+      return `${esc(now.name)} · ${esc(t(`crew.status.${now.status}`))}`;
+    });
+    state.crewMarkers.set(crew.id, created);
+  }
+  renderCrewNote();
+}
+
+function renderCrewNote() {
+  const count = (status) => [...state.crews.values()].filter((c) => c.status === status).length;
+  $("crew-note").textContent = t("board.crews", { available: count("available"), busy: count("busy"), off: count("off") });
+}
+
+// The pushes are snapshots and are not replayed: after a gap the list is read again.
+async function loadCrews() {
+  const { crews } = await api(`/crews?${new URLSearchParams({ area: state.scope.code })}`);
+  state.crews.clear();
+  state.crewMarkers.forEach((marker) => marker.remove());
+  state.crewMarkers.clear();
+  crews.forEach((c) => applyCrew({ id: c.id, name: c.name, status: c.status, lon: c.position?.lon, lat: c.position?.lat }));
+  renderCrewNote();
+}
+
+function onCrew(push) {
+  applyCrew({ id: push.crew_id, name: push.name, status: push.status, lon: push.lon, lat: push.lat });
 }
 
 // --- metrics: charts and league tables ---
@@ -268,6 +320,7 @@ async function start() {
 
   map = createMap($("map"));
   markerLayer = L.layerGroup().addTo(map);
+  crewLayer = L.layerGroup().addTo(map);
   const grids = state.scope.level === "grid" ? [state.scope] : state.areas.filter((a) => a.level === "grid");
   const parents = [...new Set(grids.map((g) => g.parent_code))];
   const layers = await Promise.all(parents.map((parent) => drawAreas(map, { parent, level: "grid" })));
@@ -277,9 +330,13 @@ async function start() {
 
   const live = new LiveConnection({ token: token(), storageKey });
   live.addEventListener("event", (e) => onLiveEvent(e.detail));
+  live.addEventListener("crew", (e) => onCrew(e.detail));
+  let wasOffline = false;
   live.addEventListener("status", (e) => {
     $("offline").textContent = t("live.offline");
     $("offline").hidden = e.detail.online;
+    if (e.detail.online && wasOffline) loadCrews().catch(showError);
+    wasOffline = !e.detail.online;
   });
   live.addEventListener("resync", () => Promise.all([loadIncidents(), loadMetrics()]).catch(showError));
   window.addEventListener("beforeunload", () => live.close());
@@ -293,10 +350,11 @@ async function start() {
   document.addEventListener("languagechange", () => {
     fillFilters(categories.categories);
     $("who").textContent = `${me.display_name} · ${t("board.scope", { name: state.scope.name })}`;
+    renderCrewNote();
     loadMetrics().catch(showError);
   });
 
-  await Promise.all([loadIncidents(), loadMetrics()]);
+  await Promise.all([loadIncidents(), loadMetrics(), loadCrews()]);
   markerLayer.eachLayer((marker) => marker.bringToFront());
   document.body.dataset.ready = "true";
 }

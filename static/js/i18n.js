@@ -129,6 +129,7 @@ const STRINGS = {
     "board.csv.times": "响应时间 CSV",
     "board.csv.rates": "排行榜 CSV",
     "board.no_crew": "未派维修队",
+    "board.crews": "🔧 维修队：空闲 {available} · 忙碌 {busy} · 休息 {off}",
     "board.min_sample": "最小样本：{min} 件",
     "board.level.street": "街道", "board.level.community": "社区", "board.level.grid": "网格",
     // --- end of grid manager console and committee board ---
@@ -348,6 +349,7 @@ const STRINGS = {
     "board.csv.times": "Response times CSV",
     "board.csv.rates": "League table CSV",
     "board.no_crew": "no crew",
+    "board.crews": "🔧 Crews: {available} available · {busy} busy · {off} off duty",
     "board.min_sample": "Minimum sample: {min} incidents",
     "board.level.street": "Streets", "board.level.community": "Communities", "board.level.grid": "Grids",
     // --- end of grid manager console and committee board ---
