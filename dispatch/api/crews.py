@@ -48,15 +48,17 @@ def list_crews():
     # A crew member sees its own crew only; one in no crew sees none (there is no crew 0).
     own = (user.crew_id or 0) if user.role == "crew" else None
     area = request.args.get("area") or None
-    index = area_index()
+    chain_of = None
     if area is not None:
+        index = area_index()
         try:
             index.level_of(area)
         except KeyError:
             raise bad_field("area", f"unknown area {area!r}", 422) from None
+        chain_of = index.chain_of
     crews = service.list_crews(session=session(), status=request.args.get("status") or None,
                                skill=request.args.get("skill") or None, crew_id=own,
-                               area=area, chain_of=index.chain_of)
+                               area=area, chain_of=chain_of)
     return jsonify({"crews": [crew_json(c) for c in crews]})
 
 
