@@ -66,26 +66,14 @@ def test_concurrent_copies_against_a_running_server_make_one_incident(database_u
 def test_database_outage_is_a_503_and_the_retry_files_one_report(world, database_url):
     """The database refuses connections (a restart, a failover): the report is answered 503 with
     Retry-After, not 500, and sending it again with the same key once it is back files it once."""
-    import sqlalchemy as sa
+    from tests.outage import database_down
 
-    from tests.conftest import PG_ADMIN_URL
-
-    name = sa.make_url(database_url).database
     world.headers("operator")  # signed in before the outage
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+    with database_down(database_url):
         refused = world.report(as_user="operator", key="call-0815")
         assert refused.status_code == 503, refused.get_json()
         assert refused.get_json()["error"]["code"] == "database_unavailable"
         assert refused.headers["Retry-After"] == "2"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
     filed = world.report(as_user="operator", key="call-0815")
     again = world.report(as_user="operator", key="call-0815")
     assert filed.status_code == again.status_code == 201

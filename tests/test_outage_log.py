@@ -6,7 +6,6 @@ import logging
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from dispatch.failures import Failures
 from tests.server import running_server
@@ -36,22 +35,12 @@ def test_a_run_of_failures_logs_the_first_whole_then_a_line_now_and_then(caplog)
 def test_a_server_logs_an_outage_once_and_its_end(database_url):
     """The live tailer reads the log twice a second and the SLA worker ticks: an 8 s outage
     leaves one traceback each, not one per try, and the tailer says when the database is back."""
-    from tests.conftest import PG_ADMIN_URL
+    from tests.outage import database_down
 
-    name = sa.make_url(database_url).database
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with running_server(database_url):
         output = running_server.last_output
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                     "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+        with database_down(database_url):
             time.sleep(8)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-            admin.dispose()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             output.seek(0)

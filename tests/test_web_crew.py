@@ -10,6 +10,7 @@ from tests.web_helpers import (
     crew_for,
     crew_members,
     expect_console_error,
+    holdable_pushes,
     report,
     sent_crew,
 )
@@ -71,19 +72,11 @@ def test_a_stale_card_says_so_and_reloads(demo_server, open_page, plumbers):
     answer = report(demo_server)
     watched = open_page(demo_server, "/crew", PHONE, "crew-stale", storage=sign_in_storage(demo_server, members[0]))
     page = watched.page
-    hold = {"pushes": False}
-
-    def drop_pushes_while_held(socket):
-        server = socket.connect_to_server()
-        server.on_message(lambda message: None if hold["pushes"] and str(message).startswith('42["incident_event"')
-                          else socket.send(message))
-
     # Hold back the live push so the card stays behind what a team-mate did meanwhile.
-    page.route_web_socket("**/socket.io/**", drop_pushes_while_held)
-    page.reload()
+    pushes = holdable_pushes(page)
     job = card(page, answer["id"])
     expect(job).to_have_attribute("data-status", "dispatched")
-    hold["pushes"] = True
+    pushes["held"] = True
     Rest(demo_server, members[1]).act(answer["id"], "en_route")
     page.wait_for_timeout(500)
     expect(job).to_have_attribute("data-status", "dispatched")
@@ -94,7 +87,7 @@ def test_a_stale_card_says_so_and_reloads(demo_server, open_page, plumbers):
     expect(job.locator('[data-action="en_route"]')).to_be_disabled()
     watched.screenshot("stale")
     expect_console_error(watched, "status of 409")
-    hold["pushes"] = False
+    pushes["held"] = False
     job.locator('[data-action="on_site"]').click()
     expect(job).to_have_attribute("data-status", "on_site")
     assert Rest(demo_server, "admin").get(f"/incidents/{answer['id']}")["status"] == "on_site"
@@ -120,21 +113,11 @@ def test_a_tap_during_a_database_outage_is_retried_then_explained(postgres_serve
     """A real outage on PostgreSQL: the tap is tried again by itself while the server answers
     503, the member is then told in Chinese (not the server's English) that nothing can be
     done just now, and the same tap works once the database is back."""
-    import sqlalchemy as sa
-
-    from tests.conftest import PG_ADMIN_URL, fresh_postgres
+    from tests.conftest import fresh_postgres
+    from tests.outage import database_down
     from tests.server import running_server
 
     url = fresh_postgres(postgres_server_url)
-    name = sa.make_url(url).database
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-    def allow_connections(allowed: bool) -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
-            if not allowed:
-                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                     "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
 
     with running_server(url, "--test-clock", command="demo") as base:
         answer = report(base)
@@ -143,8 +126,7 @@ def test_a_tap_during_a_database_outage_is_retried_then_explained(postgres_serve
         page = watched.page
         job = card(page, answer["id"])
         expect(job).to_have_attribute("data-status", "dispatched")
-        allow_connections(False)
-        try:
+        with database_down(url):
             job.locator('[data-action="en_route"]').click()
             expect(job.locator(".message")).to_have_text("连接不上，正在重试…")
             expect(job.locator('[data-action="en_route"]')).to_be_disabled()
@@ -153,9 +135,6 @@ def test_a_tap_during_a_database_outage_is_retried_then_explained(postgres_serve
             watched.screenshot("database-down")
             assert "database" not in job.locator(".message").inner_text()
             expect(job).to_have_attribute("data-status", "dispatched")
-        finally:
-            allow_connections(True)
-            admin.dispose()
         expect_console_error(watched, "503")
         job.locator('[data-action="en_route"]').click()
         expect(job).to_have_attribute("data-status", "en_route")

@@ -249,36 +249,22 @@ def test_lost_answers_are_retried_with_the_same_key_and_file_one_report(demo_ser
 def test_report_sent_while_the_database_is_down_goes_through_when_it_is_back(postgres_server_url, open_page):
     """A real outage: the database refuses connections, the server answers 503, the form keeps
     trying and is filed once the database is back, with nothing for the resident to do."""
-    import sqlalchemy as sa
-
-    from tests.conftest import PG_ADMIN_URL, fresh_postgres
+    from tests.conftest import fresh_postgres
+    from tests.outage import database_down
     from tests.server import running_server
 
     url = fresh_postgres(postgres_server_url)
-    name = sa.make_url(url).database
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-    def allow_connections(allowed: bool) -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
-            if not allowed:
-                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                     "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
 
     with running_server(url, "--test-clock", command="demo") as base:
         watched = open_page(base, "/report", PHONE, "resident-database-down")
         page = watched.page
         choose_category(page)
         page.locator("#map path[data-code]").first.wait_for(state="attached")
-        allow_connections(False)
-        try:
+        with database_down(url):
             tap_building(watched)  # the building's units cannot load now: the page keeps asking
             page.locator("#submit").click()
             expect(page.locator("#submit")).to_have_text("连接不上，正在重试…")
             watched.screenshot("retrying")
-        finally:
-            allow_connections(True)
-            admin.dispose()
         page.wait_for_url(re.compile(r"/track/[^/]+$"), timeout=20000)
         expect_console_error(watched, "503")
         listed = Rest(base, "admin").get("/incidents")

@@ -62,3 +62,18 @@ def expect_console_error(watched: Watched, text: str) -> None:
     """An error the test caused on purpose (Chromium logs every 4xx): assert it, then forgive it."""
     assert any(text in error for error in watched.errors), watched.errors
     watched.errors[:] = [error for error in watched.errors if text not in error]
+
+
+def holdable_pushes(page) -> dict:
+    """Route the page's Socket.IO through the test and reload it; while the returned
+    `{"held": True}`, incident pushes are dropped, so the page stays behind what others do."""
+    switch = {"held": False}
+
+    def drop_pushes_while_held(socket):
+        server = socket.connect_to_server()
+        server.on_message(lambda message: None if switch["held"] and str(message).startswith('42["incident_event"')
+                          else socket.send(message))
+
+    page.route_web_socket("**/socket.io/**", drop_pushes_while_held)
+    page.reload()
+    return switch
