@@ -15,7 +15,7 @@ from tests.browser import (
     sign_in_form,
     sign_in_storage,
 )
-from tests.web_helpers import Rest, expect_console_error
+from tests.web_helpers import Rest, expect_console_error, holdable_pushes
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect
@@ -219,3 +219,34 @@ def test_an_action_whose_answer_was_lost_is_retried_and_done_once(demo_server, o
     timeline = Rest(demo_server, "admin").get(f"/incidents/{drain['id']}/events")["events"]
     assert [e["type"] for e in timeline].count("acknowledged") == 1
     expect_console_error(watched, "net::ERR_FAILED")
+
+
+def test_an_incident_moved_away_unheard_says_so_and_leaves_the_queue(demo_server, open_page):
+    """The operator moved the incident to another grid while this console heard nothing (its
+    pushes held back): the tap is refused 403, said in Chinese, and the card goes."""
+    watched = console(open_page, demo_server, GRID, TABLET, "console-moved-away")
+    page = watched.page
+    pushes = holdable_pushes(page)
+    drain = report(demo_server, building_in(demo_server, GRID, 6), "blocked_drain", "13800000008")
+    card(watched, drain["public_id"]).click()
+    page.locator("#reporter-phone").wait_for()
+    pushes["held"] = True
+    Rest(demo_server, "operator").act(drain["id"], "reassign", grid_code=OTHER_GRID, reason="楼栋属于第3网格")
+    page.wait_for_timeout(300)
+    assert card(watched, drain["public_id"]).count() == 1  # it has not heard
+
+    page.click("button[data-action=acknowledge]")
+    expect(page.locator("#notice")).to_have_text("该事件已不在您的管辖范围内")
+    expect(card(watched, drain["public_id"])).to_have_count(0)
+    expect(page.locator("#detail")).to_contain_text("该事件已不在您的待办中")
+    watched.screenshot("moved-away")
+    expect_console_error(watched, "403")
+    # The other codes an action may meet read the same way, the incident's status translated.
+    said = page.evaluate("""async () => {
+      const { problem } = await import("/static/js/i18n.js");
+      return [problem({ status: 409, code: "invalid_transition", message: "cannot verify an incident that is closed",
+                        details: { status: "closed" } }),
+              problem({ status: 400, code: "some_new_code", message: "as the server said", details: {} }),
+              problem(new TypeError("Failed to fetch"))];
+    }""")
+    assert said == ["该事件当前为「已结案」，不能执行此操作", "as the server said", "网络不通，请稍后再试（不会重复操作）"]

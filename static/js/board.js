@@ -3,7 +3,7 @@
 // community and crew, filters and CSV export.
 /* global Chart */
 import { api, token } from "./api.js";
-import { language, languageToggle, t } from "./i18n.js";
+import { language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
 import { signOutButton, signedIn } from "./signin.js";
@@ -262,7 +262,7 @@ async function download(event) {
 
 function showError(error) {
   const banner = $("offline");
-  banner.textContent = error.message;
+  banner.textContent = problem(error);
   banner.hidden = false;
 }
 

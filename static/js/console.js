@@ -68,14 +68,18 @@ const categoryName = (incident) => (language() === "en" ? incident.category_name
 // --- the queue and the markers ---
 
 /** Take an incident as the server now shows it; older versions than the one we hold are ignored. */
+function forget(id) {
+  state.incidents.delete(id);
+  state.markers.get(id)?.remove();
+  state.markers.delete(id);
+}
+
 function applyIncident(incident, { live = false } = {}) {
   observeServerTime(incident.updated_at);
   const known = state.incidents.get(incident.id);
   if (known && known.version > incident.version) return false;
   if (!mine(incident)) {
-    state.incidents.delete(incident.id);
-    state.markers.get(incident.id)?.remove();
-    state.markers.delete(incident.id);
+    forget(incident.id);
     return Boolean(known);
   }
   state.incidents.set(incident.id, incident);
@@ -261,7 +265,9 @@ function renderDetail() {
   const panel = $("detail");
   const incident = state.incidents.get(state.selected);
   if (!incident) {
-    panel.innerHTML = `<p class="empty">${esc(t(state.selected ? "console.detail.gone" : "console.detail.none"))}</p>`;
+    // The notice stays: it says why the incident went (moved to another grid, say).
+    panel.innerHTML = `<p class="empty">${esc(t(state.selected ? "console.detail.gone" : "console.detail.none"))}</p>
+      <div id="notice" role="status" hidden></div>`;
     delete panel.dataset.incident;
     return;
   }
@@ -354,9 +360,15 @@ async function act(action, extra = {}) {
       // Perhaps done with only the answer lost: show the incident as it now stands.
       await loadDetail(incident.id).catch(() => renderDetail());
       notice(problem(error), "warn");
+    } else if (error instanceof ApiError && [403, 404].includes(error.status)) {
+      // Moved to another grid (or gone) while this console did not hear of it.
+      forget(incident.id);
+      renderQueue();
+      renderDetail();
+      notice(problem(error), "warn");
     } else {
       renderDetail();
-      notice(error.message, "warn");
+      notice(problem(error), "warn");
     }
   } finally {
     state.busy = false;

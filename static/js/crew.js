@@ -150,7 +150,7 @@ async function act(id, action) {
     } else {
       fillCard(job);
     }
-    say(id, error.code === "stale_version" ? t("crew.stale") : t("crew.failed", { message: error.message }));
+    say(id, error.code === "stale_version" ? t("crew.stale") : t("crew.failed", { message: problem(error) }));
   }
 }
 
@@ -180,7 +180,7 @@ async function sendPosition() {
     const crew = await api(`/crews/${crewId}/position`, { method: "POST", body: { lon, lat } });
     shareStatus(t("crew.share.sent", { time: localTime(crew.position?.at) }));
   } catch (error) {
-    shareStatus(t("crew.share.failed", { message: error.message }));
+    shareStatus(t("crew.share.failed", { message: problem(error) }));
   }
 }
 

@@ -11,6 +11,20 @@ const STRINGS = {
     "net.retrying": "连接不上，正在重试…",
     "net.unreachable": "网络不通，请稍后再试（不会重复操作）",
     "net.unavailable": "服务器暂时无法处理，请稍后再试（不会重复操作）",
+    // The server's error codes, for what its English message would otherwise say (problem()).
+    "error.invalid_transition": "该事件当前为「{status}」，不能执行此操作",
+    "error.forbidden": "您的角色不能执行此操作",
+    "error.out_of_scope": "该事件已不在您的管辖范围内",
+    "error.incident_not_found": "找不到该事件",
+    "error.no_crew_needed": "此类事件由网格员处理，无需派维修队",
+    "error.already_paused": "该事件已暂停计时",
+    "error.not_paused": "该事件没有暂停计时",
+    "error.rate_limited": "提交太频繁，请稍后再试；紧急情况请拨打热线",
+    "error.authentication_required": "请先登录",
+    "error.invalid_token": "登录已失效，请重新登录",
+    "error.token_expired": "登录已过期，请重新登录",
+    "error.token_revoked": "登录已失效，请重新登录",
+    "error.user_disabled": "该账号已停用",
     "auth.username": "用户名",
     "auth.password": "密码",
     "auth.signin": "登录",
@@ -241,6 +255,19 @@ const STRINGS = {
     "net.retrying": "Not getting through; trying again…",
     "net.unreachable": "No connection; please try again shortly (it will not be done twice)",
     "net.unavailable": "The server cannot take this just now; please try again shortly (it will not be done twice)",
+    "error.invalid_transition": "This incident is now {status}; that cannot be done",
+    "error.forbidden": "Your role may not do this",
+    "error.out_of_scope": "This incident is no longer in your area",
+    "error.incident_not_found": "No such incident",
+    "error.no_crew_needed": "This kind of report is handled by the grid manager, not a crew",
+    "error.already_paused": "The incident's clock is already paused",
+    "error.not_paused": "The incident's clock is not paused",
+    "error.rate_limited": "Too many reports just now; please try again later, or call the hotline in an emergency",
+    "error.authentication_required": "Please sign in first",
+    "error.invalid_token": "Your sign-in is no longer valid; please sign in again",
+    "error.token_expired": "Your sign-in has expired; please sign in again",
+    "error.token_revoked": "Your sign-in is no longer valid; please sign in again",
+    "error.user_disabled": "This account is disabled",
     "auth.username": "Username",
     "auth.password": "Password",
     "auth.signin": "Sign in",
@@ -472,12 +499,17 @@ export function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
 }
 
-/** What to tell the user about a failed request: the server's own message, unless the
- *  server could not be reached or could not answer (then its words, in English, say nothing
- *  the user can act on). */
+/** What to tell the user about a failed request, in the user's language: no connection, a
+ *  server that cannot answer now, or what the server's error code means; the server's own
+ *  (English) message only for a code without a translation. */
 export function problem(error) {
   if (typeof error?.status !== "number") return t("net.unreachable");
   if ([502, 503, 504].includes(error.status)) return t("net.unavailable");
+  const key = `error.${error.code}`;
+  if (error.code && key in STRINGS["zh-CN"]) {
+    const status = error.details?.status;
+    return t(key, { ...error.details, status: status ? t(`status.${status}`) : "" });
+  }
   return error.message;
 }
 

@@ -4,7 +4,7 @@
 // a server whose database is not answering (503) is retried by the form itself.
 /* global L */
 import { api, newKey, retrying, worthRetrying } from "./api.js";
-import { language, languageToggle, t } from "./i18n.js";
+import { language, languageToggle, problem, t } from "./i18n.js";
 import { createMap, drawAreas, highlight } from "./map.js";
 
 const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
@@ -261,7 +261,7 @@ function showError(error) {
   }
   const field = String(error.details.field || "").split(".")[0];
   if (!FIELDS.includes(field)) {
-    setFieldError("form", t("report.failed", { message: error.message }));
+    setFieldError("form", t("report.failed", { message: problem(error) }));
     return;
   }
   let message = error.message;

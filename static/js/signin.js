@@ -1,7 +1,7 @@
 // Sign-in for the staff apps: reuse a stored session whose role fits, else show the form
 // and wait for a successful sign-in. Resolves with the user from GET /auth/me.
 import { ApiError, api, currentUser, signIn, signOut, token } from "./api.js";
-import { t } from "./i18n.js";
+import { problem, t } from "./i18n.js";
 
 /**
  * @param {object} options
@@ -35,7 +35,7 @@ export async function signedIn({ form, roles }) {
         form.hidden = true;
         resolve(await api("/auth/me"));
       } catch (error) {
-        alert.textContent = error instanceof ApiError && error.status === 401 ? t("auth.failed") : error.message;
+        alert.textContent = error instanceof ApiError && error.status === 401 ? t("auth.failed") : problem(error);
       }
     });
   });

@@ -2,7 +2,7 @@
 // end a 1–5 satisfaction rating. Reads GET /track/<token>, then follows the live push from the
 // last seq it read, so nothing between the two is missed.
 import { ApiError, api } from "./api.js";
-import { language, languageToggle, t } from "./i18n.js";
+import { language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { localTime } from "./ui.js";
 
@@ -127,7 +127,7 @@ $("rate").addEventListener("submit", async (event) => {
     }));
     render();
   } catch (error) {
-    $("rate-error").textContent = error instanceof ApiError ? error.message : t("report.network");
+    $("rate-error").textContent = problem(error);
   } finally {
     $("rate-submit").disabled = false;
   }
