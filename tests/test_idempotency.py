@@ -154,3 +154,21 @@ def test_concurrent_copies_of_an_action_are_done_once(postgres_server_url, copie
         assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in responses) == 1
         timeline = rest.get(f"/incidents/{incident['id']}/events")["events"]
         assert sum(e["type"] == "acknowledged" for e in timeline) == 1
+
+
+def test_keys_are_forgotten_after_a_day(world):
+    """The clock forgets day-old keys (every tap stores a whole incident view); until then a
+    retry is answered, after it the key is free for a new request."""
+    from dispatch.sla.worker import SlaWorker
+
+    first = world.report(category="noise", key="day-old-report").get_json()
+    assert world.act("m1", first, "acknowledge", key="day-old-ack").status_code == 200
+    clock = SlaWorker(world.app)
+    world.clock.advance(23 * 60)
+    assert clock.tick()["keys_forgotten"] == 0
+    assert world.report(category="noise", key="day-old-report").headers.get("Idempotent-Replayed") == "true"
+    world.clock.advance(2 * 60)
+    assert clock.tick()["keys_forgotten"] == 2
+    again = world.report(category="noise", key="day-old-report")
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    assert again.get_json()["id"] != first["id"]

@@ -144,7 +144,8 @@ class EventRoom(Base):
 
 
 class IdempotencyKey(Base):
-    """The first answer to a report submitted with an Idempotency-Key, replayed on retries."""
+    """The first answer to a report or action sent with an Idempotency-Key, replayed on retries
+    (kept a day: see service.forget_old_keys)."""
 
     __tablename__ = "idempotency_keys"
 
@@ -152,7 +153,7 @@ class IdempotencyKey(Base):
     incident_id: Mapped[int] = mapped_column(Integer, ForeignKey("incidents.id"))
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     # Never read through (lazy="raise"): declared so that a flush writes a new incident
     # before its key. The ORM orders inserts by relationships, not by foreign keys.
     incident: Mapped[Incident] = relationship(lazy="raise")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,8 @@ from dispatch.incidents.models import (
 from dispatch.incidents.views import IncidentViews, resident_answer, resident_view
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
+
+KEY_RETENTION = timedelta(days=1)  # how long a retry with the same Idempotency-Key is answered
 
 
 def _request_hash(payload: Any) -> str:
@@ -111,6 +113,16 @@ def _once(ctx: Context, key: str | None, request_hash: str,
             raise
         return replay, True
     return body, False
+
+
+def forget_old_keys(db: Session, now: datetime) -> int:
+    """Forget the answers stored under Idempotency-Keys older than KEY_RETENTION; how many.
+
+    Every staff tap stores one (a whole incident view), so kept for ever the table would
+    grow by megabytes a day; a day is long past any client's retries. A key is free for a
+    new request once forgotten."""
+    forgotten = db.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - KEY_RETENTION))
+    return forgotten.rowcount or 0
 
 
 def _replay(db: Session, key: str, request_hash: str) -> dict[str, Any] | None:

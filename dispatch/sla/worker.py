@@ -30,6 +30,7 @@ from dispatch.failures import Failures
 from dispatch.incidents.events import lock_event_log
 from dispatch.incidents.flows import Context
 from dispatch.incidents.models import Incident
+from dispatch.incidents.service import forget_old_keys
 from dispatch.people.roster import RosterCache
 from dispatch.sla.models import WorkerLease
 from dispatch.sla.schedule import due_for_evaluation, evaluate
@@ -135,7 +136,8 @@ class Leadership:
 
 
 class SlaWorker:
-    """The clock of one app: a tick runs the SLA pass when this process leads."""
+    """The clock of one app: a tick runs the SLA pass, and forgets day-old Idempotency-Keys,
+    when this process leads."""
 
     def __init__(self, app: Flask, *, interval_s: float = 5, holder: str | None = None) -> None:
         self.db: Database = app.extensions["griddispatch.db"]
@@ -151,6 +153,8 @@ class SlaWorker:
             return {"leader": False}
         totals = run_once(db=self.db, clock=self.clock, tz=self.tz, index_cache=self.index_cache,
                           roster_cache=self.roster_cache)
+        with self.db.session() as session:
+            totals["keys_forgotten"] = forget_old_keys(session, self.clock.now())
         return {"leader": True, **totals}
 
 
