@@ -108,7 +108,6 @@ def test_position_sharing_posts_the_position(demo_server, open_page, plumbers):
     assert (round(position["lon"], 4), round(position["lat"], 4)) == (118.7861, 32.0342)
 
 
-
 def test_a_tap_during_a_database_outage_is_retried_then_explained(postgres_server_url, open_page):
     """A real outage on PostgreSQL: the tap is tried again by itself while the server answers
     503, the member is then told in Chinese (not the server's English) that nothing can be
@@ -118,7 +117,6 @@ def test_a_tap_during_a_database_outage_is_retried_then_explained(postgres_serve
     from tests.server import running_server
 
     url = fresh_postgres(postgres_server_url)
-
     with running_server(url, "--test-clock", command="demo") as base:
         answer = report(base)
         members = crew_members(base, sent_crew(base, answer["id"]))

@@ -254,7 +254,6 @@ def test_report_sent_while_the_database_is_down_goes_through_when_it_is_back(pos
     from tests.server import running_server
 
     url = fresh_postgres(postgres_server_url)
-
     with running_server(url, "--test-clock", command="demo") as base:
         watched = open_page(base, "/report", PHONE, "resident-database-down")
         page = watched.page
