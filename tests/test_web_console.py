@@ -250,3 +250,23 @@ def test_an_incident_moved_away_unheard_says_so_and_leaves_the_queue(demo_server
               problem(new TypeError("Failed to fetch"))];
     }""")
     assert said == ["该事件当前为「已结案」，不能执行此操作", "as the server said", "网络不通，请稍后再试（不会重复操作）"]
+
+
+def test_the_crews_to_choose_from_are_read_again_when_an_incident_is_opened(demo_server, open_page):
+    """Whether a crew is free changes all day: opening an incident shows the crews as they
+    stand now, not as they stood when the console was loaded."""
+    watched = console(open_page, demo_server, GRID, TABLET, "console-crew-states")
+    page = watched.page
+    first = report(demo_server, building_in(demo_server, GRID, 7), "blocked_drain", "13800000009")
+    second = report(demo_server, building_in(demo_server, GRID, 8), "blocked_drain", "13800000010")
+    card(watched, first["public_id"]).click()
+    page.locator("#crew-choice option").first.wait_for(state="attached")
+
+    def label(crew_id: int) -> str:
+        return page.locator(f'#crew-choice option[value="{crew_id}"]').inner_text()
+
+    admin = Rest(demo_server, "admin")
+    free = next(c for c in admin.get("/crews")["crews"] if c["status"] == "available" and "空闲" in label(c["id"]))
+    admin.call("POST", f"/crews/{free['id']}/status", json={"status": "off"})
+    card(watched, second["public_id"]).click()
+    expect(page.locator(f'#crew-choice option[value="{free["id"]}"]')).to_contain_text("休息")

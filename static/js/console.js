@@ -184,7 +184,11 @@ async function select(id) {
 }
 
 async function loadDetail(id) {
-  const [incident, timeline] = await Promise.all([api(`/incidents/${id}`), api(`/incidents/${id}/events`)]);
+  // The crews are read again too: whether each is free changes all day, and the choice of
+  // another crew is made here.
+  const [incident, timeline, crews] = await Promise.all([api(`/incidents/${id}`), api(`/incidents/${id}/events`),
+    api("/crews")]);
+  state.crews = crews.crews;
   if (state.selected !== id) return;
   state.phones.set(id, incident.reporter.phone);
   // The ranking comes with crew_recommended, or with an automatic dispatch of an urgent report.
