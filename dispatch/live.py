@@ -37,6 +37,7 @@ from dispatch.incidents.views import IncidentViews, resident_view
 from dispatch.people.auth import token_digest, user_for_token
 from dispatch.people.directory import managed_grids
 from dispatch.people.models import User
+from dispatch.people.service import areas_watching
 from grids.store import IndexCache
 
 log = logging.getLogger(__name__)
@@ -502,19 +503,11 @@ _areas: IndexCache | None = None  # this server's area index, for the rooms abov
 
 
 def crew_rooms(crew) -> set[str]:
-    """Everyone who may watch a crew: its members, admins, and each area room whose scope
-    holds one of its service areas, up to the district (a district's board sees a crew that
-    serves one of its streets, as it sees that street's incidents)."""
-    rooms = {"all", f"crew:{crew.id}"}
-    index = _areas.index if _areas is not None else None
-    for code in crew.service_areas or []:
-        rooms.add(f"area:{code}")
-        try:
-            chain = index.chain_of(code) if index is not None else {}
-        except KeyError:  # an area removed since the crew was set up
-            chain = {}
-        rooms.update(f"area:{above}" for above in chain.values() if above)
-    return rooms
+    """Everyone who may watch a crew: its members, admins, and the rooms of the areas at or
+    above its service areas (a district's board sees a crew that serves one of its streets,
+    as it sees that street's incidents; GET /crews?area= lists by the same rule)."""
+    watching = areas_watching(crew, _areas.index.chain_of)  # attach() loaded the index
+    return {"all", f"crew:{crew.id}"} | {f"area:{code}" for code in watching}
 
 
 def push_crew(crew, *, now, status_changed: bool) -> bool:

@@ -426,19 +426,20 @@ def list_crews(*, session: Session, status: str | None = None, skill: str | None
     # Skills and service areas are JSON lists; filtering here keeps the query the same on
     # SQLite and PostgreSQL.
     return [c for c in crews if (skill is None or skill in (c.skills or ()))
-            and (area is None or serves_within(c, area, chain_of))]
+            and (area is None or area in areas_watching(c, chain_of))]
 
 
-def serves_within(crew: Crew, area: str, chain_of: Callable[[str], dict[str, str | None]]) -> bool:
-    """Whether one of the crew's service areas is `area` or lies under it: the crews a board
-    of that area shows, and whose live pushes it gets."""
+def areas_watching(crew: Crew, chain_of: Callable[[str], dict[str, str | None]]) -> set[str]:
+    """The areas whose boards show a crew and whose live rooms get its pushes: each of its
+    service areas and every area above one, up to the district (`chain_of` gives an area's
+    chain)."""
+    watching: set[str] = set()
     for code in crew.service_areas or ():
         try:
-            if area in chain_of(code).values():
-                return True
+            watching.update(above for above in chain_of(code).values() if above)
         except KeyError:  # a service area no longer on the map
-            continue
-    return False
+            watching.add(code)
+    return watching
 
 
 # -- categories ----------------------------------------------------------------------------
