@@ -486,7 +486,8 @@ def _register_handlers(app: Flask, tailer: Tailer) -> None:
                 raise refuse("authentication_required", "connect with auth {token} or {tracking_token}")
         tailer.gate.acquire()
         try:
-            for room in rooms:
+            # Crew pushes only, never replayed: the serving rooms stay out of the replay.
+            for room in rooms | serving_rooms(rooms):
                 join_room(room)
         except BaseException:
             tailer.gate.release()
@@ -503,11 +504,29 @@ _areas: IndexCache | None = None  # this server's area index, for the rooms abov
 
 
 def crew_rooms(crew) -> set[str]:
-    """Everyone who may watch a crew: its members, admins, and the rooms of the areas at or
-    above its service areas (a district's board sees a crew that serves one of its streets,
-    as it sees that street's incidents; GET /crews?area= lists by the same rule)."""
+    """Everyone who may watch a crew: its members, admins, the rooms of the areas at or above
+    its service areas (a district's board sees a crew that serves one of its streets, as it
+    sees that street's incidents) and the `serving:` room of each service area, which the
+    clients of every area under it join (a street's board and a grid's manager see a
+    district-wide crew). `service.serves`, behind GET /crews?area=, is the same rule."""
     watching = areas_watching(crew, _areas.index.chain_of)  # attach() loaded the index
-    return {"all", f"crew:{crew.id}"} | {f"area:{code}" for code in watching}
+    return ({"all", f"crew:{crew.id}"} | {f"area:{code}" for code in watching}
+            | {f"serving:{code}" for code in crew.service_areas or ()})
+
+
+def serving_rooms(rooms: set[str]) -> set[str]:
+    """The `serving:` rooms of the areas above each of these area rooms: there a client
+    hears of the crews whose service area covers its own from above."""
+    above: set[str] = set()
+    for room in rooms:
+        if room.startswith("area:"):
+            code = room.removeprefix("area:")
+            try:
+                chain = _areas.index.chain_of(code)
+            except KeyError:  # an area no longer on the map
+                continue
+            above.update(f"serving:{c}" for c in chain.values() if c and c != code)
+    return above
 
 
 def push_crew(crew, *, now, status_changed: bool) -> bool:

@@ -171,37 +171,43 @@ def test_two_processes_share_rooms_through_redis(staffed):
 
 
 def test_crew_status_and_position_are_pushed(staffed):
+    """A crew's pushes reach every client of an area it works in: the areas above its service
+    areas (their incidents' rooms) and the areas under them (served from above)."""
     import requests
 
     with running_server(staffed) as base:
-        crew_token = login(base, "crew-a")
+        crew_token = login(base, "crew-a")  # crew A serves the whole district
         me = requests.get(f"{base}/api/v1/auth/me", timeout=10,
                           headers={"Authorization": f"Bearer {crew_token}"}).json()
         board = Tablet(token=login(base, "committee-d")).connect(base)
+        other_street = Tablet(token=login(base, "committee-s1")).connect(base)  # street 320104001
+        m1 = Tablet(token=login(base, "m1")).connect(base)  # grid G1, in street 320104001
+        m3 = Tablet(token=login(base, "m3")).connect(base)  # grid G3, in street 320104002
         report(base, B1_POINT, "burst_pipe")  # dispatches crew A: it turns busy
-        board.wait(lambda: any(c["crew_id"] == me["crew_id"] and c["status"] == "busy" for c in board.crews),
-                   "crew A busy")
+        for watcher in (board, other_street, m1, m3):
+            watcher.wait(lambda w=watcher: any(c["crew_id"] == me["crew_id"] and c["status"] == "busy"
+                                               for c in w.crews), "crew A busy")
         response = requests.post(f"{base}/api/v1/crews/{me['crew_id']}/position", timeout=10,
                                  headers={"Authorization": f"Bearer {crew_token}"},
                                  json={"lon": B3_POINT[0], "lat": B3_POINT[1]})
         assert response.status_code == 200, response.text
         board.wait(lambda: any(c["lon"] == B3_POINT[0] for c in board.crews), "the new position")
 
-        # Crew B serves one street: the district's board sees it move (the street is in its
-        # district), the board of another street never does.
-        other_street = Tablet(token=login(base, "committee-s1")).connect(base)
+        # Crew B serves street 320104002: the district's board and G3's manager see it go off
+        # duty; the other street's board and G1's manager never do.
         b_token = login(base, "crew-b")
         b_crew = requests.get(f"{base}/api/v1/auth/me", timeout=10,
                               headers={"Authorization": f"Bearer {b_token}"}).json()["crew_id"]
         response = requests.post(f"{base}/api/v1/crews/{b_crew}/status", timeout=10,
                                  headers={"Authorization": f"Bearer {b_token}"}, json={"status": "off"})
         assert response.status_code == 200, response.text
-        board.wait(lambda: any(c["crew_id"] == b_crew and c["status"] == "off" for c in board.crews),
-                   "crew B off duty, on the district's board")
+        for watcher in (board, m3):
+            watcher.wait(lambda w=watcher: any(c["crew_id"] == b_crew and c["status"] == "off" for c in w.crews),
+                         "crew B off duty")
         time.sleep(0.5)
-        assert not [c for c in other_street.crews if c["crew_id"] == b_crew]
-        board.disconnect()
-        other_street.disconnect()
+        assert not [c for c in other_street.crews + m1.crews if c["crew_id"] == b_crew]
+        for watcher in (board, other_street, m1, m3):
+            watcher.disconnect()
 
 
 def test_position_pushes_are_throttled(staffed):

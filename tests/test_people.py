@@ -314,18 +314,51 @@ def test_who_sees_crews(client, world):
     assert_error(call(client, "GET", "/crews/999", world.headers["admin"]), 404)
 
 
-def test_crews_serving_within_an_area(client, world):
-    """?area= gives the crews a board of that area shows: a service area at or under it."""
-    def serving(area: str) -> list[int]:
-        response = call(client, "GET", f"/crews?area={area}", world.headers["committee"])
+def far_crew(client, world) -> int:
+    """A crew of the other street (320104002), made by the admin."""
+    response = call(client, "POST", "/crews", world.headers["admin"],
+                    {"name": "夫子庙维修队", "skills": ["plumbing"], "service_areas": ["320104002"]})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_crews_working_in_an_area(client, world):
+    """?area= gives the crews a board of that area shows: a service area at, under or above it."""
+    far = far_crew(client, world)
+
+    def working(area: str) -> list[int]:
+        response = call(client, "GET", f"/crews?area={area}", world.headers["admin"])
         assert response.status_code == 200, response.get_json()
         return [c["id"] for c in response.get_json()["crews"]]
 
-    assert serving("320104") == [world.crew_a, world.crew_b]  # a street's crew and the district's
-    assert serving(STREET) == [world.crew_a]  # the district-wide crew is not the street's own
-    assert serving(G1) == []  # under the street a crew serves: not on that grid's board
-    assert serving("320104002") == []
-    assert_error(call(client, "GET", "/crews?area=NOPE", world.headers["committee"]), 422, "area")
+    assert working("320104") == [world.crew_a, world.crew_b, far]  # the district: all of them
+    assert working(STREET) == [world.crew_a, world.crew_b]  # its own and the district-wide crew
+    assert working(G1) == [world.crew_a, world.crew_b]  # served from above, by both
+    assert working("320104002") == [world.crew_b, far]
+    assert working(G3) == [world.crew_b, far]
+    assert_error(call(client, "GET", "/crews?area=NOPE", world.headers["admin"]), 422, "area")
+
+
+def test_a_committee_member_sees_the_crews_of_its_scope(client, world):
+    far = far_crew(client, world)
+    committee = world.headers["committee"]  # street 320104001
+
+    def listed(url: str) -> list[int]:
+        response = call(client, "GET", url, committee)
+        assert response.status_code == 200, response.get_json()
+        return [c["id"] for c in response.get_json()["crews"]]
+
+    assert listed("/crews") == [world.crew_a, world.crew_b]  # its scope by default
+    assert listed(f"/crews?area={G1}") == [world.crew_a, world.crew_b]
+    assert listed("/crews?skill=gas") == [world.crew_b]
+    for outside in ("320104002", "320104", G3):  # another street, the district above, a grid elsewhere
+        error = assert_error(call(client, "GET", f"/crews?area={outside}", committee), 403, "area")
+        assert error["code"] == "out_of_scope"
+    assert call(client, "GET", f"/crews/{world.crew_b}", committee).status_code == 200
+    assert assert_error(call(client, "GET", f"/crews/{far}", committee), 403)["code"] == "out_of_scope"
+    # Staff who dispatch still see every crew (help from another street is theirs to send).
+    for role in ("operator", "grid_manager"):
+        assert far in [c["id"] for c in call(client, "GET", "/crews", world.headers[role]).get_json()["crews"]]
 
 
 # -- categories ----------------------------------------------------------------------------

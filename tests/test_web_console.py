@@ -266,7 +266,33 @@ def test_the_crews_to_choose_from_are_read_again_when_an_incident_is_opened(demo
         return page.locator(f'#crew-choice option[value="{crew_id}"]').inner_text()
 
     admin = Rest(demo_server, "admin")
-    free = next(c for c in admin.get("/crews")["crews"] if c["status"] == "available" and "空闲" in label(c["id"]))
+    # A crew of another street: no push tells this console of it, only the read does.
+    working_here = {c["id"] for c in admin.get(f"/crews?area={GRID}")["crews"]}
+    free = next(c for c in admin.get("/crews")["crews"] if c["status"] == "available"
+                and c["id"] not in working_here and "空闲" in label(c["id"]))
     admin.call("POST", f"/crews/{free['id']}/status", json={"status": "off"})
+    page.wait_for_timeout(500)
+    expect(page.locator(f'#crew-choice option[value="{free["id"]}"]')).to_contain_text("空闲")
     card(watched, second["public_id"]).click()
     expect(page.locator(f'#crew-choice option[value="{free["id"]}"]')).to_contain_text("休息")
+
+
+def test_a_crew_working_in_my_grid_going_off_duty_shows_at_once(demo_server, open_page):
+    """Crews serving my grids push their status to my console: the choice of another crew in
+    the open incident says 休息 without anything being reopened."""
+    watched = console(open_page, demo_server, GRID, TABLET, "console-crew-live")
+    page = watched.page
+    first = report(demo_server, building_in(demo_server, GRID, 7), "blocked_drain", "13800000009")
+    card(watched, first["public_id"]).click()
+    page.locator("#crew-choice option").first.wait_for(state="attached")
+    admin = Rest(demo_server, "admin")
+    # Crews without the drainage skill are listed by status, not by rank: one serving the grid
+    # from its street, one from the whole district.
+    working_here = [c for c in admin.get(f"/crews?area={GRID}")["crews"] if "drainage" not in c["skills"]]
+    for crew in (next(c for c in working_here if "320104" not in c["service_areas"]),
+                 next(c for c in working_here if "320104" in c["service_areas"])):
+        option = page.locator(f'#crew-choice option[value="{crew["id"]}"]')
+        expect(option).to_contain_text("空闲")
+        admin.call("POST", f"/crews/{crew['id']}/status", json={"status": "off"})
+        expect(option).to_contain_text("休息")
+    watched.screenshot("crew-off-live")

@@ -48,13 +48,19 @@ def list_crews():
     # A crew member sees its own crew only; one in no crew sees none (there is no crew 0).
     own = (user.crew_id or 0) if user.role == "crew" else None
     area = request.args.get("area") or None
+    # A committee member watches its scope: the crews working there, and no others.
+    if user.role == "committee" and area is None:
+        area = user.scope_area_code
     chain_of = None
     if area is not None:
         index = area_index()
         try:
-            index.level_of(area)
+            chain = index.chain_of(area)
         except KeyError:
             raise bad_field("area", f"unknown area {area!r}", 422) from None
+        if user.role == "committee" and user.scope_area_code not in chain.values():
+            raise ApiError(403, "out_of_scope", f"area {area} is outside your scope {user.scope_area_code}",
+                           {"field": "area", "scope": user.scope_area_code})
         chain_of = index.chain_of
     crews = service.list_crews(session=session(), status=request.args.get("status") or None,
                                skill=request.args.get("skill") or None, crew_id=own,
@@ -73,7 +79,11 @@ def create_crew():
 @bp.get("/crews/<crew_id>")
 def get_crew(crew_id: str):
     user = require_user(*READERS)
-    return jsonify(crew_json(_crew(crew_id, user, also=READERS)))
+    crew = _crew(crew_id, user, also=READERS)
+    if user.role == "committee" and not service.serves(crew, user.scope_area_code, area_index().chain_of):
+        raise ApiError(403, "out_of_scope", f"crew {crew.id} does not work in your scope {user.scope_area_code}",
+                       {"crew": crew.id, "scope": user.scope_area_code})
+    return jsonify(crew_json(crew))
 
 
 @bp.patch("/crews/<crew_id>")
@@ -120,11 +130,13 @@ CREW_BODY = {"type": "object", "properties": {
 FORBIDDEN = "not a member of this crew, or a role that may not"
 PATHS = {
     "/crews": {
-        "get": op("Crews (a crew member sees its own)", "listCrews", params=[
+        "get": op("Crews (a crew member sees its own; a committee member those in its scope)", "listCrews", params=[
             query("status", {"type": "string", "enum": list(CREW_STATUSES)}, "only this status"),
             query("skill", {"type": "string"}, "only crews with this skill"),
-            query("area", {"type": "string"}, "only crews serving at or under this area (a board's scope)")],
-            errors={"400": "a bad filter", "403": "residents may not", "422": "unknown area"}),
+            query("area", {"type": "string"}, "only crews working in this area: a service area at, "
+                  "under or above it (a board's scope; a committee member's scope by default)")],
+            errors={"400": "a bad filter", "403": "residents may not; an area outside a committee "
+                    "member's scope", "422": "unknown area"}),
         "post": op("Create a crew", "createCrew", body={**CREW_BODY, "required": ["name"]},
                    ok=("201", CREW), errors={"400": "a bad field, named in details.field",
                                              "403": "admins only", "409": "name taken",
@@ -132,7 +144,8 @@ PATHS = {
     },
     "/crews/{crew_id}": {
         "get": op("One crew", "getCrew", params=[CREW_ID], ok=("200", CREW),
-                  errors={"403": FORBIDDEN, "404": "no such crew"}),
+                  errors={"403": FORBIDDEN + "; a crew not working in a committee member's scope",
+                          "404": "no such crew"}),
         "patch": op("Change a crew (members replaces the list)", "updateCrew", params=[CREW_ID],
                     body=CREW_BODY, ok=("200", CREW),
                     errors={"400": "a bad field", "403": "admins only", "404": "no such crew",

@@ -416,7 +416,7 @@ def list_crews(*, session: Session, status: str | None = None, skill: str | None
                crew_id: int | None = None, area: str | None = None,
                chain_of: Callable[[str], dict[str, str | None]] | None = None) -> list[Crew]:
     """Crews in id order, optionally only one status, one skill, one crew, or those serving
-    within an area (`chain_of` gives an area's chain up to the district)."""
+    `area` (`chain_of` gives an area's chain up to the district)."""
     query = select(Crew).order_by(Crew.id)
     if status is not None:
         query = query.where(Crew.status == fields.choice("status", status, CREW_STATUSES))
@@ -426,13 +426,23 @@ def list_crews(*, session: Session, status: str | None = None, skill: str | None
     # Skills and service areas are JSON lists; filtering here keeps the query the same on
     # SQLite and PostgreSQL.
     return [c for c in crews if (skill is None or skill in (c.skills or ()))
-            and (area is None or area in areas_watching(c, chain_of))]
+            and (area is None or serves(c, area, chain_of))]
+
+
+def serves(crew: Crew, area: str, chain_of: Callable[[str], dict[str, str | None]]) -> bool:
+    """Whether a crew works in `area`: a service area at or under it (a street's crew works
+    in its district) or above it (a district-wide crew works in every street and grid).
+    A board of `area` shows these crews, and its live room hears them (`live.crew_rooms`)."""
+    try:
+        around = {code for code in chain_of(area).values() if code}
+    except KeyError:  # an area no longer on the map
+        around = {area}
+    return any(code in around for code in crew.service_areas or ()) or area in areas_watching(crew, chain_of)
 
 
 def areas_watching(crew: Crew, chain_of: Callable[[str], dict[str, str | None]]) -> set[str]:
-    """The areas whose boards show a crew and whose live rooms get its pushes: each of its
-    service areas and every area above one, up to the district (`chain_of` gives an area's
-    chain)."""
+    """Each of a crew's service areas and every area above one, up to the district
+    (`chain_of` gives an area's chain): the areas a crew works in by being under them."""
     watching: set[str] = set()
     for code in crew.service_areas or ():
         try:

@@ -171,6 +171,15 @@ function onLiveEvent(event) {
   }
 }
 
+// A crew working in my grids went busy, off or free: the choice of another crew says so at
+// once. (Pushes come for the crews serving my grids; the others are read with each incident.)
+function onCrew(crew) {
+  const known = state.crews.find((c) => c.id === crew.crew_id);
+  if (!known || known.status === crew.status) return;
+  known.status = crew.status;
+  if (state.selected) renderDetail();
+}
+
 // --- the selected incident ---
 
 async function select(id) {
@@ -446,6 +455,7 @@ async function start() {
 
   const live = new LiveConnection({ token: token(), storageKey });
   live.addEventListener("event", (e) => onLiveEvent(e.detail));
+  live.addEventListener("crew", (e) => onCrew(e.detail));
   live.addEventListener("status", (e) => { $("offline").hidden = e.detail.online; });
   live.addEventListener("resync", () => loadQueue());
   window.addEventListener("beforeunload", () => live.close());
