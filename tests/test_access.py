@@ -173,6 +173,18 @@ def test_bad_actions(world, g1_incident):
     assert world.act("m1", g1_incident, "dispatch", crew_id="A").status_code == 422
     assert world.act("m1", g1_incident, "merge").get_json()["error"]["details"]["field"] == "duplicate_of"
     assert world.act("m1", g1_incident, "merge", duplicate_of=g1_incident["public_id"]).status_code == 422
+    # A reason a client can put in its own words (the message is English, for people).
+    waiting = world.report(category="noise").get_json()  # not dispatched: it may still move grid
+    reasons = {(field, world.act("m1", incident, action, **params).get_json()["error"]["details"]["reason"])
+               for incident, action, field, params in [
+                   (g1_incident, "dispatch", "crew_id", {"crew_id": 999}),
+                   (g1_incident, "merge", "duplicate_of", {}),
+                   (g1_incident, "merge", "duplicate_of", {"duplicate_of": g1_incident["public_id"]}),
+                   (waiting, "reassign", "grid_code", {"grid_code": G1, "reason": "x"}),
+                   (waiting, "reassign", "grid_code", {"grid_code": "320104001001"}),
+                   (g1_incident, "cancel", "reason", {})]}
+    assert reasons == {("crew_id", "unknown"), ("duplicate_of", "required"), ("duplicate_of", "same_incident"),
+                       ("grid_code", "same_grid"), ("grid_code", "not_a_grid"), ("reason", "required")}
     too_long = world.act("m1", g1_incident, "en_route", note="n" * 501)
     assert too_long.status_code == 400 and too_long.get_json()["error"]["details"]["field"] == "note"
     response = world.client.post("/api/v1/incidents/999999/actions", json={"action": "cancel"},

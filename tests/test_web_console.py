@@ -296,3 +296,37 @@ def test_a_crew_working_in_my_grid_going_off_duty_shows_at_once(demo_server, ope
         admin.call("POST", f"/crews/{crew['id']}/status", json={"status": "off"})
         expect(option).to_contain_text("休息")
     watched.screenshot("crew-off-live")
+
+
+def test_refused_choices_are_said_in_the_managers_words(demo_server, open_page):
+    """A field the server refuses reads as the console's own sentence, not the server's
+    English: a crew gone off duty unheard, an unknown or the same incident to merge into."""
+    watched = console(open_page, demo_server, GRID, TABLET, "console-field-errors")
+    page = watched.page
+    first = report(demo_server, building_in(demo_server, GRID, 7), "blocked_drain", "13800000011")
+    card(watched, first["public_id"]).click()
+    page.locator("#crew-choice option").first.wait_for(state="attached")
+    admin = Rest(demo_server, "admin")
+    working_here = {c["id"] for c in admin.get(f"/crews?area={GRID}")["crews"]}
+    far = next(c for c in admin.get("/crews")["crews"]
+               if c["status"] == "available" and c["id"] not in working_here)
+    admin.call("POST", f"/crews/{far['id']}/status", json={"status": "off"})  # unheard here
+    notice = page.locator("#notice")
+
+    page.select_option("#crew-choice", str(far["id"]))
+    page.click('[data-action="dispatch-other"]')
+    expect(notice).to_have_text(f"{far['name']}已下班休息，请选择其他维修队")
+    expect_console_error(watched, "409")
+    page.fill("#merge-original", "QH-NOPE")
+    page.click('[data-action="merge"]')
+    expect(notice).to_have_text("找不到这个原事件编号")
+    page.fill("#merge-original", first["public_id"])
+    page.click('[data-action="merge"]')
+    expect(notice).to_have_text("不能把事件合并到它自己")
+    expect_console_error(watched, "422")
+    page.click("#lang")
+    page.fill("#merge-original", "QH-NOPE")
+    page.click('[data-action="merge"]')
+    expect(notice).to_have_text("Nothing found for this original incident number")
+    expect_console_error(watched, "422")
+    assert incident(demo_server, login(demo_server, f"manager-{GRID}"), first["public_id"])["status"] == "assigned"

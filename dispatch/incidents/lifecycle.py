@@ -106,10 +106,10 @@ def _note(params: dict, field: str = "note", *, required: bool = False) -> str |
     value = params.get(field)
     if value is None or value == "":
         if required:
-            raise bad_field(field, "is required")
+            raise bad_field(field, "is required", reason="required")
         return None
     if not isinstance(value, str) or len(value) > 500:
-        raise bad_field(field, "must be text of at most 500 characters")
+        raise bad_field(field, "must be text of at most 500 characters", reason="too_long", limit=500)
     return value.strip()
 
 
@@ -128,12 +128,12 @@ def _dispatch(ctx, incident, category, actor, params, user):
                        {"category": category.code})
     crew_id = params.get("crew_id", incident.recommended_crew_id)
     if crew_id is None:
-        raise bad_field("crew_id", "is required: no crew was recommended")
+        raise bad_field("crew_id", "is required: no crew was recommended", reason="required")
     crew = ctx.session.get(Crew, crew_id) if isinstance(crew_id, int) else None
     if crew is None:
-        raise bad_field("crew_id", f"unknown crew {crew_id!r}", 422)
+        raise bad_field("crew_id", f"unknown crew {crew_id!r}", 422, reason="unknown")
     if crew.status == "off":
-        raise bad_field("crew_id", f"crew {crew.name} is off duty", 409)
+        raise bad_field("crew_id", f"crew {crew.name} is off duty", 409, reason="crew_off_duty", crew=crew.name)
     reason = "recommended" if crew_id == incident.recommended_crew_id else "chosen_by_manager"
     dispatch_crew(ctx, incident, category, crew_id=crew.id, actor=actor, reason=reason)
 
@@ -157,15 +157,15 @@ def _end(type_: str):
 def _reassign(ctx, incident, category, actor, params, user):
     grid_code = params.get("grid_code")
     if not isinstance(grid_code, str) or not grid_code:
-        raise bad_field("grid_code", "is required")
+        raise bad_field("grid_code", "is required", reason="required")
     try:
         level = ctx.index.level_of(grid_code)
     except KeyError:
-        raise bad_field("grid_code", f"unknown grid {grid_code!r}", 422) from None
+        raise bad_field("grid_code", f"unknown grid {grid_code!r}", 422, reason="unknown") from None
     if level != "grid":
-        raise bad_field("grid_code", f"{grid_code!r} is a {level}, not a grid", 422)
+        raise bad_field("grid_code", f"{grid_code!r} is a {level}, not a grid", 422, reason="not_a_grid")
     if grid_code == incident.grid_code:
-        raise bad_field("grid_code", "is already the incident's grid", 409)
+        raise bad_field("grid_code", "is already the incident's grid", 409, reason="same_grid")
     reason = _note(params, "reason", required=True)
     chain = ctx.index.chain_of(grid_code)
     moved = {f"{level}_code": chain.get(level) for level in ("grid", "community", "street", "district")}
@@ -179,14 +179,15 @@ def _reassign(ctx, incident, category, actor, params, user):
 def _merge(ctx, incident, category, actor, params, user):
     target_ref = params.get("duplicate_of")
     if target_ref in (None, ""):
-        raise bad_field("duplicate_of", "is required: the public id of the original incident")
+        raise bad_field("duplicate_of", "is required: the public id of the original incident", reason="required")
     target = ctx.session.scalar(select(Incident).where(Incident.public_id == str(target_ref)))
     if target is None or (user is not None and not can_see(ctx.session, user, target)):
-        raise bad_field("duplicate_of", f"unknown incident {target_ref!r}", 422)
+        raise bad_field("duplicate_of", f"unknown incident {target_ref!r}", 422, reason="unknown")
     if target.id == incident.id:
-        raise bad_field("duplicate_of", "an incident cannot be a duplicate of itself", 422)
+        raise bad_field("duplicate_of", "an incident cannot be a duplicate of itself", 422, reason="same_incident")
     if target.status in ("cancelled", "merged"):
-        raise bad_field("duplicate_of", f"{target.public_id} is {target.status}", 409)
+        raise bad_field("duplicate_of", f"{target.public_id} is {target.status}", 409, reason="original_ended",
+                        status=target.status)
     events.append(ctx.session, incident, "merged", at=ctx.now,
                   data={"duplicate_of_id": target.id, "original": target.public_id}, **actor)
     events.append(ctx.session, target, "duplicate_merged", at=ctx.now,
@@ -212,7 +213,7 @@ def _rework(ctx, incident, category, actor, params, user, *, reason: str | None 
 def _rate(ctx, incident, category, actor, params, user):
     rating = params.get("rating")
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
-        raise bad_field("rating", "must be an integer from 1 to 5")
+        raise bad_field("rating", "must be an integer from 1 to 5", reason="out_of_range")
     comment = _note(params, "comment")
     events.append(ctx.session, incident, "rated", at=ctx.now,
                   data={"rating": rating, "rating_comment": comment}, **actor)

@@ -25,6 +25,26 @@ const STRINGS = {
     "error.token_expired": "登录已过期，请重新登录",
     "error.token_revoked": "登录已失效，请重新登录",
     "error.user_disabled": "该账号已停用",
+    // A field the server refused (invalid_field): by its details.reason, naming the field.
+    "error.field.invalid": "「{label}」填写有误",
+    "error.field.required": "请填写「{label}」",
+    "error.field.too_long": "「{label}」太长了，最多 {limit} 字",
+    "error.field.unknown": "找不到这个{label}",
+    "error.field.crew_off_duty": "{crew}已下班休息，请选择其他维修队",
+    "error.field.same_grid": "事件已在这个网格，请选择其他网格",
+    "error.field.not_a_grid": "请选择一个网格",
+    "error.field.same_incident": "不能把事件合并到它自己",
+    "error.field.original_ended": "原事件{status}，不能合并到它",
+    "error.field.out_of_range": "「{label}」须在 1 到 5 之间",
+    "field.reason": "原因",
+    "field.note": "备注",
+    "field.comment": "评价",
+    "field.rating": "评分",
+    "field.crew_id": "维修队",
+    "field.grid_code": "网格",
+    "field.duplicate_of": "原事件编号",
+    "field.lon": "经度",
+    "field.lat": "纬度",
     "auth.username": "用户名",
     "auth.password": "密码",
     "auth.signin": "登录",
@@ -268,6 +288,25 @@ const STRINGS = {
     "error.token_expired": "Your sign-in has expired; please sign in again",
     "error.token_revoked": "Your sign-in is no longer valid; please sign in again",
     "error.user_disabled": "This account is disabled",
+    "error.field.invalid": "Check the {label}",
+    "error.field.required": "Enter the {label}",
+    "error.field.too_long": "The {label} is too long: at most {limit} characters",
+    "error.field.unknown": "Nothing found for this {label}",
+    "error.field.crew_off_duty": "{crew} is off duty; choose another crew",
+    "error.field.same_grid": "The incident is already in this grid; choose another",
+    "error.field.not_a_grid": "Choose a grid",
+    "error.field.same_incident": "An incident cannot be merged into itself",
+    "error.field.original_ended": "The original is {status}; nothing can be merged into it",
+    "error.field.out_of_range": "The {label} must be from 1 to 5",
+    "field.reason": "reason",
+    "field.note": "note",
+    "field.comment": "comment",
+    "field.rating": "rating",
+    "field.crew_id": "crew",
+    "field.grid_code": "grid",
+    "field.duplicate_of": "original incident number",
+    "field.lon": "longitude",
+    "field.lat": "latitude",
     "auth.username": "Username",
     "auth.password": "Password",
     "auth.signin": "Sign in",
@@ -505,11 +544,19 @@ export function t(key, vars = {}) {
 export function problem(error) {
   if (typeof error?.status !== "number") return t("net.unreachable");
   if ([502, 503, 504].includes(error.status)) return t("net.unavailable");
-  const key = `error.${error.code}`;
-  if (error.code && key in STRINGS["zh-CN"]) {
-    const status = error.details?.status;
-    return t(key, { ...error.details, status: status ? t(`status.${status}`) : "" });
+  const known = (key) => key in STRINGS["zh-CN"];
+  const status = error.details?.status;
+  const vars = { ...error.details, status: status ? t(`status.${status}`) : "" };
+  if (error.code === "invalid_field") {
+    // The field in the user's words, and why it was refused if the server said.
+    const field = `field.${error.details?.field}`;
+    const reason = `error.field.${error.details?.reason}`;
+    if (known(field)) return t(known(reason) ? reason : "error.field.invalid", { ...vars, label: t(field) });
+    if (known(reason) && !STRINGS["zh-CN"][reason].includes("{label}")) return t(reason, vars);
+    return error.message;
   }
+  const key = `error.${error.code}`;
+  if (error.code && known(key)) return t(key, vars);
   return error.message;
 }
 
