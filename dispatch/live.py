@@ -62,6 +62,9 @@ class Notifier:
         self.redis_url = redis_url
         self._redis = None
         self.local_tailers: list[Tailer] = []
+        # Every commit publishes: during a Redis outage that is a failure per report, while
+        # the other processes read the log by polling.
+        self.publishing = Failures(log, "live push: publishing to Redis")
         # Said in every Redis message, so a process's tailer can skip its own commits,
         # which it was handed directly.
         self.origin = uuid.uuid4().hex
@@ -81,7 +84,9 @@ class Notifier:
             try:
                 self._client().publish(CHANNEL, encode_commit(self.origin, written or []))
             except Exception as exc:  # Redis down: the tailers' polling covers it
-                log.warning("could not publish to Redis (%s); live push falls back to polling", exc)
+                self.publishing.failed(exc)
+            else:
+                self.publishing.succeeded()
 
     def watch(self, sessions) -> None:
         """Notify after each commit that appended incident events."""
@@ -407,12 +412,14 @@ def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str) -> None:
     import redis
 
     delay = 0.5
+    failures = Failures(log, "live push: listening to Redis")
     while True:
         try:
             client = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(CHANNEL)
             delay = 0.5
+            failures.succeeded()
             tailer.committed_elsewhere()  # anything committed while we were away is read now
             for message in pubsub.listen():
                 if not message or message.get("type") != "message":
@@ -425,7 +432,7 @@ def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str) -> None:
                 else:
                     tailer.committed_elsewhere()
         except Exception as exc:
-            log.warning("live push: Redis unavailable (%s); polling the log, retrying in %.1fs", exc, delay)
+            failures.failed(exc)
             gevent.sleep(delay)
             delay = min(delay * 2, 5.0)
 

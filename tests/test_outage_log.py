@@ -55,3 +55,39 @@ def test_a_server_logs_an_outage_once_and_its_end(database_url):
     # at the 2nd, 4th, 8th… failure (about 16 tries in 8 s).
     assert log.count("failed; retrying") <= 2, log[-3000:]
     assert log.count("still failing") <= 8, log[-3000:]
+
+
+def test_a_redis_outage_is_logged_once_and_its_end(tmp_path):
+    """Every commit publishes to Redis: ten reports during an outage leave one traceback for
+    publishing and one for listening, and both say when Redis is back."""
+    from tests.live import PrivateRedis, report, staffed_database
+    from tests.world import B1_POINT
+
+    database_url = f"sqlite:///{tmp_path / 'redis-outage.sqlite3'}"
+    staffed_database(database_url, tmp_path)
+    redis = PrivateRedis().start()
+    try:
+        with running_server(database_url, env={"REDIS_URL": redis.url}) as base:
+            output = running_server.last_output
+            redis.stop()
+            for _ in range(10):
+                report(base, B1_POINT)  # filed all the same: the log is the truth, Redis a wake-up
+            redis.start()
+            deadline = time.monotonic() + 15
+            log = ""
+            while time.monotonic() < deadline and "listening to Redis works again" not in log:
+                time.sleep(0.2)
+                output.seek(0)
+                log = output.read()
+            report(base, B1_POINT)
+            time.sleep(0.5)
+            output.seek(0)
+            log = output.read()
+    finally:
+        redis.stop()
+    assert log.count("live push: publishing to Redis failed; retrying") == 1, log[-3000:]
+    assert "live push: publishing to Redis still failing (8 times in a row)" in log, log[-3000:]
+    assert "live push: publishing to Redis works again after 10 failures" in log, log[-3000:]
+    assert log.count("live push: listening to Redis failed; retrying") == 1, log[-3000:]
+    assert "live push: listening to Redis works again" in log, log[-3000:]
+    assert "could not publish" not in log  # no line per report
