@@ -44,6 +44,19 @@ def incident(base: str, token: str, public_id: str) -> dict:
     return response.json()
 
 
+def incident_events_ranking(base: str, token: str, public_id: str, crew_id: int) -> list[str]:
+    """The recorded reasons for one crew in the incident's latest crew ranking."""
+    response = requests.get(f"{base}/api/v1/incidents/{public_id}/events", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
+    response.raise_for_status()
+    ranked = [e["data"]["ranking"] for e in response.json()["events"] if "ranking" in (e.get("data") or {})]
+    return next(r["reasons"] for r in ranked[-1] if r["crew_id"] == crew_id)
+
+
+def after_areas(base: str, token: str, public_id: str) -> list[dict]:
+    return [a for a in incident(base, token, public_id)["areas"].values() if a]
+
+
 def card_selector(public_id: str) -> str:
     return f'ol.queue button.card[data-public-id="{public_id}"]'
 
@@ -89,10 +102,16 @@ def test_new_report_reaches_the_right_console_live_and_is_acted_on(demo_server, 
     recommended = incident(demo_server, token, drain["public_id"])["recommended_crew"]
     why = mine.page.locator(f'.why[data-crew="{recommended["id"]}"]')
     why.wait_for()
-    # Shown in the manager's language; the recorded reason stays on the item's title.
-    assert "具备技能：drainage" in why.inner_text()
+    # Shown in the manager's language, the area it serves by name; the recorded reason stays
+    # on the item's title.
+    served = next(r for r in incident_events_ranking(demo_server, token, drain["public_id"], recommended["id"])
+                  if r.startswith("serves "))
+    area = next(a for a in after_areas(demo_server, token, drain["public_id"]) if a["code"] == served[7:])
+    assert "具备技能：排水疏通" in why.inner_text()
+    assert f"服务区域包含 {area['name']}" in why.inner_text()
     assert why.locator('li[title="skill drainage"]').count() == 1
     assert "距离" in why.inner_text() and "away" not in why.inner_text()
+    assert "已空闲" in why.inner_text() and "min" not in why.inner_text()
     mine.screenshot("recommendation")
     mine.page.click("#dispatch-recommended")
     mine.page.locator('#detail-status[data-status="dispatched"]').wait_for()

@@ -1,7 +1,7 @@
 // The grid manager's console: a live queue of the incidents of my grids sorted by urgency, the
 // map of my grids, and the selected incident with its one-tap actions.
 import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
-import { language, languageToggle, problem, t } from "./i18n.js";
+import { has, language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
 import { signOutButton, signedIn } from "./signin.js";
@@ -218,31 +218,42 @@ function notice(message, kind = "info", { scroll = true } = {}) {
 
 // The server records its reasons in a small fixed English grammar (dispatch/routing.py);
 // they are the audit trail, so they stay as recorded and are only translated for display.
+// Every language shows the area a crew serves by its name, not its code.
+const duration = (h, min) => (h ? t("duration.hours", { h, min }) : t("duration.minutes", { min }));
 const REASON_PATTERNS = [
-  [/^skill (.+)$/, (m) => t("console.reason.skill", { skill: m[1] })],
+  [/^skill (.+)$/, (m) => t("console.reason.skill", { skill: has(`skill.${m[1]}`) ? t(`skill.${m[1]}`) : m[1] })],
   [/^available$/, () => t("console.reason.available")],
-  [/^serves (.+)$/, (m) => t("console.reason.serves", { area: m[1] })],
+  [/^serves (.+)$/, (m, names) => t("console.reason.serves", { area: names.get(m[1]) || m[1] })],
   [/^(\d+) m away$/, (m) => t("console.reason.metres", { n: m[1] })],
   [/^([\d.]+) km away$/, (m) => t("console.reason.km", { n: m[1] })],
+  [/^(?:(\d+) h )?(\d+) min travel \(ranked by travel time\)$/,
+    (m) => t("console.reason.travel", { time: duration(Number(m[1] || 0), m[2]) })],
   [/^position unknown$/, () => t("console.reason.no_position")],
   [/^no open jobs$/, () => t("console.reason.no_jobs")],
   [/^(\d+) open jobs?$/, (m) => t("console.reason.jobs", { n: m[1] })],
   [/^idle time unknown$/, () => t("console.reason.idle_unknown")],
-  [/^idle (?:(\d+) h )?(\d+) min$/, (m) => t("console.reason.idle", { h: m[1] || 0, min: m[2] })],
+  [/^idle (?:(\d+) h )?(\d+) min$/, (m) => t("console.reason.idle", { time: duration(Number(m[1] || 0), m[2]) })],
 ];
 
-function localReason(reason) {
-  if (language() === "en") return reason;
+function localReason(reason, names) {
+  if (language() === "en") {
+    const serves = reason.match(/^serves (.+)$/);
+    return serves && names.has(serves[1]) ? `serves ${names.get(serves[1])}` : reason;
+  }
   for (const [pattern, render] of REASON_PATTERNS) {
     const match = reason.match(pattern);
-    if (match) return render(match);
+    if (match) return render(match, names);
   }
   return reason;
 }
 
 function reasonsOf(crewId) {
   const entry = state.recommendation?.ranking?.find((r) => r.crew_id === crewId);
-  return entry ? `<ul class="reasons">${entry.reasons.map((r) => `<li title="${esc(r)}">${esc(localReason(r))}</li>`).join("")}</ul>` : "";
+  if (!entry) return "";
+  // The served area is on the incident's own chain: its grid, community, street or district.
+  const areas = Object.values(state.incidents.get(state.selected)?.areas || {}).filter(Boolean);
+  const names = new Map(areas.map((a) => [a.code, a.name]));
+  return `<ul class="reasons">${entry.reasons.map((r) => `<li title="${esc(r)}">${esc(localReason(r, names))}</li>`).join("")}</ul>`;
 }
 
 function crewSection(incident) {

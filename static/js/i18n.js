@@ -92,7 +92,18 @@ const STRINGS = {
     "console.reason.no_jobs": "无在办任务",
     "console.reason.jobs": "在办任务 {n} 件",
     "console.reason.idle_unknown": "空闲时长未知",
-    "console.reason.idle": "已空闲 {h} 小时 {min} 分",
+    "console.reason.idle": "已空闲 {time}",
+    "console.reason.travel": "车程约 {time}（按车程排序）",
+    "duration.hours": "{h} 小时 {min} 分",
+    "duration.minutes": "{min} 分钟",
+    // Crews' skills as categories name them (dispatch/incidents/categories.py).
+    "skill.plumbing": "水暖管道",
+    "skill.electrical": "电力",
+    "skill.gas": "燃气",
+    "skill.drainage": "排水疏通",
+    "skill.sanitation": "环卫保洁",
+    "skill.lift": "电梯维保",
+    "skill.general": "综合维修",
     "console.crew.none": "没有可推荐的维修队，请手动选择",
     "console.crew.loading": "正在读取推荐…",
     "console.crew.other": "选择其他维修队",
@@ -530,6 +541,11 @@ export function setLanguage(lang) {
   document.documentElement.lang = lang;
   translatePage();
   document.dispatchEvent(new CustomEvent("languagechange", { detail: { lang } }));
+}
+
+/** Whether `key` has a text (in zh-CN, which has every key). */
+export function has(key) {
+  return key in STRINGS["zh-CN"];
 }
 
 /** The text for `key`, with {name} placeholders filled from `vars`. */
