@@ -64,6 +64,7 @@ class Tablet:
         self.changed = threading.Condition()
         self.client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2,
                                       reconnection_delay_max=1)
+        self._handle_events_in_arrival_order()
         self.client.on("incident_event", self._on_event)
         self.client.on("replayed", lambda data: self._record(self.replays, data))
         self.client.on("resync", lambda data: self._record(self.resyncs, data))
@@ -77,6 +78,24 @@ class Tablet:
         if self.tracking_token:
             auth["tracking_token"] = self.tracking_token
         return auth
+
+    def _handle_events_in_arrival_order(self) -> None:
+        """python-engineio hands every message to a thread of its own, so two events sent in
+        seq order could be handled out of order (and the later one's seq make the earlier
+        one look like a duplicate). A browser, and live.js, handle them in arrival order:
+        here Socket.IO EVENT packets ("2…") are handled in the reading thread, in order;
+        anything else (connect, disconnect) as before."""
+        eio = self.client.eio
+        spawn = eio.start_background_task
+
+        def start(target, *args, **kwargs):
+            if target is eio.handlers.get("message") and args and isinstance(args[0], str) \
+                    and args[0].startswith("2"):
+                target(*args, **kwargs)
+                return None
+            return spawn(target, *args, **kwargs)
+
+        eio.start_background_task = start
 
     def _record(self, bucket: list, data) -> None:
         with self.changed:
