@@ -71,6 +71,15 @@ def console(open_page, base: str, grid: str, viewport: dict, name: str):
     return watched
 
 
+def drain_report_opened(open_page, base: str, name: str, phone: str):
+    """A console of GRID with a fresh blocked-drain report opened, its crew choice drawn."""
+    watched = console(open_page, base, GRID, TABLET, name)
+    opened = report(base, building_in(base, GRID, 7), "blocked_drain", phone)
+    card(watched, opened["public_id"]).click()
+    watched.page.locator("#crew-choice option").first.wait_for(state="attached")
+    return watched, opened
+
+
 def test_new_report_reaches_the_right_console_live_and_is_acted_on(demo_server, open_page):
     mine = console(open_page, demo_server, GRID, TABLET, "console-landscape")
     other = console(open_page, demo_server, OTHER_GRID, TABLET_PORTRAIT, "console-other-grid")
@@ -274,12 +283,9 @@ def test_an_incident_moved_away_unheard_says_so_and_leaves_the_queue(demo_server
 def test_the_crews_to_choose_from_are_read_again_when_an_incident_is_opened(demo_server, open_page):
     """Whether a crew is free changes all day: opening an incident shows the crews as they
     stand now, not as they stood when the console was loaded."""
-    watched = console(open_page, demo_server, GRID, TABLET, "console-crew-states")
+    watched, _ = drain_report_opened(open_page, demo_server, "console-crew-states", "13800000009")
     page = watched.page
-    first = report(demo_server, building_in(demo_server, GRID, 7), "blocked_drain", "13800000009")
     second = report(demo_server, building_in(demo_server, GRID, 8), "blocked_drain", "13800000010")
-    card(watched, first["public_id"]).click()
-    page.locator("#crew-choice option").first.wait_for(state="attached")
 
     def label(crew_id: int) -> str:
         return page.locator(f'#crew-choice option[value="{crew_id}"]').inner_text()
@@ -299,11 +305,8 @@ def test_the_crews_to_choose_from_are_read_again_when_an_incident_is_opened(demo
 def test_a_crew_working_in_my_grid_going_off_duty_shows_at_once(demo_server, open_page):
     """Crews serving my grids push their status to my console: the choice of another crew in
     the open incident says 休息 without anything being reopened."""
-    watched = console(open_page, demo_server, GRID, TABLET, "console-crew-live")
+    watched, _ = drain_report_opened(open_page, demo_server, "console-crew-live", "13800000009")
     page = watched.page
-    first = report(demo_server, building_in(demo_server, GRID, 7), "blocked_drain", "13800000009")
-    card(watched, first["public_id"]).click()
-    page.locator("#crew-choice option").first.wait_for(state="attached")
     admin = Rest(demo_server, "admin")
     # Crews without the drainage skill are listed by status, not by rank: one serving the grid
     # from its street, one from the whole district.
@@ -320,11 +323,8 @@ def test_a_crew_working_in_my_grid_going_off_duty_shows_at_once(demo_server, ope
 def test_refused_choices_are_said_in_the_managers_words(demo_server, open_page):
     """A field the server refuses reads as the console's own sentence, not the server's
     English: a crew gone off duty unheard, an unknown or the same incident to merge into."""
-    watched = console(open_page, demo_server, GRID, TABLET, "console-field-errors")
+    watched, first = drain_report_opened(open_page, demo_server, "console-field-errors", "13800000011")
     page = watched.page
-    first = report(demo_server, building_in(demo_server, GRID, 7), "blocked_drain", "13800000011")
-    card(watched, first["public_id"]).click()
-    page.locator("#crew-choice option").first.wait_for(state="attached")
     admin = Rest(demo_server, "admin")
     working_here = {c["id"] for c in admin.get(f"/crews?area={GRID}")["crews"]}
     far = next(c for c in admin.get("/crews")["crews"]
