@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -404,16 +405,18 @@ def decode_commit(message: bytes) -> tuple[str | None, list]:
         return None, []
 
 
-def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str) -> None:
+def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str,
+                     running: Callable[[], bool] = lambda: True) -> None:
     """Hand the tailer every commit another process announces through Redis (its own it was
     handed directly), or send it to the log when the message does not carry the events;
-    reconnect with back-off."""
+    reconnect with back-off. A server listens for its whole life; `running` lets a test end
+    the loop (it is asked after each loss of the connection)."""
     import gevent
     import redis
 
     delay = 0.5
     failures = Failures(log, "live push: listening to Redis")
-    while True:
+    while running():
         try:
             client = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
             pubsub = client.pubsub(ignore_subscribe_messages=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -122,3 +123,28 @@ def world(db, tmp_path):
     app = create_app({"TESTING": True, "DATABASE_URL": db.url, "TEST_CLOCK": True})
     yield build_world(app, tmp_path)
     app.extensions["griddispatch.db"].dispose()
+
+
+# -- ending the run ------------------------------------------------------------------------
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave at once with the run's status, once pytest has said everything. A full run
+    once died of SIGSEGV in interpreter teardown after every test had passed: a Redis
+    listener thread a test had left running a gevent hub was the likely cause (now ended
+    by that test), and greenlet has had teardown crashes on Python 3.11 before
+    (python-greenlet/greenlet#411, #507). The result is decided by then; tearing down
+    third-party threads and extensions must not turn it into a crash."""
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is None:  # no session ran (--help, --collect-only stops earlier, ...)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -108,9 +108,13 @@ def test_the_redis_listener_hands_over_others_commits_and_skips_its_own(world, t
     written = [(event, rooms, incident) for rooms, event, incident, _ in tailer.offered.values()]
     tailer.offered.clear()
     server = PrivateRedis().start()
+    stop = threading.Event()
+    # Ended after the test: a listener left retrying a stopped Redis would live on in this
+    # process, a gevent hub in a thread, until the interpreter tears it down at exit.
+    listener = threading.Thread(target=_listen_to_redis, args=(server.url, tailer, "process-a"),
+                                kwargs={"running": lambda: not stop.is_set()}, daemon=True)
+    listener.start()
     try:
-        threading.Thread(target=_listen_to_redis, args=(server.url, tailer, "process-a"),
-                         daemon=True).start()
         deadline = time.monotonic() + 10
         while not tailer.look_in_log:  # subscribed: it reads the log once for what it missed
             assert time.monotonic() < deadline
@@ -132,4 +136,7 @@ def test_the_redis_listener_hands_over_others_commits_and_skips_its_own(world, t
         publisher.publish("griddispatch:events", b'{"origin": "process-b"}')  # without events
         wait_for(lambda: tailer.look_in_log)
     finally:
-        server.stop()
+        stop.set()
+        server.stop()  # the listener's connection drops, it sees `stop` and ends
+        listener.join(15)
+    assert not listener.is_alive()
