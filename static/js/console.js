@@ -236,10 +236,7 @@ const REASON_PATTERNS = [
 ];
 
 function localReason(reason, names) {
-  if (language() === "en") {
-    const serves = reason.match(/^serves (.+)$/);
-    return serves && names.has(serves[1]) ? `serves ${names.get(serves[1])}` : reason;
-  }
+  if (language() === "en") return reason.replace(/^serves (.+)$/, (all, code) => (names.has(code) ? `serves ${names.get(code)}` : all));
   for (const [pattern, render] of REASON_PATTERNS) {
     const match = reason.match(pattern);
     if (match) return render(match, names);

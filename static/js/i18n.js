@@ -560,19 +560,18 @@ export function t(key, vars = {}) {
 export function problem(error) {
   if (typeof error?.status !== "number") return t("net.unreachable");
   if ([502, 503, 504].includes(error.status)) return t("net.unavailable");
-  const known = (key) => key in STRINGS["zh-CN"];
   const status = error.details?.status;
   const vars = { ...error.details, status: status ? t(`status.${status}`) : "" };
   if (error.code === "invalid_field") {
     // The field in the user's words, and why it was refused if the server said.
     const field = `field.${error.details?.field}`;
     const reason = `error.field.${error.details?.reason}`;
-    if (known(field)) return t(known(reason) ? reason : "error.field.invalid", { ...vars, label: t(field) });
-    if (known(reason) && !STRINGS["zh-CN"][reason].includes("{label}")) return t(reason, vars);
+    if (has(field)) return t(has(reason) ? reason : "error.field.invalid", { ...vars, label: t(field) });
+    if (has(reason) && !STRINGS["zh-CN"][reason].includes("{label}")) return t(reason, vars);
     return error.message;
   }
   const key = `error.${error.code}`;
-  if (error.code && known(key)) return t(key, vars);
+  if (error.code && has(key)) return t(key, vars);
   return error.message;
 }
 
