@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from zoneinfo import ZoneInfo
 
 from flask import current_app, g
@@ -15,13 +16,19 @@ from dispatch.people.models import DirectoryRevision, User
 from grids.store import AreaRevision
 
 
+@functools.cache
+def _read_revisions():
+    """Built once: every request runs it, and building it cost as much as running it."""
+    return select(
+        select(AreaRevision.revision).where(AreaRevision.id == 1).scalar_subquery(),
+        select(DirectoryRevision.revision).where(DirectoryRevision.id == 1).scalar_subquery(),
+    )
+
+
 def _revisions() -> tuple[int, int]:
     """The area and directory revisions, read once per request in one statement."""
     if "revisions" not in g:
-        area, directory = session().execute(select(
-            select(AreaRevision.revision).where(AreaRevision.id == 1).scalar_subquery(),
-            select(DirectoryRevision.revision).where(DirectoryRevision.id == 1).scalar_subquery(),
-        )).one()
+        area, directory = session().execute(_read_revisions()).one()
         g.revisions = (area or 0, directory or 0)
     return g.revisions
 

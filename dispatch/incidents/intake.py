@@ -178,6 +178,13 @@ def find_duplicate(ctx: Context, report: Report) -> Row | None:
     return None
 
 
+@functools.cache
+def _next_id_statements():
+    """Built once (every report runs one): PostgreSQL's and SQLite's."""
+    return (text("SELECT nextval(pg_get_serial_sequence('incidents', 'id'))"),
+            select(func.coalesce(func.max(Incident.id), 0) + 1))
+
+
 def next_incident_id(session: Session) -> int:
     """The id the next incident gets, known before it is written (the public id is made of it).
 
@@ -185,9 +192,10 @@ def next_incident_id(session: Session) -> int:
     id plus one, and every transaction there begins with BEGIN IMMEDIATE, so no other
     writer can take the same number before this one commits.
     """
+    from_sequence, largest_plus_one = _next_id_statements()
     if session.get_bind().dialect.name == "postgresql":
-        return session.scalar(text("SELECT nextval(pg_get_serial_sequence('incidents', 'id'))"))
-    return session.scalar(select(func.coalesce(func.max(Incident.id), 0) + 1))
+        return session.scalar(from_sequence)
+    return session.scalar(largest_plus_one)
 
 
 def record_report(ctx: Context, report: Report, *, reporter: User | None, client_key: str) -> tuple[Incident, str]:
