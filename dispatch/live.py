@@ -269,12 +269,13 @@ class Tailer:
     def replay(self, sid: str, rooms: set[str], since: int | None, *, resident: bool) -> None:
         """Send this client every event after `since` it may see, then release the gate."""
         try:
+            # The socket is this process's own: nothing for the other processes (or Redis).
             for name, body in self._replay_messages(rooms, since, resident=resident):
-                socketio.server.emit(name, body, to=sid, namespace="/")
+                socketio.server.emit(name, body, to=sid, namespace="/", ignore_queue=True)
         except Exception:
             log.exception("live push: replay failed for %s", sid)
             socketio.server.emit("resync", {"seq": self.cursor, "reason": "replay failed"}, to=sid,
-                                 namespace="/")
+                                 namespace="/", ignore_queue=True)
         finally:
             self.gate.release()
 
@@ -445,7 +446,19 @@ def attach(app: Flask) -> SocketIO:
     import gevent
 
     redis_url = app.config.get("REDIS_URL")
-    socketio.init_app(app, async_mode="gevent", message_queue=redis_url,
+    notifier = app.extensions["griddispatch.notifier"]
+    queue = {}
+    if redis_url:
+        import socketio as python_socketio
+
+        # Crew pushes reach the other processes through python-socketio's Redis manager.
+        # Built here rather than from `message_queue` to bound its Redis calls as ours are,
+        # and to log through the notifier's run of failures: the manager itself logs two
+        # errors for every emit it cannot publish (a Redis outage would flood the log).
+        queue["client_manager"] = python_socketio.RedisManager(
+            redis_url, channel="flask-socketio", logger=_QueueLog(notifier.publishing),
+            redis_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    socketio.init_app(app, async_mode="gevent", **queue,
                       cors_allowed_origins=app.config.get("LIVE_CORS_ORIGINS", []),
                       logger=False, engineio_logger=False)
     global _areas
@@ -454,7 +467,6 @@ def attach(app: Flask) -> SocketIO:
         _areas.get(session)  # loaded now: a crew's push may come before any report needs it
     tailer = Tailer(app)
     app.extensions["griddispatch.tailer"] = tailer
-    notifier = app.extensions["griddispatch.notifier"]
     notifier.local_tailers.append(tailer)
     _register_handlers(app, tailer)
     gevent.spawn(tailer.run)
@@ -462,6 +474,24 @@ def attach(app: Flask) -> SocketIO:
         gevent.spawn(_listen_to_redis, redis_url, tailer, notifier.origin)
     keep_long_lived(app)  # a server lives long: its index and caches leave the collector's way
     return socketio
+
+
+class _QueueLog(logging.LoggerAdapter):
+    """The log of python-socketio's Redis manager: its failures to publish are counted in the
+    notifier's run of publishing failures (logged once, then now and then, and when Redis
+    works again); everything else it says is passed on."""
+
+    def __init__(self, publishing: Failures) -> None:
+        super().__init__(logging.getLogger("socketio.server"), {})
+        self.publishing = publishing
+
+    def error(self, msg, *args, **kwargs) -> None:
+        if str(msg).startswith("Cannot publish to redis"):
+            if "giving up" in str(msg):  # after its retry: one failure per emit
+                reason = (kwargs.get("extra") or {}).get("redis_exception") or str(msg)
+                self.publishing.failed(ConnectionError(reason))
+            return
+        super().error(msg, *args, **kwargs)
 
 
 def _since(auth: dict) -> int | None:

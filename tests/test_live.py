@@ -153,6 +153,18 @@ def test_two_processes_share_rooms_through_redis(staffed):
             assert acknowledged.status_code == 200, acknowledged.text
             committee_on_a.wait_for_seq(timeline_seqs(a, admin, posted_to_a)[-1], timeout=20)
             assert committee_on_a.events[-1]["type"] == "acknowledged"
+            # A crew's push (no event, no seq) goes through Redis too: crew A, serving the
+            # whole district, goes off duty and back on A; G1's manager on B sees both.
+            crew_token = login(a, "crew-a")
+            crew_id = requests.get(f"{a}/api/v1/auth/me", timeout=10,
+                                   headers={"Authorization": f"Bearer {crew_token}"}).json()["crew_id"]
+            for status in ("off", "available"):
+                changed = requests.post(f"{a}/api/v1/crews/{crew_id}/status", timeout=10,
+                                        json={"status": status},
+                                        headers={"Authorization": f"Bearer {crew_token}"})
+                assert changed.status_code == 200, changed.text
+            manager_on_b.wait(lambda: [c["status"] for c in manager_on_b.crews if c["crew_id"] == crew_id]
+                              [-2:] == ["off", "available"], "crew A's pushes, through Redis")
 
             # Redis restarts while both run: fan-out resumes by itself once it is back.
             redis.stop()

@@ -58,9 +58,13 @@ def test_a_server_logs_an_outage_once_and_its_end(database_url):
 
 
 def test_a_redis_outage_is_logged_once_and_its_end(tmp_path):
-    """Every commit publishes to Redis: ten reports during an outage leave one traceback for
-    publishing and one for listening, and both say when Redis is back."""
-    from tests.live import PrivateRedis, report, staffed_database
+    """Every commit publishes to Redis, and so does every crew push: ten reports and four crew
+    status changes during an outage leave one traceback for publishing and one for
+    listening, and both say when Redis is back. A tablet that connects meanwhile gets its
+    replay, which never goes through Redis (its socket is this process's own)."""
+    import requests
+
+    from tests.live import PrivateRedis, Tablet, login, report, staffed_database
     from tests.world import B1_POINT
 
     database_url = f"sqlite:///{tmp_path / 'redis-outage.sqlite3'}"
@@ -69,9 +73,21 @@ def test_a_redis_outage_is_logged_once_and_its_end(tmp_path):
     try:
         with running_server(database_url, env={"REDIS_URL": redis.url}) as base:
             output = running_server.last_output
+            crew_token = login(base, "crew-b")
+            crew_id = requests.get(f"{base}/api/v1/auth/me", timeout=10,
+                                   headers={"Authorization": f"Bearer {crew_token}"}).json()["crew_id"]
+            board = Tablet(token=login(base, "admin")).connect(base)
             redis.stop()
             for _ in range(10):
                 report(base, B1_POINT)  # filed all the same: the log is the truth, Redis a wake-up
+            for status in ("off", "available", "off", "available"):
+                response = requests.post(f"{base}/api/v1/crews/{crew_id}/status", timeout=10,
+                                         headers={"Authorization": f"Bearer {crew_token}"},
+                                         json={"status": status})
+                assert response.status_code == 200, response.text
+            board.wait(lambda: len(board.crews) == 4, "the crew pushes, here without Redis")
+            late = Tablet(token=login(base, "admin")).connect(base)  # replays the ten reports
+            assert len(late.events) >= 10 and late.seqs() == board.seqs(), (late.seqs(), board.seqs())
             redis.start()
             deadline = time.monotonic() + 15
             log = ""
@@ -83,11 +99,15 @@ def test_a_redis_outage_is_logged_once_and_its_end(tmp_path):
             time.sleep(0.5)
             output.seek(0)
             log = output.read()
+            board.disconnect()
+            late.disconnect()
     finally:
         redis.stop()
     assert log.count("live push: publishing to Redis failed; retrying") == 1, log[-3000:]
     assert "live push: publishing to Redis still failing (8 times in a row)" in log, log[-3000:]
-    assert "live push: publishing to Redis works again after 10 failures" in log, log[-3000:]
+    # Ten commits and four crew pushes; a replayed event published would be one more.
+    assert "live push: publishing to Redis works again after 14 failures" in log, log[-3000:]
     assert log.count("live push: listening to Redis failed; retrying") == 1, log[-3000:]
     assert "live push: listening to Redis works again" in log, log[-3000:]
     assert "could not publish" not in log  # no line per report
+    assert "Cannot publish to redis" not in log, log[-3000:]  # nor per crew push
