@@ -2,13 +2,18 @@
 // on to the tracking page. No sign-in. One Idempotency-Key per form fill, so a double tap
 // or a retry after a dropped connection never files the report twice; a dropped connection or
 // a server whose database is not answering (503) is retried by the form itself.
+// Signed in as an operator (or admin) it is the call-taking form: the caller's name too, and
+// once filed what to tell the caller, then an empty form for the next call. /report?call asks
+// an operator who is not signed in to sign in first.
 /* global L */
-import { api, newKey, retrying, worthRetrying } from "./api.js";
-import { language, languageToggle, problem, t } from "./i18n.js";
+import { api, currentUser, newKey, retrying, token, worthRetrying } from "./api.js";
+import { language, languageToggle, problem, t, translatePage } from "./i18n.js";
 import { createMap, drawAreas, highlight } from "./map.js";
+import { signedIn } from "./signin.js";
 
 const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
-const FIELDS = ["category", "location", "description", "reporter_phone"];
+const FIELDS = ["category", "location", "description", "reporter_name", "reporter_phone"];
+const CALL_TAKERS = ["operator", "admin"];
 const SUBMIT_TRIES = 5; // 1, 2, 4, 8 s apart; then the resident is told and may tap again
 
 const form = document.getElementById("report");
@@ -18,6 +23,19 @@ const mapHint = document.getElementById("map-hint");
 const searchInput = document.getElementById("search");
 const buildingList = document.getElementById("buildings");
 const unitSelect = document.getElementById("unit");
+
+languageToggle(document.getElementById("lang"));
+const callTaker = await callTakerSignedIn();
+
+/** The operator taking calls, if any; /report?call waits for one to sign in. */
+async function callTakerSignedIn() {
+  if (token() && CALL_TAKERS.includes(currentUser()?.role)) return currentUser();
+  if (!new URLSearchParams(location.search).has("call")) return null;
+  form.hidden = true;
+  const user = await signedIn({ form: document.getElementById("signin"), roles: CALL_TAKERS });
+  form.hidden = false;
+  return user;
+}
 
 const state = {
   categories: [],
@@ -130,11 +148,16 @@ function chooseBuilding(properties) {
   loadUnits(properties.code);
 }
 
-async function loadUnits(buildingCode) {
+/** Only "the whole building" to choose until a building's units are read. */
+function clearUnits() {
   const whole = element("option", { value: "", textContent: t("report.list.whole") });
   whole.dataset.i18n = "report.list.whole";
   unitSelect.replaceChildren(whole);
   unitSelect.disabled = true;
+}
+
+async function loadUnits(buildingCode) {
+  clearUnits();
   const page = await retrying(() => api(`/areas?${new URLSearchParams({ parent: buildingCode, level: "unit", limit: 500 })}`),
     { wanted: () => state.building?.code === buildingCode });
   if (state.building?.code !== buildingCode) return;
@@ -246,7 +269,7 @@ searchInput.addEventListener("input", renderBuildingList);
 
 function setFieldError(field, message) {
   document.getElementById(`error-${field}`).textContent = message;
-  const input = { description: "description", reporter_phone: "phone" }[field];
+  const input = { description: "description", reporter_name: "caller-name", reporter_phone: "phone" }[field];
   if (input) document.getElementById(input).setAttribute("aria-invalid", String(Boolean(message)));
 }
 
@@ -279,18 +302,21 @@ form.addEventListener("submit", async (event) => {
   submitButton.textContent = t("report.sending");
   clearErrors();
   const phone = document.getElementById("phone").value.trim();
+  const name = document.getElementById("caller-name").value.trim();
   const body = {
     category: state.category ?? undefined,
     location: state.place?.location,
     description: document.getElementById("description").value.trim(),
     ...(phone ? { reporter_phone: phone } : {}),
+    ...(callTaker && name ? { reporter_name: name } : {}),
   };
   try {
     const report = await retrying(
       () => api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } }),
       { tries: SUBMIT_TRIES, onRetry: () => { submitButton.textContent = t("net.retrying"); } },
     );
-    location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
+    if (callTaker) showFiled(report);
+    else location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
   } catch (error) {
     showError(error);
     state.sending = false;
@@ -299,14 +325,89 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+// --- taking calls ---
+
+const callResult = document.getElementById("call-result");
+let filed = null;
+
+function startTakingCalls() {
+  // Retitled through data-i18n, which the language toggle translates.
+  document.querySelector("header h1").dataset.i18n = "report.call.title";
+  document.getElementById("phone-label").dataset.i18n = "report.call.phone";
+  document.getElementById("field-reporter_name").hidden = false;
+  document.getElementById("call-taker").hidden = false;
+  renderCallTaker();
+}
+
+function renderCallTaker() {
+  document.title = `${t("report.call.title")} · griddispatch`;
+  document.getElementById("call-taker").textContent = t("report.call.taker", { name: callTaker.display_name });
+}
+
+/** What the operator tells the caller: the number, who has it, the crew, the tracking link. */
+function showFiled(report) {
+  filed = report;
+  renderFiled();
+  form.hidden = true;
+  callResult.hidden = false;
+  document.getElementById("next-call").focus();
+}
+
+function renderFiled() {
+  const crew = filed.crew || filed.recommended_crew;
+  const crewKey = filed.crew ? "report.call.crew.sent" : "report.call.crew.recommended";
+  const place = ["building", "unit", "grid"].map((level) => filed.areas[level]?.name).filter(Boolean);
+  const manager = filed.manager;  // with the manager's phone: an urgent call may need a word with them
+  document.getElementById("call-number").textContent = filed.public_id;
+  document.getElementById("call-place").textContent = place.join(" · ");
+  document.getElementById("call-manager").textContent = !manager ? "—"
+    : manager.phone ? `${manager.display_name}（${manager.phone}）` : manager.display_name;
+  const needsCrew = state.categories.find((c) => c.code === filed.category)?.needs_crew !== false;
+  document.getElementById("call-crew").textContent = crew ? t(crewKey, { name: crew.name })
+    : t(needsCrew ? "report.call.crew.none" : "report.call.crew.unneeded");
+  const link = document.getElementById("call-tracking");
+  link.href = new URL(filed.tracking_url, location.origin).href;
+  link.textContent = link.href;
+  const duplicate = document.getElementById("call-duplicate");
+  duplicate.hidden = !filed.suspected_duplicate_of;
+  duplicate.textContent = filed.suspected_duplicate_of
+    ? t("report.call.duplicate", { number: filed.suspected_duplicate_of }) : "";
+}
+
+/** An empty form with a new Idempotency-Key; the map stays where the last call was. */
+function nextCall() {
+  form.reset();
+  Object.assign(state, { category: null, place: null, building: null, sending: false, idempotencyKey: newKey() });
+  pointMarker?.remove();
+  pointMarker = null;
+  clearUnits();
+  clearErrors();
+  renderCategories();
+  renderPlace();
+  highlightChosen();
+  renderBuildingList();
+  submitButton.disabled = false;
+  submitButton.textContent = t("report.submit");
+  filed = null;
+  callResult.hidden = true;
+  form.hidden = false;
+  window.scrollTo(0, 0);
+  document.querySelector("#categories button")?.focus();
+}
+
+document.getElementById("next-call").addEventListener("click", nextCall);
+
 document.addEventListener("languagechange", () => {
   renderCategories();
   renderPlace();
   renderHint();
   renderBuildingList();
+  if (callTaker) renderCallTaker();
+  if (filed) renderFiled();
 });
 
-languageToggle(document.getElementById("lang"));
+if (callTaker) startTakingCalls();
+translatePage();
 renderPlace();
 renderHint();
 map.on("moveend", loadBuildings);

@@ -1,0 +1,148 @@
+"""An operator taking phone calls in /report, in a real browser: the caller's name and phone,
+what to read back to the caller, then an empty form for the next call."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser import DESKTOP, sign_in_storage
+from tests.web_helpers import Rest, expect_console_error
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect
+
+CALLER = {"name": "王先生", "phone": "13912345678"}
+CREW_TEXT = {  # what the result says of the crew: sent, recommended, none free
+    "zh-CN": ("已派出：{name}", "推荐：{name}", "暂无空闲维修队：已上报升级"),
+    "en": ("Sent: {name}", "Recommended: {name}", "No crew free now: escalated"),
+}
+
+
+def crew_text(incident: dict, language: str = "zh-CN") -> str:
+    sent, recommended, none = CREW_TEXT[language]
+    if incident["crew"]:
+        return sent.format(name=incident["crew"]["name"])
+    if incident["recommended_crew"]:
+        return recommended.format(name=incident["recommended_crew"]["name"])
+    return none
+
+
+def fill_call(page, *, category: str, building_index: int = 0) -> str:
+    """Category, a building from the list, a description; returns the building's name."""
+    page.locator(f'#categories [data-code="{category}"]').click()
+    page.locator('.modes [data-mode="list"]').click()
+    building = page.locator("#buildings button").nth(building_index)
+    building.wait_for()
+    name = building.inner_text()
+    building.click()
+    expect(page.locator("#place")).to_contain_text(name)
+    page.locator("#description").fill("来电：楼道水管爆裂，水流不止")
+    return name
+
+
+def filed_incident(page, base: str) -> dict:
+    """The incident behind the result shown, as an admin sees it (found by its tracking link)."""
+    link = page.locator("#call-tracking").get_attribute("href")
+    token = re.search(r"/track/([^/]+)$", link).group(1)
+    tracked = Rest(base).get(f"/track/{token}")
+    return Rest(base, "admin").get(f"/incidents/{tracked['id']}")
+
+
+def test_an_operator_files_calls_one_after_another(demo_server, open_page):
+    operator = Rest(demo_server, "operator").get("/auth/me")
+    watched = open_page(demo_server, "/report", DESKTOP, "call-taking",
+                        storage=sign_in_storage(demo_server, "operator"))
+    page = watched.page
+    expect(page.locator("header h1")).to_have_text("来电登记")
+    expect(page.locator("#call-taker")).to_contain_text(operator["display_name"])
+    expect(page.locator("label[for=phone]")).to_have_text("来电号码（可选）")
+
+    # First call: a burst pipe, with the caller's name and phone.
+    building = fill_call(page, category="burst_pipe")
+    page.locator("#caller-name").fill(CALLER["name"])
+    page.locator("#phone").fill(CALLER["phone"])
+    page.locator("#submit").click()
+    expect(page.locator("#call-result")).to_be_visible()
+    expect(page.locator("#report")).to_be_hidden()
+    watched.screenshot("1-filed")
+    first = filed_incident(page, demo_server)
+    assert first["channel"] == "operator"
+    assert first["reporter"] == CALLER  # stored whole; an admin sees it whole
+    assert first["areas"]["building"]["name"] == building
+    expect(page.locator("#call-number")).to_have_text(first["public_id"])
+    expect(page.locator("#call-place")).to_contain_text(building)
+    manager = first["manager"]
+    assert manager["phone"] is None  # the demo's managers have none: the name alone
+    expect(page.locator("#call-manager")).to_have_text(manager["display_name"])
+    assert first["crew"], first  # a burst pipe is urgent: a crew is sent at once
+    expect(page.locator("#call-crew")).to_have_text(crew_text(first))
+    expect(page.locator("#call-duplicate")).to_be_hidden()
+    assert page.url.endswith("/report")  # the operator stays for the next call
+
+    # Next call: an empty form, a new Idempotency-Key; the same pipe again is a second report,
+    # shown as a likely duplicate of the first.
+    page.locator("#next-call").click()
+    expect(page.locator("#report")).to_be_visible()
+    expect(page.locator("#call-result")).to_be_hidden()
+    for field in ("#description", "#caller-name", "#phone"):
+        expect(page.locator(field)).to_have_value("")
+    expect(page.locator('#categories [aria-pressed="true"]')).to_have_count(0)
+    expect(page.locator("#place")).to_have_text("尚未选择地点")
+    page.locator("#submit").click()  # nothing chosen: refused on the page's fields, nothing filed
+    expect(page.locator("#error-category")).not_to_be_empty()
+    expect(page.locator("#call-result")).to_be_hidden()
+    expect_console_error(watched, "400")
+
+    # With a phone on record, the operator is shown it, to call the manager if need be.
+    Rest(demo_server, "admin").call("PATCH", f"/people/{manager['id']}", json={"phone": "13800000001"})
+    fill_call(page, category="burst_pipe")
+    page.locator("#submit").click()
+    expect(page.locator("#call-result")).to_be_visible()
+    second = filed_incident(page, demo_server)
+    assert second["manager"]["id"] == manager["id"]
+    expect(page.locator("#call-manager")).to_have_text(f"{manager['display_name']}（13800000001）")
+    assert second["id"] != first["id"]
+    assert second["reporter"] == {"name": None, "phone": None}  # nothing left from the last call
+    expect(page.locator("#call-number")).to_have_text(second["public_id"])
+    expect(page.locator("#call-duplicate")).to_contain_text(first["public_id"])
+    expect(page.locator("#call-crew")).to_have_text(crew_text(second))
+    watched.screenshot("2-duplicate")
+
+    # In English too, the result as well as the form.
+    page.locator("#lang").click()
+    expect(page.locator("header h1")).to_have_text("Take a call")
+    expect(page.locator("#call-crew")).to_have_text(crew_text(second, "en"))
+    expect(page.locator("#call-duplicate")).to_contain_text(f"Possibly the same as {first['public_id']}")
+
+
+def test_a_resident_gets_no_call_taking_form(demo_server, open_page):
+    """Signed in as someone who takes no calls (a committee member), or not at all, /report
+    stays the resident's form."""
+    for storage in (None, sign_in_storage(demo_server, "committee")):
+        page = open_page(demo_server, "/report", DESKTOP, storage=storage).page
+        expect(page.locator("header h1")).to_have_text("我要报事")
+        expect(page.locator("#caller-name")).to_be_hidden()
+        expect(page.locator("#call-taker")).to_be_hidden()
+
+
+def test_an_operator_signs_in_to_take_calls(demo_server, open_page):
+    """/report?call (linked from /) asks for an operator's sign-in first; another role is refused."""
+    watched = open_page(demo_server, "/", DESKTOP, "call-sign-in")
+    page = watched.page
+    page.locator('a[href="/report?call"]').click()
+    signin = page.locator("form#signin")
+    expect(signin).to_be_visible()
+    expect(page.locator("#report")).to_be_hidden()
+    for username, refused in (("committee", True), ("operator", False)):
+        page.fill("form#signin input[name=username]", username)
+        page.fill("form#signin input[name=password]", "demo")
+        page.click("form#signin button[type=submit]")
+        if refused:
+            expect(signin.locator("[role=alert]")).to_have_text("此账号不能使用本页面")
+    expect(signin).to_be_hidden()
+    expect(page.locator("header h1")).to_have_text("来电登记")
+    expect(page.locator("#field-reporter_name")).to_be_visible()
+    page.locator("#map path[data-code]").first.wait_for(state="attached")  # the map drew once shown
+    watched.screenshot("signed-in")
