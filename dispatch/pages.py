@@ -10,10 +10,25 @@ from functools import cache
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, render_template_string
+from markupsafe import Markup
 
 bp = Blueprint("pages", __name__)
 
 APPS = ("report", "track", "console", "crew", "board")
+
+# The staff apps' sign-in form (static/js/signin.js drives it; app.css styles it).
+SIGNIN_FORM = Markup("""<form class="signin" id="signin" hidden>
+  <h2 data-i18n="{title_key}">{title}</h2>
+  <label><span data-i18n="auth.username">用户名</span><input name="username" autocomplete="username" required></label>
+  <label><span data-i18n="auth.password">密码</span><input name="password" type="password" autocomplete="current-password" required></label>
+  <p role="alert"></p>
+  <button type="submit" data-i18n="auth.signin">登录</button>
+</form>""")
+
+
+def signin_form(title_key: str, title: str) -> Markup:
+    """`{{ signin_form("console.signin", "网格员登录") }}` in a page: the form, titled."""
+    return SIGNIN_FORM.format(title_key=title_key, title=title)
 
 
 @cache
@@ -28,7 +43,7 @@ def _render(name: str, **values):
     source = _page_source(path) if not current_app.debug else path.read_text(encoding="utf-8")
     return render_template_string(source, tile_url=current_app.config.get("TILE_URL") or "",
                                   tile_attribution=current_app.config.get("TILE_ATTRIBUTION") or "",
-                                  **values)
+                                  signin_form=signin_form, **values)
 
 
 @bp.get("/")

@@ -146,3 +146,21 @@ def test_an_operator_signs_in_to_take_calls(demo_server, open_page):
     expect(page.locator("#field-reporter_name")).to_be_visible()
     page.locator("#map path[data-code]").first.wait_for(state="attached")  # the map drew once shown
     watched.screenshot("signed-in")
+
+
+def test_the_board_leads_an_operator_to_the_calls(demo_server, open_page):
+    """Operators watch the board between calls: it links them to the call-taking screen,
+    already signed in; a committee member's board has no such link."""
+    committee = open_page(demo_server, "/board", DESKTOP, storage=sign_in_storage(demo_server, "committee")).page
+    expect(committee.locator("#who")).not_to_be_empty()  # signed in and the role looked at
+    expect(committee.locator("#take-calls")).to_be_hidden()
+
+    watched = open_page(demo_server, "/board", DESKTOP, "board-operator", storage=sign_in_storage(demo_server, "operator"))
+    page = watched.page
+    expect(page.locator("#who")).not_to_be_empty()
+    watched.screenshot("board")
+    page.locator("#take-calls").click()
+    page.wait_for_url("**/report?call")
+    expect(page.locator("header h1")).to_have_text("来电登记")
+    expect(page.locator("form#signin")).to_be_hidden()
+    expect(page.locator("#report")).to_be_visible()

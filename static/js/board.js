@@ -303,6 +303,7 @@ async function start() {
   const storageKey = `griddispatch.board.since.${me.id}`;
   signOutButton($("signout"), storageKey);
   $("signout").hidden = false;
+  $("take-calls").hidden = !["operator", "admin"].includes(me.role); // they take the hotline's calls too
   $("board").hidden = false;
 
   // The server's "today" and default date range come with any metrics answer.
