@@ -181,6 +181,7 @@ def demo(host, port, test_clock) -> None:
         click.echo("loaded the demo map of central Nanjing (© OpenStreetMap contributors, ODbL)")
     base = f"http://{host}:{port}"
     click.echo(f"\n  start page   {base}/\n  report       {base}/report   (residents, no sign-in)\n"
+               f"  calls        {base}/report?call  (hotline operators)\n"
                f"  console      {base}/console  (grid managers)\n  crew         {base}/crew\n"
                f"  board        {base}/board    (committee members)\n"
                f"  API          {base}/api/v1/openapi.json\n"

@@ -128,7 +128,12 @@ def test_a_resident_gets_no_call_taking_form(demo_server, open_page):
 
 
 def test_an_operator_signs_in_to_take_calls(demo_server, open_page):
-    """/report?call (linked from /) asks for an operator's sign-in first; another role is refused."""
+    """/report?call (linked from / and printed by `griddispatch demo`) asks for an operator's
+    sign-in first; another role is refused."""
+    from tests.server import running_server
+
+    running_server.last_output.seek(0)
+    assert f"{demo_server}/report?call" in running_server.last_output.read()
     watched = open_page(demo_server, "/", DESKTOP, "call-sign-in")
     page = watched.page
     page.locator('a[href="/report?call"]').click()
