@@ -40,6 +40,20 @@ def login(base: str, username: str) -> str:
     return response.json()["token"]
 
 
+def crew_login(base: str, username: str) -> tuple[str, int]:
+    """A crew member's token and the id of its crew."""
+    token = login(base, username)
+    me = requests.get(f"{base}/api/v1/auth/me", timeout=10, headers={"Authorization": f"Bearer {token}"})
+    me.raise_for_status()
+    return token, me.json()["crew_id"]
+
+
+def set_crew_status(base: str, token: str, crew_id: int, status: str) -> None:
+    response = requests.post(f"{base}/api/v1/crews/{crew_id}/status", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"}, json={"status": status})
+    assert response.status_code == 200, response.text
+
+
 def report(base: str, point, category: str = "no_water", token: str | None = None) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = requests.post(f"{base}/api/v1/incidents", timeout=10, headers=headers, json={

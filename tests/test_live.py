@@ -8,7 +8,16 @@ import time
 
 import pytest
 
-from tests.live import PrivateRedis, Tablet, login, report, staffed_database, timeline_seqs
+from tests.live import (
+    PrivateRedis,
+    Tablet,
+    crew_login,
+    login,
+    report,
+    set_crew_status,
+    staffed_database,
+    timeline_seqs,
+)
 from tests.server import running_server
 from tests.world import B1_POINT, B3_POINT, G2_POINT
 
@@ -155,14 +164,9 @@ def test_two_processes_share_rooms_through_redis(staffed):
             assert committee_on_a.events[-1]["type"] == "acknowledged"
             # A crew's push (no event, no seq) goes through Redis too: crew A, serving the
             # whole district, goes off duty and back on A; G1's manager on B sees both.
-            crew_token = login(a, "crew-a")
-            crew_id = requests.get(f"{a}/api/v1/auth/me", timeout=10,
-                                   headers={"Authorization": f"Bearer {crew_token}"}).json()["crew_id"]
+            crew_token, crew_id = crew_login(a, "crew-a")
             for status in ("off", "available"):
-                changed = requests.post(f"{a}/api/v1/crews/{crew_id}/status", timeout=10,
-                                        json={"status": status},
-                                        headers={"Authorization": f"Bearer {crew_token}"})
-                assert changed.status_code == 200, changed.text
+                set_crew_status(a, crew_token, crew_id, status)
             manager_on_b.wait(lambda: [c["status"] for c in manager_on_b.crews if c["crew_id"] == crew_id]
                               [-2:] == ["off", "available"], "crew A's pushes, through Redis")
 
@@ -188,18 +192,16 @@ def test_crew_status_and_position_are_pushed(staffed):
     import requests
 
     with running_server(staffed) as base:
-        crew_token = login(base, "crew-a")  # crew A serves the whole district
-        me = requests.get(f"{base}/api/v1/auth/me", timeout=10,
-                          headers={"Authorization": f"Bearer {crew_token}"}).json()
+        crew_token, a_crew = crew_login(base, "crew-a")  # crew A serves the whole district
         board = Tablet(token=login(base, "committee-d")).connect(base)
         other_street = Tablet(token=login(base, "committee-s1")).connect(base)  # street 320104001
         m1 = Tablet(token=login(base, "m1")).connect(base)  # grid G1, in street 320104001
         m3 = Tablet(token=login(base, "m3")).connect(base)  # grid G3, in street 320104002
         report(base, B1_POINT, "burst_pipe")  # dispatches crew A: it turns busy
         for watcher in (board, other_street, m1, m3):
-            watcher.wait(lambda w=watcher: any(c["crew_id"] == me["crew_id"] and c["status"] == "busy"
+            watcher.wait(lambda w=watcher: any(c["crew_id"] == a_crew and c["status"] == "busy"
                                                for c in w.crews), "crew A busy")
-        response = requests.post(f"{base}/api/v1/crews/{me['crew_id']}/position", timeout=10,
+        response = requests.post(f"{base}/api/v1/crews/{a_crew}/position", timeout=10,
                                  headers={"Authorization": f"Bearer {crew_token}"},
                                  json={"lon": B3_POINT[0], "lat": B3_POINT[1]})
         assert response.status_code == 200, response.text
@@ -207,12 +209,8 @@ def test_crew_status_and_position_are_pushed(staffed):
 
         # Crew B serves street 320104002: the district's board and G3's manager see it go off
         # duty; the other street's board and G1's manager never do.
-        b_token = login(base, "crew-b")
-        b_crew = requests.get(f"{base}/api/v1/auth/me", timeout=10,
-                              headers={"Authorization": f"Bearer {b_token}"}).json()["crew_id"]
-        response = requests.post(f"{base}/api/v1/crews/{b_crew}/status", timeout=10,
-                                 headers={"Authorization": f"Bearer {b_token}"}, json={"status": "off"})
-        assert response.status_code == 200, response.text
+        b_token, b_crew = crew_login(base, "crew-b")
+        set_crew_status(base, b_token, b_crew, "off")
         for watcher in (board, m3):
             watcher.wait(lambda w=watcher: any(c["crew_id"] == b_crew and c["status"] == "off" for c in w.crews),
                          "crew B off duty")
@@ -229,9 +227,7 @@ def test_position_pushes_are_throttled(staffed):
 
     with running_server(staffed, "--test-clock") as base:
         set_clock(base, "2026-12-01T10:00:00+08:00")
-        crew_token = login(base, "crew-b")
-        crew_id = requests.get(f"{base}/api/v1/auth/me", timeout=10,
-                               headers={"Authorization": f"Bearer {crew_token}"}).json()["crew_id"]
+        crew_token, crew_id = crew_login(base, "crew-b")
         board = Tablet(token=login(base, "admin")).connect(base)
 
         def move(lon: float) -> None:

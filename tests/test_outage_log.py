@@ -62,9 +62,15 @@ def test_a_redis_outage_is_logged_once_and_its_end(tmp_path):
     status changes during an outage leave one traceback for publishing and one for
     listening, and both say when Redis is back. A tablet that connects meanwhile gets its
     replay, which never goes through Redis (its socket is this process's own)."""
-    import requests
-
-    from tests.live import PrivateRedis, Tablet, login, report, staffed_database
+    from tests.live import (
+        PrivateRedis,
+        Tablet,
+        crew_login,
+        login,
+        report,
+        set_crew_status,
+        staffed_database,
+    )
     from tests.world import B1_POINT
 
     database_url = f"sqlite:///{tmp_path / 'redis-outage.sqlite3'}"
@@ -73,18 +79,13 @@ def test_a_redis_outage_is_logged_once_and_its_end(tmp_path):
     try:
         with running_server(database_url, env={"REDIS_URL": redis.url}) as base:
             output = running_server.last_output
-            crew_token = login(base, "crew-b")
-            crew_id = requests.get(f"{base}/api/v1/auth/me", timeout=10,
-                                   headers={"Authorization": f"Bearer {crew_token}"}).json()["crew_id"]
+            crew_token, crew_id = crew_login(base, "crew-b")
             board = Tablet(token=login(base, "admin")).connect(base)
             redis.stop()
             for _ in range(10):
                 report(base, B1_POINT)  # filed all the same: the log is the truth, Redis a wake-up
             for status in ("off", "available", "off", "available"):
-                response = requests.post(f"{base}/api/v1/crews/{crew_id}/status", timeout=10,
-                                         headers={"Authorization": f"Bearer {crew_token}"},
-                                         json={"status": status})
-                assert response.status_code == 200, response.text
+                set_crew_status(base, crew_token, crew_id, status)
             board.wait(lambda: len(board.crews) == 4, "the crew pushes, here without Redis")
             late = Tablet(token=login(base, "admin")).connect(base)  # replays the ten reports
             assert len(late.events) >= 10 and late.seqs() == board.seqs(), (late.seqs(), board.seqs())

@@ -220,10 +220,11 @@ function notice(message, kind = "info", { scroll = true } = {}) {
 // they are the audit trail, so they stay as recorded and are only translated for display.
 // Every language shows the area a crew serves by its name, not its code.
 const duration = (h, min) => (h ? t("duration.hours", { h, min }) : t("duration.minutes", { min }));
+const SERVES = /^serves (.+)$/;
 const REASON_PATTERNS = [
   [/^skill (.+)$/, (m) => t("console.reason.skill", { skill: has(`skill.${m[1]}`) ? t(`skill.${m[1]}`) : m[1] })],
   [/^available$/, () => t("console.reason.available")],
-  [/^serves (.+)$/, (m, names) => t("console.reason.serves", { area: names.get(m[1]) || m[1] })],
+  [SERVES, (m, names) => t("console.reason.serves", { area: names.get(m[1]) || m[1] })],
   [/^(\d+) m away$/, (m) => t("console.reason.metres", { n: m[1] })],
   [/^([\d.]+) km away$/, (m) => t("console.reason.km", { n: m[1] })],
   [/^(?:(\d+) h )?(\d+) min travel \(ranked by travel time\)$/,
@@ -236,7 +237,7 @@ const REASON_PATTERNS = [
 ];
 
 function localReason(reason, names) {
-  if (language() === "en") return reason.replace(/^serves (.+)$/, (all, code) => (names.has(code) ? `serves ${names.get(code)}` : all));
+  if (language() === "en") return reason.replace(SERVES, (all, code) => (names.has(code) ? `serves ${names.get(code)}` : all));
   for (const [pattern, render] of REASON_PATTERNS) {
     const match = reason.match(pattern);
     if (match) return render(match, names);

@@ -6,10 +6,10 @@
 // once filed what to tell the caller, then an empty form for the next call. /report?call asks
 // an operator who is not signed in to sign in first.
 /* global L */
-import { api, currentUser, newKey, retrying, token, worthRetrying } from "./api.js";
+import { api, newKey, retrying, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t, translatePage } from "./i18n.js";
 import { createMap, drawAreas, highlight } from "./map.js";
-import { signedIn } from "./signin.js";
+import { signedIn, storedSession } from "./signin.js";
 
 const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
 const FIELDS = ["category", "location", "description", "reporter_name", "reporter_phone"];
@@ -29,7 +29,8 @@ const callTaker = await callTakerSignedIn();
 
 /** The operator taking calls, if any; /report?call waits for one to sign in. */
 async function callTakerSignedIn() {
-  if (token() && CALL_TAKERS.includes(currentUser()?.role)) return currentUser();
+  const stored = storedSession(CALL_TAKERS);
+  if (stored) return stored;
   if (!new URLSearchParams(location.search).has("call")) return null;
   form.hidden = true;
   const user = await signedIn({ form: document.getElementById("signin"), roles: CALL_TAKERS });

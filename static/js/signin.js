@@ -3,13 +3,19 @@
 import { ApiError, api, currentUser, signIn, signOut, token } from "./api.js";
 import { problem, t } from "./i18n.js";
 
+/** The user of the session this browser keeps, if its role is one of `roles` (not yet
+ *  checked with the server: signedIn does that). */
+export function storedSession(roles) {
+  return token() && roles.includes(currentUser()?.role) ? currentUser() : null;
+}
+
 /**
  * @param {object} options
  * @param {HTMLFormElement} options.form with inputs named username and password, and an [role=alert]
  * @param {string[]} options.roles roles this app serves
  */
 export async function signedIn({ form, roles }) {
-  if (token() && roles.includes(currentUser()?.role)) {
+  if (storedSession(roles)) {
     try {
       return await api("/auth/me");
     } catch (error) {
