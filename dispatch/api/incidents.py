@@ -65,6 +65,7 @@ def list_incidents():
         "from": service.parse_time(request.args.get("from"), "from"),
         "to": service.parse_time(request.args.get("to"), "to"),
         "bbox": bbox_arg(),
+        "phone": request.args.get("phone"),
     }
     incidents, total = service.list_visible(session(), user, filters, limit=limit, offset=offset)
     views = views_for(user)
@@ -161,9 +162,11 @@ PATHS = {
             query("from", {"type": "string", "format": "date-time"}, "reported at or after"),
             query("to", {"type": "string", "format": "date-time"}, "reported before"),
             query("bbox", {"type": "string"}, "min_lon,min_lat,max_lon,max_lat"),
+            query("phone", {"type": "string"}, "the reporter's phone, however formatted "
+                  "(operators and admins only: 403 for other roles)"),
             query("limit", {"type": "integer", "default": 50, "maximum": 500}, "page size"),
             query("offset", {"type": "integer", "default": 0}, "page start"),
-        ], errors={"400": "a bad filter"}),
+        ], errors={"400": "a bad filter", "403": "a phone look-up by a role that may not"}),
     },
     "/incidents/{incident_ref}": {"get": op(
         "One incident", "getIncident", params=[INCIDENT_REF], ok=("200", INCIDENT),

@@ -81,11 +81,22 @@ def check_may_act(session: Session, user: User, incident: Incident, action: str)
                        {"incident": incident.public_id})
 
 
+# Who may find incidents by the reporter's phone: only those who see every phone whole (a
+# manager sees the phones of its own incidents only, and a search would reveal the others).
+PHONE_SEARCH_ROLES = frozenset({"operator", "admin"})
+
+
+def check_may_search_phone(user: User) -> None:
+    if user.role not in PHONE_SEARCH_ROLES:
+        raise ApiError(403, "forbidden", f"phone: a {user.role} may not look incidents up by phone",
+                       {"field": "phone", "role": user.role, "allowed": sorted(PHONE_SEARCH_ROLES)})
+
+
 def sees_phone(user: User | None, incident: Incident) -> bool:
     """Reporter phones are shown whole only to the assigned manager, operators and admins."""
     if user is None:
         return False
-    return user.role in ("operator", "admin") or (
+    return user.role in PHONE_SEARCH_ROLES or (
         user.role == "grid_manager" and incident.manager_id == user.id
     )
 

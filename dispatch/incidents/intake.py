@@ -80,7 +80,7 @@ def check_report(ctx: Context, payload: Any) -> Report:
     description = _text(payload, "description", MAX_DESCRIPTION)
     address = _text(payload, "address", MAX_ADDRESS)
     name = _text(payload, "reporter_name", MAX_NAME) or None
-    phone = fields.phone("reporter_phone", payload.get("reporter_phone"))
+    phone = fields.caller_phone("reporter_phone", payload.get("reporter_phone"))
     lon, lat, method, chain = _locate(ctx, payload)
     return Report(category, description, address, lon, lat, method, chain, name, phone)
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from dispatch.errors import ApiError, bad_field, id_number
 from dispatch.incidents import events as event_log
-from dispatch.incidents.access import can_see, in_area, visible
+from dispatch.incidents.access import can_see, check_may_search_phone, in_area, visible
 from dispatch.incidents.flows import Context
 from dispatch.incidents.intake import check_rate_limits, check_report, record_report
 from dispatch.incidents.lifecycle import perform
@@ -26,6 +26,7 @@ from dispatch.incidents.models import (
     Incident,
 )
 from dispatch.incidents.views import IncidentViews, resident_answer, resident_view
+from dispatch.people import fields
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
 
@@ -235,6 +236,9 @@ def list_visible(db: Session, user: User, filters: dict[str, Any], *, limit: int
         conditions.append(Incident.created_at >= filters["from"])
     if filters.get("to"):
         conditions.append(Incident.created_at < filters["to"])
+    if (filters.get("phone") or "").strip():  # like the other filters, empty is no filter
+        check_may_search_phone(user)
+        conditions.append(Incident.reporter_phone == fields.caller_phone("phone", filters["phone"]))
     if filters.get("bbox"):
         min_lon, min_lat, max_lon, max_lat = filters["bbox"]
         conditions.append(and_(Incident.lon.between(min_lon, max_lon), Incident.lat.between(min_lat, max_lat)))

@@ -39,6 +39,20 @@ def phone(field: str, value: Any) -> str | None:
     return value
 
 
+def caller_phone(field: str, value: Any) -> str | None:
+    """A reporter's phone number as dialled at home: spaces and dashes dropped, and a +86 or
+    0086 prefix, so that one caller is one number however it was typed (the per-phone limit
+    and an operator's look-up of a caller's reports both match it exactly), or None."""
+    value = phone(field, value)
+    if value is None:
+        return None
+    digits = value.replace(" ", "").replace("-", "")
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix) and len(digits) > len(prefix) + 4:
+            return digits[len(prefix):]
+    return digits
+
+
 def choice(field: str, value: Any, allowed: Collection[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise bad_field(field, f"must be one of {', '.join(allowed)}, got {value!r}",
