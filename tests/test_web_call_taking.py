@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.browser import DESKTOP, sign_in_storage
-from tests.web_helpers import Rest, expect_console_error
+from tests.web_helpers import DEMO_BUILDING, Rest, expect_console_error
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect
@@ -115,6 +115,54 @@ def test_an_operator_files_calls_one_after_another(demo_server, open_page):
     expect(page.locator("header h1")).to_have_text("Take a call")
     expect(page.locator("#call-crew")).to_have_text(crew_text(second, "en"))
     expect(page.locator("#call-duplicate")).to_contain_text(f"Possibly the same as {first['public_id']}")
+
+
+def test_the_callers_open_reports_show_as_the_number_is_typed(demo_server, open_page):
+    """A second call about the same problem is answered with the first report's number: the
+    number's open reports (however it was written when filed) appear as it is typed; ended
+    ones do not; the next call starts without them."""
+    operator = Rest(demo_server, "operator")
+    call = {"category": "no_water", "description": "整栋楼停水", "location": {"building_code": DEMO_BUILDING}}
+    open_one = operator.call("POST", "/incidents", status=201, json={**call, "reporter_phone": "+86 139 5555 0101"})
+    ended = operator.call("POST", "/incidents", status=201,
+                          json={**call, "category": "rubbish", "reporter_phone": "13955550101"})
+    Rest(demo_server, "admin").act(ended["id"], "cancel", reason="来电人说已清运")
+
+    watched = open_page(demo_server, "/report", DESKTOP, "caller-reports",
+                        storage=sign_in_storage(demo_server, "operator"))
+    page = watched.page
+    history = page.locator("#caller-reports")
+    page.locator("#phone").press_sequentially("139-5555-0101")  # as a caller reads it out
+    expect(history).to_be_visible()
+    expect(page.locator("#caller-reports-title")).to_contain_text("此号码有 1 件未结报告")
+    items = page.locator("#caller-reports-list li")
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text(open_one["public_id"])
+    expect(items.first).to_contain_text(open_one["category_name"]["zh"])
+    expect(items.first).not_to_contain_text(ended["public_id"])
+    watched.screenshot("open-reports")
+
+    page.locator("#lang").click()
+    expect(page.locator("#caller-reports-title")).to_contain_text("This number has 1 open reports")
+    expect(items.first).to_contain_text(open_one["category_name"]["en"])
+    page.locator("#lang").click()
+
+    with page.expect_response(lambda r: "phone=13955550199" in r.url):
+        page.locator("#phone").fill("13955550199")  # another caller: nothing on record
+    expect(history).to_be_hidden()
+    page.locator("#phone").fill("13955550101")
+    expect(items).to_have_count(1)
+    fill_call(page, category="lift_fault")
+    page.locator("#submit").click()
+    expect(page.locator("#call-result")).to_be_visible()
+    page.locator("#next-call").click()
+    expect(page.locator("#phone")).to_have_value("")
+    expect(history).to_be_hidden()
+    with page.expect_response(lambda r: "phone=013955550101" in r.url):
+        page.locator("#phone").fill("013955550101")  # a typo finds nothing
+    expect(history).to_be_hidden()
+    page.locator("#phone").fill("0086 139 5555 0101")  # the call just filed is on record now
+    expect(page.locator("#caller-reports-title")).to_contain_text("此号码有 2 件未结报告")
 
 
 def test_a_resident_gets_no_call_taking_form(demo_server, open_page):

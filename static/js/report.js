@@ -3,18 +3,25 @@
 // or a retry after a dropped connection never files the report twice; a dropped connection or
 // a server whose database is not answering (503) is retried by the form itself.
 // Signed in as an operator (or admin) it is the call-taking form: the caller's name too, and
-// once filed what to tell the caller, then an empty form for the next call. /report?call asks
-// an operator who is not signed in to sign in first.
+// once filed what to tell the caller, then an empty form for the next call. As the caller's
+// number is typed it lists that number's open reports, so a second call about the same burst
+// pipe is answered with the first one's number instead of filed again. /report?call asks an
+// operator who is not signed in to sign in first.
 /* global L */
 import { api, newKey, retrying, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t, translatePage } from "./i18n.js";
 import { createMap, drawAreas, highlight } from "./map.js";
 import { signedIn, storedSession } from "./signin.js";
+import { localTime } from "./ui.js";
 
 const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
 const FIELDS = ["category", "location", "description", "reporter_name", "reporter_phone"];
 const CALL_TAKERS = ["operator", "admin"];
 const SUBMIT_TRIES = 5; // 1, 2, 4, 8 s apart; then the resident is told and may tap again
+const LOOKUP_DELAY_MS = 300; // after the last keystroke: one look-up per number, not per digit
+const LOOKUP_MIN_DIGITS = 7; // a landline without its area code is the shortest worth looking up
+const PHONE = /^\+?[0-9][0-9 -]{4,19}$/; // the server's own check: anything else would only be refused
+const LOOKUP_SHOWN = 5;
 
 const form = document.getElementById("report");
 const submitButton = document.getElementById("submit");
@@ -336,7 +343,11 @@ function startTakingCalls() {
   document.querySelector("header h1").dataset.i18n = "report.call.title";
   document.getElementById("phone-label").dataset.i18n = "report.call.phone";
   document.getElementById("field-reporter_name").hidden = false;
+  // The caller's number comes first: the phone shows it before the caller says a word, and
+  // its open reports may make the rest of the form unnecessary.
+  form.prepend(document.getElementById("field-reporter_phone"), document.getElementById("field-reporter_name"));
   document.getElementById("call-taker").hidden = false;
+  document.getElementById("phone").addEventListener("input", lookUpCaller);
   renderCallTaker();
 }
 
@@ -375,6 +386,52 @@ function renderFiled() {
     ? t("report.call.duplicate", { number: filed.suspected_duplicate_of }) : "";
 }
 
+// --- the caller's open reports ---
+
+const callerReports = document.getElementById("caller-reports");
+let lookup = { timer: null, found: null };
+
+/** Look the number up once typing pauses; an answer for a number no longer in the field is dropped. */
+function lookUpCaller() {
+  clearTimeout(lookup.timer);
+  const phone = document.getElementById("phone").value.trim();
+  if (!PHONE.test(phone) || phone.replace(/\D/g, "").length < LOOKUP_MIN_DIGITS) {
+    showCallerReports(phone, null);
+    return;
+  }
+  lookup.timer = setTimeout(async () => {
+    try {
+      const query = new URLSearchParams({ phone, open: "true", limit: String(LOOKUP_SHOWN) });
+      showCallerReports(phone, await api(`/incidents?${query}`));
+    } catch {
+      showCallerReports(phone, null); // a number still being typed, or no answer: the form works without it
+    }
+  }, LOOKUP_DELAY_MS);
+}
+
+function showCallerReports(phone, found) {
+  if (phone !== document.getElementById("phone").value.trim()) return;
+  lookup.found = found;
+  renderCallerReports();
+}
+
+function renderCallerReports() {
+  const found = lookup.found;
+  callerReports.hidden = !found?.total;
+  if (!found?.total) return;
+  const lang = language() === "en" ? "en" : "zh";
+  document.getElementById("caller-reports-title").textContent = t("report.call.history", { count: found.total });
+  const items = found.incidents.map((incident) => {
+    const place = (incident.areas.building || incident.areas.grid)?.name;  // a building's name holds its grid's
+    return element("li", {}, [incident.public_id, incident.category_name[lang], t(`status.${incident.status}`),
+      localTime(incident.times.created_at), place].filter(Boolean).join(" · "));
+  });
+  if (found.total > found.incidents.length) {
+    items.push(element("li", {}, t("report.call.history.more", { count: found.total - found.incidents.length })));
+  }
+  document.getElementById("caller-reports-list").replaceChildren(...items);
+}
+
 /** An empty form with a new Idempotency-Key; the map stays where the last call was. */
 function nextCall() {
   form.reset();
@@ -390,10 +447,13 @@ function nextCall() {
   submitButton.disabled = false;
   submitButton.textContent = t("report.submit");
   filed = null;
+  clearTimeout(lookup.timer);
+  lookup = { timer: null, found: null };
+  renderCallerReports();
   callResult.hidden = true;
   form.hidden = false;
   window.scrollTo(0, 0);
-  document.querySelector("#categories button")?.focus();
+  document.getElementById("phone").focus();  // the next caller's number first, as on the phone's display
 }
 
 document.getElementById("next-call").addEventListener("click", nextCall);
@@ -405,6 +465,7 @@ document.addEventListener("languagechange", () => {
   renderBuildingList();
   if (callTaker) renderCallTaker();
   if (filed) renderFiled();
+  if (callTaker) renderCallerReports();
 });
 
 if (callTaker) startTakingCalls();
