@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 
 from tests.browser import DESKTOP, sign_in_storage
 from tests.web_helpers import DEMO_BUILDING, Rest, expect_console_error
@@ -163,6 +164,42 @@ def test_the_callers_open_reports_show_as_the_number_is_typed(demo_server, open_
     expect(history).to_be_hidden()
     page.locator("#phone").fill("0086 139 5555 0101")  # the call just filed is on record now
     expect(page.locator("#caller-reports-title")).to_contain_text("此号码有 2 件未结报告")
+
+
+def test_a_sign_in_that_runs_out_mid_call_loses_nothing(demo_server, open_page):
+    """The operator's token is revoked (or expires) while a call is being typed: submitting
+    asks for a sign-in above the form, keeps what was typed, and files it once signed in."""
+    storage = sign_in_storage(demo_server, "operator")
+    watched = open_page(demo_server, "/report", DESKTOP, "call-signed-out", storage=storage)
+    page = watched.page
+    expect(page.locator("header h1")).to_have_text("来电登记")
+    requests.delete(f"{demo_server}/api/v1/auth/token", timeout=10,
+                    headers={"Authorization": f"Bearer {storage['griddispatch.token']}"}).raise_for_status()
+    building = fill_call(page, category="blocked_drain")
+    page.locator("#caller-name").fill("李女士")
+    page.locator("#phone").fill("13955550202")
+    page.locator("#submit").click()
+
+    signin = page.locator("form#signin")
+    expect(signin).to_be_visible()
+    expect(signin.locator("[role=alert]")).to_contain_text("登录已过期")
+    expect(page.locator("#call-result")).to_be_hidden()
+    expect(page.locator("#caller-name")).to_have_value("李女士")
+    expect(page.locator("#place")).to_contain_text(building)
+    watched.screenshot("sign-in-again")
+    page.fill("form#signin input[name=username]", "operator")
+    page.fill("form#signin input[name=password]", "demo")
+    page.click("form#signin button[type=submit]")
+
+    expect(page.locator("#call-result")).to_be_visible()
+    expect(signin).to_be_hidden()
+    filed = filed_incident(page, demo_server)
+    assert filed["reporter"] == {"name": "李女士", "phone": "13955550202"}
+    assert filed["category"] == "blocked_drain" and filed["channel"] == "operator"
+    assert filed["areas"]["building"]["name"] == building
+    listed = Rest(demo_server, "admin").get("/incidents?phone=13955550202")
+    assert listed["total"] == 1  # filed once
+    expect_console_error(watched, "401")  # the refused report, and the stale sign-in checked and dropped
 
 
 def test_a_resident_gets_no_call_taking_form(demo_server, open_page):

@@ -8,7 +8,7 @@
 // pipe is answered with the first one's number instead of filed again. /report?call asks an
 // operator who is not signed in to sign in first.
 /* global L */
-import { api, newKey, retrying, worthRetrying } from "./api.js";
+import { ApiError, api, newKey, retrying, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t, translatePage } from "./i18n.js";
 import { createMap, drawAreas, highlight } from "./map.js";
 import { signedIn, storedSession } from "./signin.js";
@@ -32,7 +32,7 @@ const buildingList = document.getElementById("buildings");
 const unitSelect = document.getElementById("unit");
 
 languageToggle(document.getElementById("lang"));
-const callTaker = await callTakerSignedIn();
+let callTaker = await callTakerSignedIn();
 
 /** The operator taking calls, if any; /report?call waits for one to sign in. */
 async function callTakerSignedIn() {
@@ -326,10 +326,15 @@ form.addEventListener("submit", async (event) => {
     if (callTaker) showFiled(report);
     else location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
   } catch (error) {
-    showError(error);
     state.sending = false;
     submitButton.disabled = false;
     submitButton.textContent = t("report.submit");
+    if (callTaker && error instanceof ApiError && error.status === 401) {
+      await signInAgain();
+      form.requestSubmit(); // the call as it was typed, under the same Idempotency-Key
+      return;
+    }
+    showError(error);
   }
 });
 
@@ -348,6 +353,16 @@ function startTakingCalls() {
   form.prepend(document.getElementById("field-reporter_phone"), document.getElementById("field-reporter_name"));
   document.getElementById("call-taker").hidden = false;
   document.getElementById("phone").addEventListener("input", lookUpCaller);
+  renderCallTaker();
+}
+
+/** A sign-in that ran out mid-shift (expired or revoked): sign in again above the call being
+ *  taken, which stays as it was typed; the caller is still on the line. */
+async function signInAgain() {
+  const signin = document.getElementById("signin");
+  signin.querySelector("[role=alert]").textContent = t("report.call.signin_again");
+  submitButton.disabled = true;
+  callTaker = await signedIn({ form: signin, roles: CALL_TAKERS });
   renderCallTaker();
 }
 
