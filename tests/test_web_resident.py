@@ -246,6 +246,50 @@ def test_lost_answers_are_retried_with_the_same_key_and_file_one_report(demo_ser
     assert Rest(demo_server, "admin").get("/incidents")["total"] == 1
 
 
+DESCRIPTION = "地下室水管爆裂，手机信号很差"
+
+
+@pytest.mark.parametrize("how", ["offline", "answers-lost"])
+def test_a_report_that_could_not_be_sent_is_kept_and_sent_later(demo_server, open_page, how):
+    """Out of signal through every try, the report is kept on the phone and sent under its
+    key when the network is back ("offline": the browser goes offline, then online) or when
+    /report is next opened ("answers-lost": each try reached the server, only the answers
+    were lost): filed once either way, and nothing is left kept."""
+    watched = open_page(demo_server, "/report", PHONE, f"resident-unsent-{how}")
+    page = watched.page
+    if how == "answers-lost":
+        def lose_answers(route):
+            if route.request.method == "POST":
+                route.fetch()
+                route.abort()
+            else:
+                route.continue_()
+        page.route("**/api/v1/incidents", lose_answers)
+    choose_category(page)
+    tap_building(watched)
+    page.locator("#description").fill(DESCRIPTION)
+    if how == "offline":
+        page.context.set_offline(True)
+    page.locator("#submit").click()
+    expect(page.locator("#error-form")).to_contain_text("已保存在本机", timeout=30000)  # 1+2+4+8 s of retries
+    admin = Rest(demo_server, "admin")
+    assert admin.get("/incidents")["total"] == (0 if how == "offline" else 1)
+    assert page.evaluate("JSON.parse(localStorage.getItem('griddispatch.report.unsent')).body.description") == DESCRIPTION
+    watched.screenshot("kept")
+
+    if how == "offline":
+        page.context.set_offline(False)  # the browser's "online" event sends it
+    else:
+        page.unroute("**/api/v1/incidents")
+        page.goto(f"{demo_server}/report")  # the next visit sends it
+    page.wait_for_url(re.compile(r"/track/[^/]+$"))
+    listed = admin.get("/incidents")
+    assert listed["total"] == 1
+    assert listed["incidents"][0]["description"] == DESCRIPTION
+    assert page.evaluate("localStorage.getItem('griddispatch.report.unsent')") is None
+    expect_console_error(watched, "ERR_INTERNET_DISCONNECTED" if how == "offline" else "net::ERR_FAILED")
+
+
 def test_report_sent_while_the_database_is_down_goes_through_when_it_is_back(postgres_server_url, open_page):
     """A real outage: the database refuses connections, the server answers 503, the form keeps
     trying and is filed once the database is back, with nothing for the resident to do."""

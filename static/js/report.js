@@ -1,7 +1,9 @@
 // The resident's report form (/report): category, place, description, optional phone; then
 // on to the tracking page. No sign-in. One Idempotency-Key per form fill, so a double tap
 // or a retry after a dropped connection never files the report twice; a dropped connection or
-// a server whose database is not answering (503) is retried by the form itself.
+// a server whose database is not answering (503) is retried by the form itself. A report that
+// still could not be sent is kept on the device and sent, under its key, when the network
+// comes back or the page is next opened: nothing a resident tapped "submit" on is lost.
 // Signed in as an operator (or admin) it is the call-taking form: the caller's name too, and
 // once filed what to tell the caller, then an empty form for the next call. As the caller's
 // number is typed it lists that number's open reports, so a second call about the same burst
@@ -22,6 +24,8 @@ const LOOKUP_DELAY_MS = 300; // after the last keystroke: one look-up per number
 const LOOKUP_MIN_DIGITS = 7; // a landline without its area code is the shortest worth looking up
 const PHONE = /^\+?[0-9][0-9 -]{4,19}$/; // the server's own check: anything else would only be refused
 const LOOKUP_SHOWN = 5;
+const UNSENT_KEY = "griddispatch.report.unsent";
+const UNSENT_FOR_MS = 20 * 3600 * 1000; // inside the day the server answers a key again, so a resend cannot file twice
 
 const form = document.getElementById("report");
 const submitButton = document.getElementById("submit");
@@ -287,7 +291,7 @@ function clearErrors() {
 
 function showError(error) {
   if (worthRetrying(error)) {
-    setFieldError("form", t("report.network"));
+    setFieldError("form", t("report.unsent.kept"));
     return;
   }
   const field = String(error.details.field || "").split(".")[0];
@@ -318,13 +322,10 @@ form.addEventListener("submit", async (event) => {
     ...(phone ? { reporter_phone: phone } : {}),
     ...(callTaker && name ? { reporter_name: name } : {}),
   };
+  const unsent = { body, key: state.idempotencyKey, at: Date.now() };
+  localStorage.setItem(UNSENT_KEY, JSON.stringify(unsent));
   try {
-    const report = await retrying(
-      () => api("/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } }),
-      { tries: SUBMIT_TRIES, onRetry: () => { submitButton.textContent = t("net.retrying"); } },
-    );
-    if (callTaker) showFiled(report);
-    else location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
+    filedOk(await send(unsent, () => { submitButton.textContent = t("net.retrying"); }));
   } catch (error) {
     state.sending = false;
     submitButton.disabled = false;
@@ -334,9 +335,55 @@ form.addEventListener("submit", async (event) => {
       form.requestSubmit(); // the call as it was typed, under the same Idempotency-Key
       return;
     }
+    if (!worthRetrying(error)) localStorage.removeItem(UNSENT_KEY); // refused: the form says why
     showError(error);
   }
 });
+
+function send(unsent, onRetry) {
+  return retrying(
+    () => api("/incidents", { method: "POST", body: unsent.body, headers: { "Idempotency-Key": unsent.key } }),
+    { tries: SUBMIT_TRIES, onRetry },
+  );
+}
+
+function filedOk(report) {
+  localStorage.removeItem(UNSENT_KEY);
+  if (callTaker) showFiled(report);
+  else location.assign(`/track/${encodeURIComponent(report.tracking_token)}`);
+}
+
+// --- a report kept on the device ---
+
+const unsentNotice = document.getElementById("unsent");
+
+/** Send the report kept on this device, if any: on opening the page, and when the network is back. */
+async function sendUnsent() {
+  const unsent = JSON.parse(localStorage.getItem(UNSENT_KEY) || "null");
+  if (!unsent || state.sending) return;
+  if (Date.now() - unsent.at > UNSENT_FOR_MS) {
+    localStorage.removeItem(UNSENT_KEY); // too old to resend safely: the resident reports it afresh
+    return;
+  }
+  state.sending = true;
+  unsentNotice.hidden = false;
+  unsentNotice.textContent = t("report.unsent.sending", { time: localTime(new Date(unsent.at).toISOString()) });
+  try {
+    filedOk(await send(unsent));
+    unsentNotice.hidden = true;
+  } catch (error) {
+    if (worthRetrying(error)) {
+      unsentNotice.textContent = t("report.unsent.waiting");
+    } else {
+      localStorage.removeItem(UNSENT_KEY);
+      unsentNotice.textContent = t("report.failed", { message: problem(error) });
+    }
+  } finally {
+    state.sending = false;
+  }
+}
+
+window.addEventListener("online", sendUnsent);
 
 // --- taking calls ---
 
@@ -490,3 +537,4 @@ renderHint();
 map.on("moveend", loadBuildings);
 loadBuildings();
 loadCategories();
+sendUnsent();
