@@ -202,6 +202,44 @@ def test_a_sign_in_that_runs_out_mid_call_loses_nothing(demo_server, open_page):
     expect_console_error(watched, "401")  # the refused report, and the stale sign-in checked and dropped
 
 
+def test_a_call_kept_through_a_reload_and_a_lapsed_sign_in_is_filed_once_signed_in(demo_server, open_page):
+    """The network fails through every try, so the call is kept in the browser; by the time
+    the screen is reloaded the operator's sign-in has lapsed: the screen asks for a sign-in
+    and then files the kept call (not an anonymous resident's report, not twice)."""
+    storage = sign_in_storage(demo_server, "operator")
+    watched = open_page(demo_server, "/report", DESKTOP, "call-kept", storage=storage)
+    page = watched.page
+    expect(page.locator("header h1")).to_have_text("来电登记")
+    page.route("**/api/v1/incidents", lambda route: route.abort() if route.request.method == "POST"
+               else route.continue_())
+    building = fill_call(page, category="street_light")
+    page.locator("#phone").fill("13955550303")
+    page.locator("#submit").click()
+    expect(page.locator("#error-form")).to_contain_text("已保存在本机", timeout=30000)  # 1+2+4+8 s of retries
+    requests.delete(f"{demo_server}/api/v1/auth/token", timeout=10,
+                    headers={"Authorization": f"Bearer {storage['griddispatch.token']}"}).raise_for_status()
+    page.unroute("**/api/v1/incidents")
+    page.reload()
+
+    signin = page.locator("form#signin")
+    expect(signin.locator("[role=alert]")).to_contain_text("登录已过期")
+    expect(page.locator("#submit")).to_be_disabled()
+    admin = Rest(demo_server, "admin")
+    assert admin.get("/incidents?phone=13955550303")["total"] == 0
+    page.fill("form#signin input[name=username]", "operator")
+    page.fill("form#signin input[name=password]", "demo")
+    page.click("form#signin button[type=submit]")
+    expect(page.locator("#call-result")).to_be_visible()
+    filed = filed_incident(page, demo_server)
+    assert filed["channel"] == "operator" and filed["category"] == "street_light"
+    assert filed["reporter"]["phone"] == "13955550303"
+    assert filed["areas"]["building"]["name"] == building
+    assert admin.get("/incidents?phone=13955550303")["total"] == 1
+    assert page.evaluate("localStorage.getItem('griddispatch.report.unsent')") is None
+    expect_console_error(watched, "401")
+    expect_console_error(watched, "net::ERR_FAILED")
+
+
 def test_a_resident_gets_no_call_taking_form(demo_server, open_page):
     """Signed in as someone who takes no calls (a committee member), or not at all, /report
     stays the resident's form."""

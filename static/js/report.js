@@ -368,18 +368,23 @@ async function sendUnsent() {
   state.sending = true;
   unsentNotice.hidden = false;
   unsentNotice.textContent = t("report.unsent.sending", { time: localTime(new Date(unsent.at).toISOString()) });
+  let error = null;
   try {
     filedOk(await send(unsent));
     unsentNotice.hidden = true;
-  } catch (error) {
-    if (worthRetrying(error)) {
-      unsentNotice.textContent = t("report.unsent.waiting");
-    } else {
-      localStorage.removeItem(UNSENT_KEY);
-      unsentNotice.textContent = t("report.failed", { message: problem(error) });
-    }
-  } finally {
-    state.sending = false;
+  } catch (caught) {
+    error = caught;
+  }
+  state.sending = false;
+  if (!error) return;
+  if (callTaker && error instanceof ApiError && error.status === 401) {
+    await signInAgain(); // the operator's sign-in ran out while the call was kept
+    sendUnsent();
+  } else if (worthRetrying(error)) {
+    unsentNotice.textContent = t("report.unsent.waiting");
+  } else {
+    localStorage.removeItem(UNSENT_KEY);
+    unsentNotice.textContent = t("report.failed", { message: problem(error) });
   }
 }
 
@@ -408,8 +413,9 @@ function startTakingCalls() {
 async function signInAgain() {
   const signin = document.getElementById("signin");
   signin.querySelector("[role=alert]").textContent = t("report.call.signin_again");
-  submitButton.disabled = true;
+  submitButton.disabled = true; // filed now, with no token, it would go in as an anonymous resident's
   callTaker = await signedIn({ form: signin, roles: CALL_TAKERS });
+  submitButton.disabled = false;
   renderCallTaker();
 }
 
