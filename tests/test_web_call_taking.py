@@ -144,7 +144,7 @@ def test_the_callers_open_reports_show_as_the_number_is_typed(demo_server, open_
     watched.screenshot("open-reports")
 
     page.locator("#lang").click()
-    expect(page.locator("#caller-reports-title")).to_contain_text("This number has 1 open reports")
+    expect(page.locator("#caller-reports-title")).to_contain_text("Open reports from this number: 1.")
     expect(items.first).to_contain_text(open_one["category_name"]["en"])
     page.locator("#lang").click()
 

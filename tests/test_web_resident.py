@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import pytest
 
 from grids.geometry import wgs84_to_gcj02
 from tests.browser import PHONE, Watched
-from tests.web_helpers import Rest, crew_members, expect_console_error, report, sent_crew
+from tests.web_helpers import (
+    DEMO_BUILDING,
+    Rest,
+    crew_members,
+    expect_console_error,
+    report,
+    sent_crew,
+)
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect
@@ -288,6 +297,22 @@ def test_a_report_that_could_not_be_sent_is_kept_and_sent_later(demo_server, ope
     assert listed["incidents"][0]["description"] == DESCRIPTION
     assert page.evaluate("localStorage.getItem('griddispatch.report.unsent')") is None
     expect_console_error(watched, "ERR_INTERNET_DISCONNECTED" if how == "offline" else "net::ERR_FAILED")
+
+
+def test_a_kept_report_too_old_to_resend_safely_is_not_sent(demo_server, open_page):
+    """Past 20 hours the server may have forgotten the report's key, so a try that had got
+    through would be filed again: the page says the report never went out and asks for it
+    afresh instead of sending it."""
+    kept = {"body": {"category": "burst_pipe", "description": DESCRIPTION,
+                     "location": {"building_code": DEMO_BUILDING}},
+            "key": "kept-21-hours", "at": int((time.time() - 21 * 3600) * 1000)}
+    watched = open_page(demo_server, "/report", PHONE, "resident-unsent-expired",
+                        storage={"griddispatch.report.unsent": json.dumps(kept)})
+    page = watched.page
+    expect(page.locator("#unsent")).to_contain_text("一直没能发出")
+    assert page.evaluate("localStorage.getItem('griddispatch.report.unsent')") is None
+    assert Rest(demo_server, "admin").get("/incidents")["total"] == 0
+    assert page.url.endswith("/report")
 
 
 def test_report_sent_while_the_database_is_down_goes_through_when_it_is_back(postgres_server_url, open_page):

@@ -361,13 +361,15 @@ const unsentNotice = document.getElementById("unsent");
 async function sendUnsent() {
   const unsent = JSON.parse(localStorage.getItem(UNSENT_KEY) || "null");
   if (!unsent || state.sending) return;
+  const time = localTime(new Date(unsent.at).toISOString());
+  unsentNotice.hidden = false;
   if (Date.now() - unsent.at > UNSENT_FOR_MS) {
-    localStorage.removeItem(UNSENT_KEY); // too old to resend safely: the resident reports it afresh
+    localStorage.removeItem(UNSENT_KEY); // too old to resend safely: the resident is asked to report it afresh
+    unsentNotice.textContent = t("report.unsent.expired", { time });
     return;
   }
   state.sending = true;
-  unsentNotice.hidden = false;
-  unsentNotice.textContent = t("report.unsent.sending", { time: localTime(new Date(unsent.at).toISOString()) });
+  unsentNotice.textContent = t("report.unsent.sending", { time });
   let error = null;
   try {
     filedOk(await send(unsent));
