@@ -41,6 +41,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         LOCATE_TOLERANCE_M=30.0,
         # Live push reads the event log at least this often, even with no wake-up from Redis.
         LIVE_POLL_SECONDS=float(os.environ.get("GRIDDISPATCH_LIVE_POLL_SECONDS", "0.5")),
+        # How soon a live socket is told that its sign-in ended or its rooms changed.
+        LIVE_SIGNIN_CHECK_SECONDS=float(os.environ.get("GRIDDISPATCH_LIVE_SIGNIN_CHECK_SECONDS", "5")),
         JSON_AS_ASCII=False,
         # Reverse proxies in front of the server (nginx, a load balancer) whose
         # X-Forwarded-For is to be believed. With 0 it is ignored, so nobody can spoof it; behind

@@ -35,9 +35,11 @@ from dispatch.incidents.events import (
 )
 from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
 from dispatch.incidents.views import IncidentViews, resident_view
+from dispatch.live_signins import SignedIn, SignIns
+from dispatch.live_signins import run as check_sign_ins
 from dispatch.people.auth import token_digest, user_for_token
 from dispatch.people.directory import managed_grids
-from dispatch.people.models import User
+from dispatch.people.models import User, directory_revision
 from dispatch.people.service import areas_watching
 from grids.store import IndexCache
 
@@ -468,8 +470,12 @@ def attach(app: Flask) -> SocketIO:
     tailer = Tailer(app)
     app.extensions["griddispatch.tailer"] = tailer
     notifier.local_tailers.append(tailer)
-    _register_handlers(app, tailer)
+    signins = SignIns(rooms_for_user)
+    _register_handlers(app, tailer, signins)
     gevent.spawn(tailer.run)
+    gevent.spawn(check_sign_ins, signins, db=app.extensions["griddispatch.db"],
+                 clock=app.extensions["griddispatch.clock"], end=_end_session,
+                 every=float(app.config["LIVE_SIGNIN_CHECK_SECONDS"]))
     if redis_url:
         gevent.spawn(_listen_to_redis, redis_url, tailer, notifier.origin)
     keep_long_lived(app)  # a server lives long: its index and caches leave the collector's way
@@ -503,7 +509,14 @@ def _since(auth: dict) -> int | None:
     return since
 
 
-def _register_handlers(app: Flask, tailer: Tailer) -> None:
+def _end_session(sid: str, message: str, data: dict) -> None:
+    """Tell one of this process's sockets why, then disconnect it (not through Redis: the
+    socket is here, and the message must reach it while Redis is down too)."""
+    socketio.server.emit(message, data, to=sid, namespace="/", ignore_queue=True)
+    socketio.server.disconnect(sid, namespace="/", ignore_queue=True)
+
+
+def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
     db = app.extensions["griddispatch.db"]
     clock = app.extensions["griddispatch.clock"]
 
@@ -516,14 +529,19 @@ def _register_handlers(app: Flask, tailer: Tailer) -> None:
                 from dispatch.errors import ApiError
 
                 try:
-                    user, _token = user_for_token(session, token=str(auth["token"]), now=clock.now())
+                    user, token = user_for_token(session, token=str(auth["token"]), now=clock.now())
                 except ApiError as exc:
                     raise refuse(exc.code, exc.message) from None
+                revision = directory_revision(session)  # read first: a move after it is seen
                 rooms, resident = rooms_for_user(session, user), user.role == "resident"
+                signed_in = SignedIn(token.token_hash, user.id, frozenset(rooms), revision)
             elif auth.get("tracking_token"):
                 rooms, resident = rooms_for_tracking(session, str(auth["tracking_token"])), True
+                signed_in = None
             else:
                 raise refuse("authentication_required", "connect with auth {token} or {tracking_token}")
+        if signed_in is not None:
+            signins.joined(request.sid, signed_in)
         tailer.gate.acquire()
         try:
             # Crew pushes only, never replayed: the serving rooms stay out of the replay.
@@ -536,6 +554,10 @@ def _register_handlers(app: Flask, tailer: Tailer) -> None:
         # releases the gate, so live events for these rooms wait until it is done.
         socketio.start_background_task(tailer.replay, request.sid, rooms, since, resident=resident)
         return True
+
+    @socketio.on("disconnect")
+    def disconnect(*_reason):
+        signins.left(request.sid)
 
 
 CREW_PUSH_SECONDS = 10.0  # a crew's position is pushed at most this often; status changes always

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -49,8 +50,15 @@ def browser():
 @pytest.fixture
 def demo_server(tmp_path):
     """`griddispatch demo --test-clock` on a fresh SQLite file, clock at a Tuesday 10:00 in Shanghai."""
+    with demo(tmp_path) as base:
+        yield base
+
+
+@contextmanager
+def demo(tmp_path, env: dict | None = None):
+    """The demo server of `demo_server`, with `env` set for it."""
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
-    with running_server(url, "--test-clock", command="demo") as base:
+    with running_server(url, "--test-clock", command="demo", env=env) as base:
         set_clock(base, "2026-12-01T10:00:00+08:00")
         yield base
 

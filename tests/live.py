@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -75,6 +76,8 @@ class Tablet:
         self.resyncs: list[dict] = []
         self.crews: list[dict] = []
         self.refused: list = []
+        self.ended: list[tuple[str, dict]] = []  # ("signed_out" | "rooms_changed", {code, message})
+        self.disconnects = 0
         self.changed = threading.Condition()
         self.client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2,
                                       reconnection_delay_max=1)
@@ -84,6 +87,9 @@ class Tablet:
         self.client.on("resync", lambda data: self._record(self.resyncs, data))
         self.client.on("crew", lambda data: self._record(self.crews, data))
         self.client.on("connect_error", lambda data: self._record(self.refused, data))
+        for message in ("signed_out", "rooms_changed"):
+            self.client.on(message, functools.partial(self._on_ended, message))
+        self.client.on("disconnect", self._on_disconnect)
 
     def _auth(self) -> dict:
         auth = {"since": self.since}
@@ -116,6 +122,14 @@ class Tablet:
             bucket.append(data)
             self.changed.notify_all()
 
+    def _on_ended(self, message: str, data: dict) -> None:
+        self._record(self.ended, (message, data))
+
+    def _on_disconnect(self, *_reason) -> None:
+        with self.changed:
+            self.disconnects += 1
+            self.changed.notify_all()
+
     def _on_event(self, data: dict) -> None:
         with self.changed:
             if self.since is None or data["seq"] > self.since:  # dedup by seq, as live.js does
@@ -125,6 +139,11 @@ class Tablet:
 
     def connect(self, base: str, *, wait_replay: bool = True) -> Tablet:
         replays = len(self.replays)
+        # After a disconnect by the server the client runs its handlers, then closes its
+        # transport: connecting again in between is refused by the client itself.
+        deadline = time.monotonic() + 10
+        while self.client.eio.state != "disconnected" and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.client.connect(base, auth=self._auth, transports=["websocket"], wait_timeout=10)
         if wait_replay:
             self.wait(lambda: len(self.replays) > replays, "the replay")

@@ -50,17 +50,24 @@ def _token_and_user():
 
 def user_for_token(session: Session, *, token: str, now: datetime) -> tuple[User, ApiToken]:
     """The active user behind a token; ApiError 401 saying why when there is none."""
-    found = session.execute(_token_and_user(), {"token_hash": token_digest(token)}).first()
-    if found is None:
-        raise ApiError(401, "invalid_token", "the token is not known")
-    row, user = found
-    if row.revoked_at is not None:
-        raise ApiError(401, "token_revoked", "the token was revoked; sign in again")
-    if row.expires_at <= now:
-        raise ApiError(401, "token_expired", "the token has expired; sign in again")
-    if user is None or not user.active:
-        raise ApiError(401, "user_disabled", "this account is disabled")
+    row, user = session.execute(_token_and_user(), {"token_hash": token_digest(token)}).first() or (None, None)
+    refusal = why_refused(row, user, now)
+    if refusal is not None:
+        raise refusal
     return user, row
+
+
+def why_refused(row: ApiToken | None, user: User | None, now: datetime) -> ApiError | None:
+    """Why a token (its row and user, if found) does not sign anyone in now, or None if it does."""
+    if row is None:
+        return ApiError(401, "invalid_token", "the token is not known")
+    if row.revoked_at is not None:
+        return ApiError(401, "token_revoked", "the token was revoked; sign in again")
+    if row.expires_at <= now:
+        return ApiError(401, "token_expired", "the token has expired; sign in again")
+    if user is None or not user.active:
+        return ApiError(401, "user_disabled", "this account is disabled")
+    return None
 
 
 def bearer_token() -> str | None:

@@ -48,9 +48,14 @@ export async function signOut() {
   try {
     await api("/auth/token", { method: "DELETE" });
   } finally {
-    localStorage.removeItem(TOKEN_KEY);
-    localStorage.removeItem(USER_KEY);
+    forgetSignIn();
   }
+}
+
+/** Forget the stored sign-in without telling the server (which no longer takes it). */
+export function forgetSignIn() {
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(USER_KEY);
 }
 
 /** A fresh Idempotency-Key. crypto.randomUUID needs a secure context; a phone or tablet on

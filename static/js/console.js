@@ -2,9 +2,9 @@
 // map of my grids, and the selected incident with its one-tap actions.
 import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { has, language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection } from "./live.js";
+import { LiveConnection, SIGN_IN_ENDED } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
-import { signOutButton, signedIn } from "./signin.js";
+import { signInAgain, signOutButton, signedIn } from "./signin.js";
 import { beep, countdown, esc, localTime, observeServerTime, serverNow, unlockAudio } from "./ui.js";
 
 // The statuses a manager still has work on (resolved: waiting to be verified), and the
@@ -40,6 +40,7 @@ const state = {
 };
 let map;
 let markerLayer;
+let live;
 
 /** The deadline that comes next for this incident: {name, at} or null. */
 export function nextDeadline(incident) {
@@ -365,6 +366,7 @@ async function act(action, extra = {}) {
   if (!incident || state.busy) return;
   state.busy = true;
   $("detail").querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  let signInEnded = null;
   try {
     const updated = await takeAction(incident, action, extra,
       { onRetry: () => notice(t("net.retrying"), "warn") });
@@ -375,7 +377,9 @@ async function act(action, extra = {}) {
     notice(t("console.done", { action: t(`console.action.${action}`) }));
     if (!mine(updated)) state.selected = null;
   } catch (error) {
-    if (error instanceof ApiError && error.code === "stale_version") {
+    if (error instanceof ApiError && error.status === 401) {
+      signInEnded = error; // nothing was done; what was typed stays for the same tap once signed in
+    } else if (error instanceof ApiError && error.code === "stale_version") {
       await loadDetail(incident.id).catch(() => {});
       notice(t("console.stale"), "warn");
     } else if (worthRetrying(error)) {
@@ -396,6 +400,16 @@ async function act(action, extra = {}) {
     state.busy = false;
     $("detail").querySelectorAll("button").forEach((b) => { b.disabled = false; });
   }
+  if (signInEnded) {
+    await signInAgainHere(signInEnded);
+    await act(action, extra);
+  }
+}
+
+/** Sign in again over the console, which stays as it is; live push resumes from the last seq. */
+async function signInAgainHere(error) {
+  await signInAgain({ form: $("signin"), roles: ["grid_manager"], error });
+  live.resume(token());
 }
 
 function requireReason(id) {
@@ -462,8 +476,12 @@ async function start() {
   map = createMap($("map"));
   markerLayer = L.layerGroup().addTo(map);
 
-  const live = new LiveConnection({ token: token(), storageKey });
+  live = new LiveConnection({ token: token(), storageKey });
   live.addEventListener("event", (e) => onLiveEvent(e.detail));
+  live.addEventListener("refused", (e) => {
+    if (SIGN_IN_ENDED.includes(e.detail.code)) signInAgainHere(new ApiError(401, e.detail));
+  });
+  live.addEventListener("rooms_changed", () => location.reload()); // other grids: a new queue and map
   live.addEventListener("crew", (e) => onCrew(e.detail));
   live.addEventListener("status", (e) => { $("offline").hidden = e.detail.online; });
   live.addEventListener("resync", () => loadQueue());

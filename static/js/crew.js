@@ -1,11 +1,11 @@
 // The crew member's phone app (/crew): my crew's assignments, live; one tap for on the way,
 // on site and resolved (with expected_version, so a stale card never overwrites newer work);
 // optional position sharing, off until the member turns it on.
-import { api, takeAction, token, worthRetrying } from "./api.js";
+import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection } from "./live.js";
+import { LiveConnection, SIGN_IN_ENDED } from "./live.js";
 import { createMap, drawAreas, highlight, incidentMarker } from "./map.js";
-import { signOutButton, signedIn } from "./signin.js";
+import { signInAgain, signOutButton, signedIn } from "./signin.js";
 import { localTime } from "./ui.js";
 
 const POSITION_EVERY_MS = 15000;
@@ -21,6 +21,13 @@ const $ = (id) => document.getElementById(id);
 const jobs = new Map(); // incident id → {incident, card}
 let crewId = null;
 let categories = {};
+let connection = null;
+
+/** Sign in again over the app, which stays as it is; live push resumes from the last seq. */
+async function signInAgainHere(error) {
+  await signInAgain({ form: $("signin"), roles: ["crew"], error });
+  connection.resume(token());
+}
 
 function element(tag, props = {}, ...children) {
   const el = Object.assign(document.createElement(tag), props);
@@ -131,6 +138,11 @@ async function act(id, action) {
   try {
     upsert(await takeAction(job.incident, action, {}, { onRetry: () => say(id, t("net.retrying")) }));
   } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      fillCard(job);
+      await signInAgainHere(error); // nothing was done: the same tap, once signed in again
+      return act(id, action);
+    }
     if (worthRetrying(error)) {
       // Perhaps done with only the answer lost: show the job as it now stands, if it can be read.
       fillCard(job);
@@ -181,6 +193,7 @@ async function sendPosition() {
     shareStatus(t("crew.share.sent", { time: localTime(crew.position?.at) }));
   } catch (error) {
     shareStatus(t("crew.share.failed", { message: problem(error) }));
+    if (error instanceof ApiError && error.status === 401) await signInAgainHere(error); // the next one goes
   }
 }
 
@@ -215,7 +228,11 @@ function live(userId) {
   // Start from "now": the assignments are read over REST once the server has let us in,
   // and anything pushed from then on is newer (or dropped by version).
   sessionStorage.removeItem(storageKey);
-  const connection = new LiveConnection({ token: token(), storageKey });
+  connection = new LiveConnection({ token: token(), storageKey });
+  connection.addEventListener("refused", (e) => {
+    if (SIGN_IN_ENDED.includes(e.detail.code)) signInAgainHere(new ApiError(401, e.detail));
+  });
+  connection.addEventListener("rooms_changed", () => location.reload()); // moved to another crew
   let loaded = false;
   connection.addEventListener("replayed", () => {
     if (!loaded) loadJobs();

@@ -66,6 +66,7 @@ const STRINGS = {
     "sla.red": "已超时",
     // --- grid manager console and committee board (console.js, board.js) ---
     "auth.wrong_role": "此账号不能使用本页面",
+    "auth.again.kept": "页面上的内容都已保留，登录后继续。",
     "priority.urgent": "紧急", "priority.high": "高", "priority.normal": "普通", "priority.low": "低",
     "crew.status.available": "空闲", "crew.status.busy": "忙碌", "crew.status.off": "休息",
     "console.title": "网格员工作台",
@@ -364,6 +365,7 @@ const STRINGS = {
     "sla.red": "Overdue",
     // --- grid manager console and committee board (console.js, board.js) ---
     "auth.wrong_role": "This account cannot use this page",
+    "auth.again.kept": "Everything on this page is kept; sign in to carry on.",
     "priority.urgent": "Urgent", "priority.high": "High", "priority.normal": "Normal", "priority.low": "Low",
     "crew.status.available": "available", "crew.status.busy": "busy", "crew.status.off": "off duty",
     "console.title": "Grid manager console",

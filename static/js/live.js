@@ -4,6 +4,10 @@
 // its data over REST.
 import { io } from "/static/vendor/socket.io-4.8.4/socket.io.esm.min.js";
 
+/** A connect refused, or a session ended, for one of these needs a new sign-in: retrying
+ *  with the same token cannot succeed. */
+export const SIGN_IN_ENDED = ["invalid_token", "token_expired", "token_revoked", "user_disabled"];
+
 export class LiveConnection extends EventTarget {
   /**
    * @param {object} options
@@ -14,6 +18,7 @@ export class LiveConnection extends EventTarget {
   constructor({ token, trackingToken, storageKey }) {
     super();
     this.storageKey = storageKey;
+    this.token = token;
     // A page that never connected starts from "now" (null) and loads its state over REST;
     // a reconnect, or a reload of a page that had connected, resumes from the last seq seen.
     const stored = sessionStorage.getItem(storageKey);
@@ -25,7 +30,7 @@ export class LiveConnection extends EventTarget {
       reconnectionDelayMax: 8000,
       randomizationFactor: 0.3,
       // A function, so every reconnect sends the newest seq seen.
-      auth: (send) => send({ token, tracking_token: trackingToken, since: this.since }),
+      auth: (send) => send({ token: this.token, tracking_token: trackingToken, since: this.since }),
     });
     // While the device says it is offline, retrying only fails (and logs errors): wait for it
     // to come back, then reconnect at once and get the replay.
@@ -40,11 +45,16 @@ export class LiveConnection extends EventTarget {
       const code = error?.data?.code;
       if (code) {
         this.dispatchEvent(new CustomEvent("refused", { detail: { code, message: error.message } }));
-        if (["invalid_token", "token_expired", "token_revoked", "user_disabled", "unknown_tracking_token"].includes(code)) {
+        if ([...SIGN_IN_ENDED, "unknown_tracking_token"].includes(code)) {
           this.socket.disconnect(); // retrying with the same credentials cannot succeed
         }
       }
     });
+    // The server ends a session whose sign-in ended (revoked, ran out, account disabled) as
+    // it would refuse its connect; and one whose rooms changed (other grids, scope, crew),
+    // after which what the page shows may no longer be the user's to see.
+    this.socket.on("signed_out", (info) => this.dispatchEvent(new CustomEvent("refused", { detail: info })));
+    this.socket.on("rooms_changed", (info) => this.dispatchEvent(new CustomEvent("rooms_changed", { detail: info })));
     this.socket.on("incident_event", (event) => this.#receive(event));
     this.socket.on("crew", (crew) => this.dispatchEvent(new CustomEvent("crew", { detail: crew })));
     this.socket.on("replayed", (info) => {
@@ -72,6 +82,12 @@ export class LiveConnection extends EventTarget {
     if (online === this.online) return;
     this.online = online;
     this.dispatchEvent(new CustomEvent("status", { detail: { online } }));
+  }
+
+  /** Connect again with a new sign-in's token, from the last seq seen: nothing is missed. */
+  resume(token) {
+    this.token = token;
+    if (!this.closed) this.socket.connect();
   }
 
   close() {

@@ -1,6 +1,6 @@
 // Sign-in for the staff apps: reuse a stored session whose role fits, else show the form
 // and wait for a successful sign-in. Resolves with the user from GET /auth/me.
-import { ApiError, api, currentUser, signIn, signOut, token } from "./api.js";
+import { ApiError, api, currentUser, forgetSignIn, signIn, signOut, token } from "./api.js";
 import { problem, t } from "./i18n.js";
 
 /** The user of the session this browser keeps, if its role is one of `roles` (not yet
@@ -23,6 +23,11 @@ export async function signedIn({ form, roles }) {
       await signOut().catch(() => {});
     }
   }
+  return formSignIn(form, roles);
+}
+
+/** Show the form and wait for a sign-in with one of `roles`; the user from GET /auth/me. */
+function formSignIn(form, roles) {
   form.hidden = false;
   const alert = form.querySelector("[role=alert]");
   form.elements.username.focus();
@@ -45,6 +50,33 @@ export async function signedIn({ form, roles }) {
       }
     });
   });
+}
+
+let again = null;
+
+/** The server no longer takes this app's sign-in (it ran out, was revoked, the account was
+ *  disabled): ask for it again above the app, which stays as it is, with whatever was typed.
+ *  Resolves with the user once signed in; every caller meanwhile shares the one form. A
+ *  different person signing in gets the page afresh: what is on screen is the first one's. */
+export function signInAgain({ form, roles, error }) {
+  again ??= (async () => {
+    const before = currentUser();
+    forgetSignIn();
+    form.classList.add("again");
+    form.elements.password.value = "";
+    form.elements.username.value = before?.username || "";
+    const shown = formSignIn(form, roles);
+    form.querySelector("[role=alert]").textContent = `${problem(error)}\n${t("auth.again.kept")}`;
+    if (before) form.elements.password.focus();
+    const user = await shown;
+    form.classList.remove("again");
+    if (before && user.id !== before.id) {
+      location.reload();
+      return new Promise(() => {}); // nothing more happens on this page
+    }
+    return user;
+  })().finally(() => { again = null; });
+  return again;
 }
 
 /** A sign-out button: revoke the token, forget the live position, reload to the form. */

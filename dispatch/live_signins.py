@@ -1,0 +1,103 @@
+"""Live sessions end when their sign-in does, and follow their user's rooms.
+
+A socket is let in once, when it connects. Without a second look, a tablet whose token was
+then revoked (signed out elsewhere, or by an admin) or ran out, or whose account was
+disabled, would go on receiving every event of its grids; and a manager moved off a grid
+would go on hearing of it. So each server process looks again at its signed-in sockets every
+few seconds, in one statement for all of them, whichever process or CLI made the change:
+
+- a socket whose sign-in has ended is told why (`signed_out`, with the code a refused
+  connect would get) and disconnected;
+- a socket whose rooms are no longer its user's (the directory moved: grids, role, scope,
+  crew) is told so (`rooms_changed`) and disconnected, to connect again into the rooms it
+  now has. Residents' rooms are their own reports, not the directory's, and stay as joined.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatch.failures import Failures
+from dispatch.people.auth import why_refused
+from dispatch.people.models import ApiToken, User, directory_revision
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # token hashes per statement, well under SQLite's limit on parameters
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """What a signed-in socket was let in with."""
+
+    token_hash: str
+    user_id: int
+    rooms: frozenset[str]
+    revision: int  # the directory revision its rooms were worked out at
+
+
+class SignIns:
+    """The signed-in sockets of this process, and the look that ends or moves them."""
+
+    def __init__(self, rooms_for: Callable[[Session, User], set[str]]) -> None:
+        self.rooms_for = rooms_for
+        self.sockets: dict[str, SignedIn] = {}
+
+    def joined(self, sid: str, signed_in: SignedIn) -> None:
+        self.sockets[sid] = signed_in
+
+    def left(self, sid: str) -> None:
+        self.sockets.pop(sid, None)
+
+    def check(self, session: Session, now) -> list[tuple[str, str, dict]]:
+        """(sid, message, {code, message}) for each socket to be told and disconnected."""
+        watched = dict(self.sockets)
+        if not watched:
+            return []
+        revision = directory_revision(session)
+        found: dict[str, tuple[ApiToken, User | None]] = {}
+        hashes = sorted({s.token_hash for s in watched.values()})
+        for start in range(0, len(hashes), CHUNK):
+            chunk = hashes[start:start + CHUNK]
+            statement = (select(ApiToken, User).outerjoin(User, User.id == ApiToken.user_id)
+                         .where(ApiToken.token_hash.in_(chunk)))
+            found.update((row.token_hash, (row, user)) for row, user in session.execute(statement))
+        rooms_now: dict[int, set[str]] = {}
+        ended = []
+        for sid, signed_in in watched.items():
+            row, user = found.get(signed_in.token_hash, (None, None))
+            refusal = why_refused(row, user, now)
+            if refusal is not None:
+                ended.append((sid, "signed_out", {"code": refusal.code, "message": refusal.message}))
+            elif signed_in.revision != revision and user.role != "resident":
+                if user.id not in rooms_now:
+                    rooms_now[user.id] = self.rooms_for(session, user)
+                if rooms_now[user.id] != signed_in.rooms:
+                    ended.append((sid, "rooms_changed", {
+                        "code": "rooms_changed", "message": "what this account may see has changed; connect again"}))
+                elif sid in self.sockets:
+                    self.sockets[sid] = replace(signed_in, revision=revision)
+        return ended
+
+
+def run(signins: SignIns, *, db, clock, end: Callable[[str, str, dict], None], every: float) -> None:
+    """Look at the signed-in sockets every `every` seconds, for as long as the server runs."""
+    import gevent
+
+    failures = Failures(log, "live push: checking sign-ins")
+    while True:
+        gevent.sleep(every)
+        try:
+            with db.session() as session:
+                ended = signins.check(session, clock.now())
+            for sid, message, data in ended:
+                signins.left(sid)
+                end(sid, message, data)
+            failures.succeeded()
+        except Exception as exc:  # a database hiccup must not stop the checks for good
+            failures.failed(exc)

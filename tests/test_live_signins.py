@@ -1,0 +1,109 @@
+"""A live socket ends with its sign-in and follows its user's rooms: real Socket.IO clients
+against a real running server (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import socketio
+
+from tests.live import Tablet, login, report, staffed_database, timeline_seqs
+from tests.server import running_server
+from tests.world import B1_POINT, B3_POINT
+
+QUICK = {"GRIDDISPATCH_LIVE_SIGNIN_CHECK_SECONDS": "0.3"}
+
+
+@pytest.fixture
+def staffed(database_url, tmp_path):
+    staffed_database(database_url, tmp_path)
+    return database_url
+
+
+def _sign_out(base, token, admin, database_url):
+    response = requests.delete(f"{base}/api/v1/auth/token", timeout=10,
+                               headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 204, response.text
+
+
+def _disable_from_the_cli(base, token, admin, database_url):
+    """Another process, with no server of its own, disables the account."""
+    done = subprocess.run([sys.executable, "-m", "dispatch", "users", "disable", "m1"], timeout=60,
+                          env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def _let_it_run_out(base, token, admin, database_url):
+    response = requests.post(f"{base}/api/v1/test-clock", json={"advance_minutes": 13 * 60}, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("end, code", [
+    (_sign_out, "token_revoked"),
+    (_disable_from_the_cli, "user_disabled"),
+    (_let_it_run_out, "token_expired"),
+])
+def test_a_socket_is_told_and_let_go_when_its_sign_in_ends(staffed, end, code):
+    with running_server(staffed, "--test-clock", env=QUICK) as base:
+        admin = login(base, "admin")
+        token = login(base, "m1")
+        tablet = Tablet(token=token).connect(base)
+        first = report(base, B1_POINT)
+        tablet.wait_for_seq(timeline_seqs(base, admin, first)[-1])
+
+        end(base, token, admin, staffed)
+        tablet.wait(lambda: tablet.disconnects == 1, "the server to disconnect the socket")
+        assert [(message, data["code"]) for message, data in tablet.ended] == [("signed_out", code)]
+        assert tablet.ended[0][1]["message"]
+
+        seen = tablet.seqs()
+        admin = login(base, "admin")  # the clock may have moved past every token of before
+        bystander = Tablet(token=login(base, "m1b")).connect(base)  # same grid, signed in
+        later = report(base, B1_POINT, "power_cut", token=admin)
+        bystander.wait_for_seq(timeline_seqs(base, admin, later)[-1])
+        assert tablet.seqs() == seen  # nothing more reaches the ended session
+        with pytest.raises(socketio.exceptions.ConnectionError):  # nor come back with that token
+            tablet.connect(base)
+        assert tablet.refused[-1]["data"]["code"] == code
+        bystander.disconnect()
+
+
+def test_a_changed_scope_moves_a_live_socket_into_its_new_rooms(staffed):
+    with running_server(staffed, env=QUICK) as base:
+        admin = login(base, "admin")
+        board = Tablet(token=login(base, "committee-s1")).connect(base)  # street 320104001: G1, G2
+        before = report(base, B1_POINT)
+        board.wait_for_seq(timeline_seqs(base, admin, before)[-1])
+        people = requests.get(f"{base}/api/v1/people?role=committee", timeout=10,
+                              headers={"Authorization": f"Bearer {admin}"}).json()
+        member = next(p for p in people["people"] if p["username"] == "committee-s1")
+
+        moved = requests.patch(f"{base}/api/v1/people/{member['id']}", timeout=10,
+                               json={"scope_area_code": "320104002"},  # the street of G3
+                               headers={"Authorization": f"Bearer {admin}"})
+        assert moved.status_code == 200, moved.text
+        board.wait(lambda: board.disconnects == 1, "the server to disconnect the socket")
+        assert [(message, data["code"]) for message, data in board.ended] == [("rooms_changed", "rooms_changed")]
+
+        board.connect(base)  # as live.js does: the same sign-in, the rooms it now has
+        in_g1, in_g3 = report(base, B1_POINT, "rubbish"), report(base, B3_POINT, "rubbish")
+        g3_seqs = timeline_seqs(base, admin, in_g3)
+        board.wait_for_seq(g3_seqs[-1])
+        assert not set(timeline_seqs(base, admin, in_g1)) & set(board.seqs())
+        assert set(g3_seqs) <= set(board.seqs())
+
+        # A change to the directory that leaves its rooms as they are does not disturb it.
+        renamed = requests.patch(f"{base}/api/v1/people/{member['id']}", timeout=10,
+                                 json={"display_name": "街道委员"},
+                                 headers={"Authorization": f"Bearer {admin}"})
+        assert renamed.status_code == 200, renamed.text
+        time.sleep(1.0)  # three looks and more
+        again = report(base, B3_POINT, "noise")
+        board.wait_for_seq(timeline_seqs(base, admin, again)[-1])
+        assert board.disconnects == 1 and len(board.ended) == 1
+        board.disconnect()

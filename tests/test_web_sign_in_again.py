@@ -1,0 +1,169 @@
+"""A sign-in that ends while a staff app is open (revoked elsewhere, run out, disabled): the app
+asks for it again over itself, keeps what is on screen and what was typed, does the tap that
+met the dead token once signed in, and resumes live push from the last event it saw.
+
+In a real browser against `griddispatch demo --test-clock`. Two servers: one that checks its
+live sockets' sign-ins every half second (the live path tells the app first), one that in
+effect never does (a tap is what finds the sign-in ended)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.browser import DESKTOP, PHONE, TABLET, building_in, demo, sign_in_form, sign_in_storage
+from tests.web_helpers import Rest, crew_for, crew_members, expect_console_error, report
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect
+
+GRID = "320104006001001"  # manager-<GRID> gets the reports below
+STREET = "320104007"  # the street of the demo building a burst pipe is reported at
+REASON = "居民来电说已自行清理"
+
+
+@pytest.fixture
+def watchful_server(tmp_path):
+    with demo(tmp_path, {"GRIDDISPATCH_LIVE_SIGNIN_CHECK_SECONDS": "0.5"}) as base:
+        yield base
+
+
+@pytest.fixture
+def quiet_server(tmp_path):
+    with demo(tmp_path, {"GRIDDISPATCH_LIVE_SIGNIN_CHECK_SECONDS": "3600"}) as base:
+        yield base
+
+
+def resident_report(base: str, index: int, phone: str) -> dict:
+    return Rest(base).call("POST", "/incidents", status=201, json={
+        "category": "rubbish", "description": "楼下垃圾堆了三天", "reporter_phone": phone,
+        "location": {"building_code": building_in(base, GRID, index)}})
+
+
+def revoke(page, base: str) -> None:
+    """Sign the page's token out from elsewhere (another device, an admin's cleanup)."""
+    token = page.evaluate("localStorage.getItem('griddispatch.token')")
+    requests.delete(f"{base}/api/v1/auth/token", timeout=10,
+                    headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+
+
+def sign_in_again(watched, password: str = "demo") -> None:
+    page = watched.page
+    signin = page.locator("form#signin")
+    page.fill("form#signin input[name=password]", password)
+    page.click("form#signin button[type=submit]")
+    expect(signin).to_be_hidden()
+
+
+def console_with_reason_typed(open_page, base: str, name: str):
+    """A console with a report opened and a cancel reason typed, not yet sent."""
+    watched = sign_in_form(open_page(base, "/console", TABLET, name), f"manager-{GRID}")
+    page = watched.page
+    page.evaluate("window.notReloaded = true")
+    opened = resident_report(base, 3, "13800000031")
+    page.locator(f'ol.queue button.card[data-public-id="{opened["public_id"]}"]').click()
+    page.locator("#cancel-reason").fill(REASON)
+    return watched, opened
+
+
+def test_the_console_hears_its_sign_in_ended_and_carries_on_after_signing_in(watchful_server, open_page):
+    base = watchful_server
+    watched, opened = console_with_reason_typed(open_page, base, "console-signed-out-live")
+    page = watched.page
+    revoke(page, base)
+
+    signin = page.locator("form#signin")
+    expect(signin).to_be_visible(timeout=10_000)  # told by live push, before any tap
+    expect(signin.locator("[role=alert]")).to_contain_text("登录已失效")
+    expect(signin.locator("[role=alert]")).to_contain_text("页面上的内容都已保留")
+    expect(signin.locator("input[name=username]")).to_have_value(f"manager-{GRID}")
+    expect(page.locator("#workspace")).to_be_visible()
+    expect(page.locator("#cancel-reason")).to_have_value(REASON)
+    missed = resident_report(base, 4, "13800000032")  # while the console is signed out
+    watched.screenshot("sign-in-again")
+
+    sign_in_again(watched)
+    expect(page.locator(f'ol.queue button.card[data-public-id="{missed["public_id"]}"]')).to_be_visible(timeout=10_000)
+    page.click("button[data-action=cancel]")
+    expect(page.locator("#notice")).to_contain_text("取消", timeout=10_000)
+    cancelled = Rest(base, "admin").get(f"/incidents/{opened['id']}")
+    assert cancelled["status"] == "cancelled"
+    assert page.evaluate("window.notReloaded") is True  # the console was never reloaded
+
+
+def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_server, open_page):
+    base = quiet_server
+    watched, opened = console_with_reason_typed(open_page, base, "console-signed-out-tap")
+    page = watched.page
+    revoke(page, base)
+    page.click("button[data-action=cancel]")
+
+    signin = page.locator("form#signin")
+    expect(signin).to_be_visible()
+    expect(signin.locator("[role=alert]")).to_contain_text("登录已失效")
+    expect(page.locator("#cancel-reason")).to_have_value(REASON)
+    admin = Rest(base, "admin")
+    assert admin.get(f"/incidents/{opened['id']}")["status"] != "cancelled"  # nothing done yet
+
+    sign_in_again(watched)
+    expect(page.locator("#notice")).to_contain_text("取消", timeout=10_000)
+    timeline = admin.get(f"/incidents/{opened['id']}/events")["events"]
+    cancels = [e for e in timeline if e["type"] == "cancelled"]
+    assert len(cancels) == 1 and cancels[0]["data"]["reason"] == REASON  # the tap, done once
+    assert page.evaluate("window.notReloaded") is True
+    expect_console_error(watched, "401")  # the refused tap
+
+
+def test_someone_else_signing_in_gets_the_console_afresh(quiet_server, open_page):
+    base = quiet_server
+    watched, _opened = console_with_reason_typed(open_page, base, "console-signed-out-other")
+    page = watched.page
+    revoke(page, base)
+    page.click("button[data-action=cancel]")
+    expect(page.locator("form#signin")).to_be_visible()
+    other = "manager-320104006001003"
+    page.fill("form#signin input[name=username]", other)
+    page.fill("form#signin input[name=password]", "demo")
+    page.click("form#signin button[type=submit]")
+    page.wait_for_function("window.notReloaded === undefined")  # reloaded: the first one's screen is gone
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert page.evaluate("JSON.parse(localStorage.getItem('griddispatch.user')).username") == other
+    expect_console_error(watched, "401")
+
+
+def test_the_crew_app_signs_in_again_and_the_tap_goes_through(quiet_server, open_page):
+    base = quiet_server
+    crew = crew_for(base, "plumbing", STREET)
+    member = crew_members(base, crew["id"])[0]
+    answer = report(base)  # a burst pipe: this crew is sent at once
+    watched = open_page(base, "/crew", PHONE, "crew-signed-out", storage=sign_in_storage(base, member))
+    page = watched.page
+    job = page.locator(f'#jobs li[data-id="{answer["id"]}"]')
+    expect(job).to_have_attribute("data-status", "dispatched")
+    page.evaluate("window.notReloaded = true")
+    revoke(page, base)
+
+    job.locator('[data-action="en_route"]').click()
+    expect(page.locator("form#signin")).to_be_visible()
+    expect(page.locator("form#signin input[name=username]")).to_have_value(member)
+    watched.screenshot("sign-in-again")
+    sign_in_again(watched)
+    expect(job).to_have_attribute("data-status", "en_route")
+    assert Rest(base, "admin").get(f"/incidents/{answer['id']}")["status"] == "en_route"
+    assert page.evaluate("window.notReloaded") is True
+    expect_console_error(watched, "401")
+
+
+def test_the_board_hears_its_sign_in_ended_and_catches_up_after_signing_in(watchful_server, open_page):
+    base = watchful_server
+    watched = sign_in_form(open_page(base, "/board", DESKTOP, "board-signed-out"), "committee")
+    page = watched.page
+    page.evaluate("window.notReloaded = true")
+    revoke(page, base)
+    expect(page.locator("form#signin")).to_be_visible(timeout=10_000)
+    expect(page.locator("#board")).to_be_visible()
+    missed = resident_report(base, 5, "13800000033")
+    sign_in_again(watched)
+    expect(page.locator(f'path[data-incident="{missed["public_id"]}"]')).to_be_attached(timeout=10_000)
+    expect(page.locator("#count-open")).to_have_text("1")
+    assert page.evaluate("window.notReloaded") is True
