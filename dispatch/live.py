@@ -234,7 +234,7 @@ class Tailer:
         with self.db.session() as session:
             # Another process's commit may follow a change of areas or people there.
             payloads = Payloads(session, self.app, current=all(here for _, (*_, here) in run))
-            return [(seq, payloads.pushes(_listening(rooms), event, incident))
+            return [(seq, _pushes(payloads, rooms, event, incident))
                     for seq, (rooms, event, incident, _) in run]
 
     def _read_batch(self) -> list[tuple[int, list[tuple[list[str], dict[str, Any]]]]]:
@@ -260,9 +260,9 @@ class Tailer:
             for seq in seqs:
                 if seq in mine:
                     names, event, incident, _ = mine[seq]
-                    pushes = payloads.pushes(_listening(names), event, incident) if payloads else []
+                    pushes = _pushes(payloads, names, event, incident) if payloads else []
                 elif seq in by_seq:
-                    pushes = payloads.pushes(_listening(rooms[seq]), by_seq[seq])
+                    pushes = _pushes(payloads, rooms[seq], by_seq[seq])
                 else:
                     pushes = []
                 batch.append((seq, pushes))
@@ -301,6 +301,23 @@ class Tailer:
             messages = [("incident_event", payloads.resident(e) if resident else payloads.staff(e))
                         for e in events]
         return [*messages, ("replayed", {"until": self.cursor, "count": len(messages)})]
+
+
+def _pushes(payloads: Payloads, rooms: list[str], event: IncidentEvent,
+            incident: Incident | None = None) -> list[tuple[list[str], dict[str, Any]]]:
+    """What to push of one event, in seq order as the batch is made ready (under the gate)."""
+    if event.type == "merged":
+        _follow_original(event)
+    return payloads.pushes(_listening(rooms), event, incident)
+
+
+def _follow_original(merged: IncidentEvent) -> None:
+    """A duplicate's reporters follow the original from its merge on, as they would after
+    connecting again (`rooms_for_tracking`): this process's sockets in the duplicate's room
+    join the original's, before any later event of the original is pushed."""
+    original = f"incident:{merged.data['duplicate_of_id']}"
+    for sid, _eio_sid in list(socketio.server.manager.get_participants("/", f"incident:{merged.incident_id}")):
+        socketio.server.enter_room(sid, original, namespace="/")
 
 
 def _rooms_here() -> dict:

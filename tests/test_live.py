@@ -7,6 +7,7 @@ import operator
 import time
 
 import pytest
+import requests
 
 from tests.live import (
     PrivateRedis,
@@ -245,3 +246,36 @@ def test_position_pushes_are_throttled(staffed):
         board.wait(lambda: len(board.crews) == 2, "the third position")
         assert [c["lon"] for c in board.crews] == [B3_POINT[0], B3_POINT[0] + 0.0002]
         board.disconnect()
+
+
+def _act(base: str, token: str, incident: dict, action: str, **fields) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+    version = requests.get(f"{base}/api/v1/incidents/{incident['id']}", timeout=10, headers=headers).json()["version"]
+    response = requests.post(f"{base}/api/v1/incidents/{incident['id']}/actions", timeout=10, headers=headers,
+                             json={"action": action, "expected_version": version, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_reporter_follows_the_original_live_once_its_report_is_merged(staffed):
+    """Merged as a duplicate, a report's reporter follows the original's updates from then on
+    (as a reconnect would: rooms_for_tracking), live, without reconnecting."""
+    with running_server(staffed) as base:
+        admin, manager = login(base, "admin"), login(base, "m1")
+        original = report(base, B1_POINT)
+        duplicate = report(base, B1_POINT)
+        resident = Tablet(tracking_token=duplicate["tracking_token"]).connect(base)
+        bystander = Tablet(tracking_token=report(base, B1_POINT, "power_cut")["tracking_token"]).connect(base)
+
+        _act(base, manager, duplicate, "merge", duplicate_of=original["public_id"])
+        resident.wait_for_seq(timeline_seqs(base, admin, duplicate)[-1])
+        assert "merged" in [e["type"] for e in resident.events]
+        _act(base, manager, original, "acknowledge")
+        acknowledged = timeline_seqs(base, admin, original)[-1]
+        resident.wait_for_seq(acknowledged)
+        last = resident.events[-1]
+        assert (last["seq"], last["type"], last["incident"]["id"]) == (acknowledged, "acknowledged", original["id"])
+        assert "phone" not in (last["incident"]["manager"] or {})  # a reporter's view of it
+        assert all(e["incident"]["id"] != original["id"] for e in bystander.events)  # nobody else's
+        resident.disconnect()
+        bystander.disconnect()

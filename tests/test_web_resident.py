@@ -132,6 +132,28 @@ def test_low_rating_shows_the_rework(demo_server, open_page):
     assert Rest(demo_server).get(f"/track/{answer['tracking_token']}")["rework_count"] == 1
 
 
+def test_a_report_merged_into_another_follows_that_one_live(demo_server, open_page):
+    """The manager merges a resident's report into an earlier one about the same problem: the
+    open tracking page switches to the original, says why, and follows it live from then on."""
+    first = report(demo_server, "blocked_drain")
+    second = report(demo_server, "blocked_drain")  # the same building and category
+    watched = open_page(demo_server, f"/track/{second['tracking_token']}", PHONE, "resident-merged")
+    page = watched.page
+    expect(page.locator("#number")).to_have_text(second["public_id"])
+    expect(page.locator("#merged-note")).to_be_hidden()
+    page.evaluate("window.notReloaded = true")
+
+    operator = Rest(demo_server, "operator")
+    operator.act(second["id"], "merge", duplicate_of=first["public_id"])
+    expect(page.locator("#number")).to_have_text(first["public_id"], timeout=LIVE)
+    expect(page.locator("#merged-note")).to_contain_text(second["public_id"])
+    Rest(demo_server, "admin").act(first["id"], "acknowledge")
+    expect(page.locator("#status")).to_have_attribute("data-status", "acknowledged", timeout=LIVE)
+    expect(timeline_step(page, "acknowledged")).to_be_visible()
+    assert page.evaluate("window.notReloaded") is True
+    watched.screenshot("merged")
+
+
 def test_building_and_unit_picked_from_the_list(demo_server, open_page):
     watched = open_page(demo_server, "/report", PHONE, "resident-list")
     page = watched.page

@@ -1,7 +1,7 @@
 // The reporter's tracking page (/track/<token>): the report's state and timeline, live; at the
 // end a 1–5 satisfaction rating. Reads GET /track/<token>, then follows the live push from the
 // last seq it read, so nothing between the two is missed.
-import { ApiError, api } from "./api.js";
+import { ApiError, api, retrying } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { localTime } from "./ui.js";
@@ -18,6 +18,7 @@ const NAMED = { assigned: "manager", reassigned: "manager", dispatched: "crew" }
 
 const $ = (id) => document.getElementById(id);
 let incident = null;
+let yours = null; // the public id of the report this token was given for
 const events = new Map(); // seq → event (with the incident as it stood, when pushed live)
 
 function personName(person) {
@@ -53,6 +54,8 @@ function render() {
   $("status").textContent = t(`status.${incident.status}`);
   $("status").dataset.status = incident.status;
   $("number").textContent = incident.public_id;
+  $("merged-note").hidden = !yours || yours === incident.public_id;
+  $("merged-note").textContent = t("track.merged", { yours });
   $("category").textContent = language() === "en" ? incident.category_name.en : incident.category_name.zh;
   const areas = incident.areas;
   $("place").textContent = [areas.building?.name, areas.unit?.name].filter(Boolean).join(" ")
@@ -93,8 +96,9 @@ function buildStars() {
 }
 
 function take(view) {
-  const { events: timeline, ...rest } = view;
+  const { events: timeline, your_report: report, ...rest } = view;
   incident = rest;
+  yours = report;
   for (const event of timeline || []) if (!events.has(event.seq)) events.set(event.seq, event);
 }
 
@@ -104,6 +108,11 @@ async function load() {
 }
 
 function receive(event) {
+  if (event.type === "merged" && event.incident?.id === incident.id) {
+    // Merged into another report: from now on the page follows that one, as the server does.
+    retrying(load).catch(() => {}); // asked again through an outage; a 4xx cannot get better
+    return;
+  }
   events.set(event.seq, event);
   if (event.incident?.id === incident.id && event.incident.version >= incident.version) {
     incident = { ...incident, ...event.incident };
