@@ -24,6 +24,11 @@ class ApiError(Exception):
         self.details = details or {}
 
 
+def a_or_an(word: str) -> str:
+    """'a crew', 'an operator': a word of a message with its article."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def id_number(text: str) -> int | None:
     """The database id written in a path or query string, or None when `text` cannot be one.
 

@@ -40,6 +40,8 @@ def test_role_action_scope_matrix(world, g1_incident):
                 failures.append(f"{user} {action}: {status}, expected {expected}")
     assert not failures, failures
     assert world.get("admin", g1_incident)["version"] == g1_incident["version"]
+    refused = world.act("operator", stale, "acknowledge").get_json()["error"]
+    assert refused["message"] == "an operator may not acknowledge an incident"  # said as English is
 
 
 @pytest.mark.parametrize("user, visible", sorted(IN_SCOPE.items()))

@@ -10,7 +10,7 @@ from dispatch.api.body import json_object, path_id
 from dispatch.api.context import area_index
 from dispatch.api.openapi import op, path_param, query
 from dispatch.app import clock, session
-from dispatch.errors import ApiError, bad_field
+from dispatch.errors import ApiError, a_or_an, bad_field
 from dispatch.live import push_crew
 from dispatch.people import service
 from dispatch.people.auth import require_user
@@ -37,7 +37,7 @@ def _crew(crew_id: str, user: User, *, also: tuple[str, ...] = ()) -> Crew:
     crew = service.get_crew(session=session(), crew_id=path_id(crew_id, "crew"))
     outsider = user.role == "crew" and user.crew_id != crew.id
     if outsider or user.role not in ("admin", "crew", *also):
-        raise ApiError(403, "forbidden", f"a {user.role} may not do this to crew {crew.id}",
+        raise ApiError(403, "forbidden", f"{a_or_an(user.role)} may not do this to crew {crew.id}",
                        {"crew": crew.id, "role": user.role})
     return crew
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, false, or_
 from sqlalchemy.orm import Session
 
-from dispatch.errors import ApiError
+from dispatch.errors import ApiError, a_or_an
 from dispatch.incidents.models import Incident
 from dispatch.people.directory import managed_grids
 from dispatch.people.models import User
@@ -74,7 +74,7 @@ def check_may_act(session: Session, user: User, incident: Incident, action: str)
     """403 unless this user's role may take this action on this incident."""
     allowed = ACTION_ROLES.get(action, frozenset())
     if user.role not in allowed:
-        raise ApiError(403, "forbidden", f"a {user.role} may not {action} an incident",
+        raise ApiError(403, "forbidden", f"{a_or_an(user.role)} may not {action} an incident",
                        {"action": action, "role": user.role, "allowed": sorted(allowed)})
     if not can_see(session, user, incident):
         raise ApiError(403, "out_of_scope", f"incident {incident.public_id} is outside your area",

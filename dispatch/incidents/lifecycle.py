@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dispatch.errors import ApiError, bad_field
+from dispatch.errors import ApiError, a_or_an, bad_field
 from dispatch.incidents import events
 from dispatch.incidents.access import can_see, check_may_act
 from dispatch.incidents.flows import (
@@ -124,7 +124,7 @@ def _acknowledge(ctx, incident, category, actor, params, user):
 def _dispatch(ctx, incident, category, actor, params, user):
     if not category.needs_crew:
         raise ApiError(409, "no_crew_needed",
-                       f"a {category.name_en} report is handled by the grid manager, not a crew",
+                       f"{a_or_an(category.name_en)} report is handled by the grid manager, not a crew",
                        {"category": category.code})
     crew_id = params.get("crew_id", incident.recommended_crew_id)
     if crew_id is None:

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from dispatch.errors import ApiError
+from dispatch.errors import ApiError, a_or_an
 from dispatch.people.models import ApiToken, User
 
 TOKEN_HOURS = 12
@@ -100,7 +100,7 @@ def require_user(*roles: str) -> User:
     if user is None:
         raise ApiError(401, "authentication_required", "sign in: POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'")
     if roles and user.role not in roles:
-        raise ApiError(403, "forbidden", f"a {user.role} may not do this (needs {' or '.join(roles)})",
+        raise ApiError(403, "forbidden", f"{a_or_an(user.role)} may not do this (needs {' or '.join(roles)})",
                        {"role": user.role, "allowed": list(roles)})
     return user
 
