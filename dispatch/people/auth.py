@@ -58,7 +58,9 @@ def user_for_token(session: Session, *, token: str, now: datetime) -> tuple[User
 
 
 def why_refused(row: ApiToken | None, user: User | None, now: datetime) -> ApiError | None:
-    """Why a token (its row and user, if found) does not sign anyone in now, or None if it does."""
+    """Why a token (its row and user, if found) does not sign anyone in now, or None if it does.
+
+    Reads `revoked_at`, `expires_at` and `active` only, so result rows with those columns do."""
     if row is None:
         return ApiError(401, "invalid_token", "the token is not known")
     if row.revoked_at is not None:
