@@ -182,7 +182,8 @@ def test_a_sign_in_that_runs_out_mid_call_loses_nothing(demo_server, open_page):
 
     signin = page.locator("form#signin")
     expect(signin).to_be_visible()
-    expect(signin.locator("[role=alert]")).to_contain_text("登录已过期")
+    expect(signin.locator("[role=alert]")).to_contain_text("登录已失效")  # revoked, as the server says
+    expect(signin.locator("[role=alert]")).to_contain_text("已填内容不会丢失")
     expect(page.locator("#call-result")).to_be_hidden()
     expect(page.locator("#caller-name")).to_have_value("李女士")
     expect(page.locator("#place")).to_contain_text(building)
@@ -222,7 +223,8 @@ def test_a_call_kept_through_a_reload_and_a_lapsed_sign_in_is_filed_once_signed_
     page.reload()
 
     signin = page.locator("form#signin")
-    expect(signin.locator("[role=alert]")).to_contain_text("登录已过期")
+    expect(signin.locator("[role=alert]")).to_contain_text("登录已失效")  # revoked, as the server says
+    expect(signin.locator("[role=alert]")).to_contain_text("已填内容不会丢失")
     expect(page.locator("#submit")).to_be_disabled()
     admin = Rest(demo_server, "admin")
     assert admin.get("/incidents?phone=13955550303")["total"] == 0

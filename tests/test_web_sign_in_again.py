@@ -66,6 +66,14 @@ def console_with_reason_typed(open_page, base: str, name: str):
     return watched, opened
 
 
+def cancel_tapped_signed_out(open_page, base: str, name: str):
+    """`console_with_reason_typed`, its sign-in revoked elsewhere, then the cancel tapped."""
+    watched, opened = console_with_reason_typed(open_page, base, name)
+    revoke(watched.page, base)
+    watched.page.click("button[data-action=cancel]")
+    return watched, opened
+
+
 def test_the_console_hears_its_sign_in_ended_and_carries_on_after_signing_in(watchful_server, open_page):
     base = watchful_server
     watched, opened = console_with_reason_typed(open_page, base, "console-signed-out-live")
@@ -93,10 +101,8 @@ def test_the_console_hears_its_sign_in_ended_and_carries_on_after_signing_in(wat
 
 def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_server, open_page):
     base = quiet_server
-    watched, opened = console_with_reason_typed(open_page, base, "console-signed-out-tap")
+    watched, opened = cancel_tapped_signed_out(open_page, base, "console-signed-out-tap")
     page = watched.page
-    revoke(page, base)
-    page.click("button[data-action=cancel]")
 
     signin = page.locator("form#signin")
     expect(signin).to_be_visible()
@@ -116,10 +122,8 @@ def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_se
 
 def test_someone_else_signing_in_gets_the_console_afresh(quiet_server, open_page):
     base = quiet_server
-    watched, _opened = console_with_reason_typed(open_page, base, "console-signed-out-other")
+    watched, _opened = cancel_tapped_signed_out(open_page, base, "console-signed-out-other")
     page = watched.page
-    revoke(page, base)
-    page.click("button[data-action=cancel]")
     expect(page.locator("form#signin")).to_be_visible()
     other = "manager-320104006001003"
     page.fill("form#signin input[name=username]", other)

@@ -13,7 +13,7 @@
 import { ApiError, api, newKey, retrying, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t, translatePage } from "./i18n.js";
 import { createMap, drawAreas, highlight } from "./map.js";
-import { signedIn, storedSession } from "./signin.js";
+import { signInAgain, signedIn, storedSession } from "./signin.js";
 import { localTime } from "./ui.js";
 
 const MIN_BUILDING_ZOOM = 16; // below this the view holds too many buildings to draw or tap
@@ -331,7 +331,7 @@ form.addEventListener("submit", async (event) => {
     submitButton.disabled = false;
     submitButton.textContent = t("report.submit");
     if (callTaker && error instanceof ApiError && error.status === 401) {
-      await signInAgain();
+      await signInAgainForCall(error);
       form.requestSubmit(); // the call as it was typed, under the same Idempotency-Key
       return;
     }
@@ -380,7 +380,7 @@ async function sendUnsent() {
   state.sending = false;
   if (!error) return;
   if (callTaker && error instanceof ApiError && error.status === 401) {
-    await signInAgain(); // the operator's sign-in ran out while the call was kept
+    await signInAgainForCall(error); // the operator's sign-in ran out while the call was kept
     sendUnsent();
   } else if (worthRetrying(error)) {
     unsentNotice.textContent = t("report.unsent.waiting");
@@ -412,11 +412,10 @@ function startTakingCalls() {
 
 /** A sign-in that ran out mid-shift (expired or revoked): sign in again above the call being
  *  taken, which stays as it was typed; the caller is still on the line. */
-async function signInAgain() {
-  const signin = document.getElementById("signin");
-  signin.querySelector("[role=alert]").textContent = t("report.call.signin_again");
+async function signInAgainForCall(error) {
   submitButton.disabled = true; // filed now, with no token, it would go in as an anonymous resident's
-  callTaker = await signedIn({ form: signin, roles: CALL_TAKERS });
+  callTaker = await signInAgain({ form: document.getElementById("signin"), roles: CALL_TAKERS, error,
+    kept: t("report.call.signin_again"), anyone: true }); // the call is the caller's: any call-taker files it
   submitButton.disabled = false;
   renderCallTaker();
 }

@@ -55,10 +55,11 @@ function formSignIn(form, roles) {
 let again = null;
 
 /** The server no longer takes this app's sign-in (it ran out, was revoked, the account was
- *  disabled): ask for it again above the app, which stays as it is, with whatever was typed.
- *  Resolves with the user once signed in; every caller meanwhile shares the one form. A
- *  different person signing in gets the page afresh: what is on screen is the first one's. */
-export function signInAgain({ form, roles, error }) {
+ *  disabled): ask for it again above the app, which stays as it is, with whatever was typed;
+ *  `kept` says so. Resolves with the user once signed in; every caller meanwhile shares the
+ *  one form. Unless `anyone` may carry on, a different person signing in gets the page
+ *  afresh: what is on screen is the first one's. */
+export function signInAgain({ form, roles, error, kept = t("auth.again.kept"), anyone = false }) {
   again ??= (async () => {
     const before = currentUser();
     forgetSignIn();
@@ -66,11 +67,11 @@ export function signInAgain({ form, roles, error }) {
     form.elements.password.value = "";
     form.elements.username.value = before?.username || "";
     const shown = formSignIn(form, roles);
-    form.querySelector("[role=alert]").textContent = `${problem(error)}\n${t("auth.again.kept")}`;
+    form.querySelector("[role=alert]").textContent = `${problem(error)}\n${kept}`;
     if (before) form.elements.password.focus();
     const user = await shown;
     form.classList.remove("again");
-    if (before && user.id !== before.id) {
+    if (!anyone && before && user.id !== before.id) {
       location.reload();
       return new Promise(() => {}); // nothing more happens on this page
     }
