@@ -557,8 +557,6 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
                 signed_in = None
             else:
                 raise refuse("authentication_required", "connect with auth {token} or {tracking_token}")
-        if signed_in is not None:
-            signins.joined(request.sid, signed_in)
         tailer.gate.acquire()
         try:
             # Crew pushes only, never replayed: the serving rooms stay out of the replay.
@@ -570,6 +568,8 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
         # After this handler returns the connection is accepted; the replay follows it and
         # releases the gate, so live events for these rooms wait until it is done.
         socketio.start_background_task(tailer.replay, request.sid, rooms, since, resident=resident)
+        if signed_in is not None:  # once in: a refused connect has no disconnect to forget it by
+            signins.joined(request.sid, signed_in)
         return True
 
     @socketio.on("disconnect")

@@ -114,9 +114,14 @@ def run(signins: SignIns, *, db, clock, end: Callable[[str, str, dict], None], e
         try:
             with db.session() as session:
                 ended = signins.check(session, clock.now())
-            for sid, message, data in ended:
-                signins.left(sid)
-                end(sid, message, data)
-            failures.succeeded()
         except Exception as exc:  # a database hiccup must not stop the checks for good
             failures.failed(exc)
+            continue
+        failures.succeeded()
+        for sid, message, data in ended:
+            try:
+                end(sid, message, data)
+            except Exception:  # one broken socket must not keep the others connected
+                log.exception("live push: ending the session of %s failed; the next look tries again", sid)
+                continue
+            signins.left(sid)

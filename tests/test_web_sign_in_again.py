@@ -103,6 +103,8 @@ def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_se
     base = quiet_server
     watched, opened = cancel_tapped_signed_out(open_page, base, "console-signed-out-tap")
     page = watched.page
+    sent: list[str] = []  # what the page says over new websockets (Socket.IO's connect has the token)
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
 
     signin = page.locator("form#signin")
     expect(signin).to_be_visible()
@@ -117,6 +119,14 @@ def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_se
     cancels = [e for e in timeline if e["type"] == "cancelled"]
     assert len(cancels) == 1 and cancels[0]["data"]["reason"] == REASON  # the tap, done once
     assert page.evaluate("window.notReloaded") is True
+    # Live push connected again with the new sign-in: the old socket, still open, would be
+    # ended by the server's next look and the manager asked to sign in once more.
+    fresh = page.evaluate("localStorage.getItem('griddispatch.token')")
+    for _ in range(100):
+        if any(fresh in frame for frame in sent):
+            break
+        page.wait_for_timeout(100)
+    assert any(fresh in frame for frame in sent), sent
     expect_console_error(watched, "401")  # the refused tap
 
 

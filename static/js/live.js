@@ -87,7 +87,11 @@ export class LiveConnection extends EventTarget {
   /** Connect again with a new sign-in's token, from the last seq seen: nothing is missed. */
   resume(token) {
     this.token = token;
-    if (!this.closed) this.socket.connect();
+    if (this.closed) return;
+    // Still connected (a tap met the ended sign-in first): that socket was let in with the old
+    // token, and the server would soon end it and have the user sign in once more.
+    if (this.socket.connected) this.socket.disconnect();
+    this.socket.connect();
   }
 
   close() {
