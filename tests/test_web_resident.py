@@ -67,6 +67,22 @@ def submit_and_follow(watched: Watched) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+def lose_answers(page, first: int | None = None) -> list[int]:
+    """Let the page's reports reach the server but lose the answers (every one, or the first
+    `first`) as a dropped connection would; returns the statuses of those lost."""
+    lost: list[int] = []
+
+    def route(route):
+        if route.request.method == "POST" and (first is None or len(lost) < first):
+            lost.append(route.fetch().status)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/incidents", route)
+    return lost
+
+
 def timeline_step(page, event_type: str):
     return page.locator(f'#timeline li[data-type="{event_type}"]')
 
@@ -255,16 +271,7 @@ def test_lost_answers_are_retried_with_the_same_key_and_file_one_report(demo_ser
     the same key, tells the resident when it gives up, and a later tap files nothing new."""
     watched = open_page(demo_server, "/report", PHONE, "resident-retry")
     page = watched.page
-    lost = []
-
-    def lose_five_answers(route):  # the first try and the form's four retries
-        if route.request.method == "POST" and len(lost) < 5:
-            lost.append(route.fetch().status)
-            route.abort()
-        else:
-            route.continue_()
-
-    page.route("**/api/v1/incidents", lose_five_answers)
+    lost = lose_answers(page, first=5)  # the first try and the form's four retries
     choose_category(page)
     tap_building(watched)
     page.locator("#submit").click()
@@ -289,13 +296,7 @@ def test_a_report_that_could_not_be_sent_is_kept_and_sent_later(demo_server, ope
     watched = open_page(demo_server, "/report", PHONE, f"resident-unsent-{how}")
     page = watched.page
     if how == "answers-lost":
-        def lose_answers(route):
-            if route.request.method == "POST":
-                route.fetch()
-                route.abort()
-            else:
-                route.continue_()
-        page.route("**/api/v1/incidents", lose_answers)
+        lose_answers(page)
     choose_category(page)
     tap_building(watched)
     page.locator("#description").fill(DESCRIPTION)

@@ -4,9 +4,9 @@
 /* global Chart */
 import { ApiError, api, token } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection, SIGN_IN_ENDED } from "./live.js";
+import { LiveConnection } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
-import { signInAgain, signOutButton, signedIn } from "./signin.js";
+import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
 import { esc } from "./ui.js";
 
 const OPEN = ["reported", "assigned", "acknowledged", "dispatched", "en_route", "on_site"];
@@ -31,7 +31,7 @@ const state = {
   crewMarkers: new Map(),
   charts: {},
   refreshTimer: null,
-  live: null, // the LiveConnection
+  signInAgain: null, // over the board, resuming live push: keepSignedIn
 };
 let map;
 let markerLayer;
@@ -265,16 +265,7 @@ function showError(error) {
   const banner = $("offline");
   banner.textContent = problem(error);
   banner.hidden = false;
-  if (error instanceof ApiError && error.status === 401) signInAgainHere(error);
-}
-
-/** Sign in again over the board, which stays as it is; then read it afresh and resume live
- *  push from the last seq. */
-async function signInAgainHere(error) {
-  await signInAgain({ form: $("signin"), roles: ["committee", "admin", "operator"], error });
-  state.live?.resume(token());
-  $("offline").hidden = true;
-  await Promise.all([loadIncidents(), loadMetrics(), loadCrews()]).catch(showError);
+  if (error instanceof ApiError && error.status === 401) state.signInAgain?.(error);
 }
 
 // --- setup ---
@@ -341,12 +332,15 @@ async function start() {
   if (bounds.isValid()) map.fitBounds(bounds, { padding: [10, 10] });
 
   const live = new LiveConnection({ token: token(), storageKey });
-  state.live = live;
-  live.addEventListener("event", (e) => onLiveEvent(e.detail));
-  live.addEventListener("refused", (e) => {
-    if (SIGN_IN_ENDED.includes(e.detail.code)) signInAgainHere(new ApiError(401, e.detail));
+  // Once signed in again the board is read afresh: what changed meanwhile shows at once.
+  state.signInAgain = keepSignedIn(live, {
+    form: $("signin"), roles: ["committee", "admin", "operator"],
+    onSignedIn: () => {
+      $("offline").hidden = true;
+      return Promise.all([loadIncidents(), loadMetrics(), loadCrews()]).catch(showError);
+    },
   });
-  live.addEventListener("rooms_changed", () => location.reload()); // another scope: another board
+  live.addEventListener("event", (e) => onLiveEvent(e.detail));
   live.addEventListener("crew", (e) => onCrew(e.detail));
   let wasOffline = false;
   live.addEventListener("status", (e) => {

@@ -2,9 +2,9 @@
 // map of my grids, and the selected incident with its one-tap actions.
 import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { has, language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection, SIGN_IN_ENDED } from "./live.js";
+import { LiveConnection } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
-import { signInAgain, signOutButton, signedIn } from "./signin.js";
+import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
 import { beep, countdown, esc, localTime, observeServerTime, serverNow, unlockAudio } from "./ui.js";
 
 // The statuses a manager still has work on (resolved: waiting to be verified), and the
@@ -40,7 +40,7 @@ const state = {
 };
 let map;
 let markerLayer;
-let live;
+let signInAgain; // over the console, resuming live push: keepSignedIn
 
 /** The deadline that comes next for this incident: {name, at} or null. */
 export function nextDeadline(incident) {
@@ -401,15 +401,9 @@ async function act(action, extra = {}) {
     $("detail").querySelectorAll("button").forEach((b) => { b.disabled = false; });
   }
   if (signInEnded) {
-    await signInAgainHere(signInEnded);
+    await signInAgain(signInEnded);
     await act(action, extra);
   }
-}
-
-/** Sign in again over the console, which stays as it is; live push resumes from the last seq. */
-async function signInAgainHere(error) {
-  await signInAgain({ form: $("signin"), roles: ["grid_manager"], error });
-  live.resume(token());
 }
 
 function requireReason(id) {
@@ -476,12 +470,9 @@ async function start() {
   map = createMap($("map"));
   markerLayer = L.layerGroup().addTo(map);
 
-  live = new LiveConnection({ token: token(), storageKey });
+  const live = new LiveConnection({ token: token(), storageKey });
+  signInAgain = keepSignedIn(live, { form: $("signin"), roles: ["grid_manager"] });
   live.addEventListener("event", (e) => onLiveEvent(e.detail));
-  live.addEventListener("refused", (e) => {
-    if (SIGN_IN_ENDED.includes(e.detail.code)) signInAgainHere(new ApiError(401, e.detail));
-  });
-  live.addEventListener("rooms_changed", () => location.reload()); // other grids: a new queue and map
   live.addEventListener("crew", (e) => onCrew(e.detail));
   live.addEventListener("status", (e) => { $("offline").hidden = e.detail.online; });
   live.addEventListener("resync", () => loadQueue());

@@ -3,9 +3,9 @@
 // optional position sharing, off until the member turns it on.
 import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection, SIGN_IN_ENDED } from "./live.js";
+import { LiveConnection } from "./live.js";
 import { createMap, drawAreas, highlight, incidentMarker } from "./map.js";
-import { signInAgain, signOutButton, signedIn } from "./signin.js";
+import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
 import { localTime } from "./ui.js";
 
 const POSITION_EVERY_MS = 15000;
@@ -21,13 +21,7 @@ const $ = (id) => document.getElementById(id);
 const jobs = new Map(); // incident id → {incident, card}
 let crewId = null;
 let categories = {};
-let connection = null;
-
-/** Sign in again over the app, which stays as it is; live push resumes from the last seq. */
-async function signInAgainHere(error) {
-  await signInAgain({ form: $("signin"), roles: ["crew"], error });
-  connection.resume(token());
-}
+let signInAgain; // over the app, resuming live push: keepSignedIn
 
 function element(tag, props = {}, ...children) {
   const el = Object.assign(document.createElement(tag), props);
@@ -140,7 +134,7 @@ async function act(id, action) {
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       fillCard(job);
-      await signInAgainHere(error); // nothing was done: the same tap, once signed in again
+      await signInAgain(error); // nothing was done: the same tap, once signed in again
       return act(id, action);
     }
     if (worthRetrying(error)) {
@@ -193,7 +187,7 @@ async function sendPosition() {
     shareStatus(t("crew.share.sent", { time: localTime(crew.position?.at) }));
   } catch (error) {
     shareStatus(t("crew.share.failed", { message: problem(error) }));
-    if (error instanceof ApiError && error.status === 401) await signInAgainHere(error); // the next one goes
+    if (error instanceof ApiError && error.status === 401) await signInAgain(error); // the next one goes
   }
 }
 
@@ -228,11 +222,8 @@ function live(userId) {
   // Start from "now": the assignments are read over REST once the server has let us in,
   // and anything pushed from then on is newer (or dropped by version).
   sessionStorage.removeItem(storageKey);
-  connection = new LiveConnection({ token: token(), storageKey });
-  connection.addEventListener("refused", (e) => {
-    if (SIGN_IN_ENDED.includes(e.detail.code)) signInAgainHere(new ApiError(401, e.detail));
-  });
-  connection.addEventListener("rooms_changed", () => location.reload()); // moved to another crew
+  const connection = new LiveConnection({ token: token(), storageKey });
+  signInAgain = keepSignedIn(connection, { form: $("signin"), roles: ["crew"] });
   let loaded = false;
   connection.addEventListener("replayed", () => {
     if (!loaded) loadJobs();

@@ -3,10 +3,7 @@
 // missed while offline; if too much was missed it says "resync" and the page reloads
 // its data over REST.
 import { io } from "/static/vendor/socket.io-4.8.4/socket.io.esm.min.js";
-
-/** A connect refused, or a session ended, for one of these needs a new sign-in: retrying
- *  with the same token cannot succeed. */
-export const SIGN_IN_ENDED = ["invalid_token", "token_expired", "token_revoked", "user_disabled"];
+import { SIGN_IN_ENDED } from "./signin.js";
 
 export class LiveConnection extends EventTarget {
   /**

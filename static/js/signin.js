@@ -52,6 +52,10 @@ function formSignIn(form, roles) {
   });
 }
 
+/** A connect refused, or a live session ended, for one of these needs a new sign-in: retrying
+ *  with the same token cannot succeed. */
+export const SIGN_IN_ENDED = ["invalid_token", "token_expired", "token_revoked", "user_disabled"];
+
 let again = null;
 
 /** The server no longer takes this app's sign-in (it ran out, was revoked, the account was
@@ -77,6 +81,24 @@ export function signInAgain({ form, roles, error, kept = t("auth.again.kept"), a
     }
     return user;
   })().finally(() => { again = null; });
+  return again;
+}
+
+/** Keep a staff app signed in around its live connection: when the server ends the session
+ *  (or refuses it) for want of a sign-in, ask for one over the app, resume from the last seq
+ *  seen, then `onSignedIn`; when the user's rooms change, reload (the app's queue, map and
+ *  filters were the old rooms'). Returns the same sign-in again for the app's own requests
+ *  that meet a 401: it resolves once signed in and resumed. */
+export function keepSignedIn(live, { form, roles, onSignedIn = () => {} }) {
+  const again = async (error) => {
+    await signInAgain({ form, roles, error });
+    live.resume(token());
+    await onSignedIn();
+  };
+  live.addEventListener("refused", (e) => {
+    if (SIGN_IN_ENDED.includes(e.detail.code)) again(new ApiError(401, e.detail));
+  });
+  live.addEventListener("rooms_changed", () => location.reload());
   return again;
 }
 
