@@ -308,7 +308,24 @@ def _pushes(payloads: Payloads, rooms: list[str], event: IncidentEvent,
     """What to push of one event, in seq order as the batch is made ready (under the gate)."""
     if event.type == "merged":
         _follow_original(event)
+    elif event.type == "reported" and event.data.get("reporter_user_id"):
+        _follow_own_report(event)
     return payloads.pushes(_listening(rooms), event, incident)
+
+
+def reporter_rooms(signed_in: SignedIn | None, resident: bool) -> set[str]:
+    """A resident account's own room: nothing is pushed to it, it only finds its sockets."""
+    return {f"reporter:{signed_in.user_id}"} if signed_in is not None and resident else set()
+
+
+def _follow_own_report(reported: IncidentEvent) -> None:
+    """A resident account follows a report it files while connected, as it would after
+    connecting again (`rooms_for_user`): this process's sockets of that account join the
+    report's room before its first event is pushed."""
+    room = f"incident:{reported.incident_id}"
+    owner = f"reporter:{reported.data['reporter_user_id']}"
+    for sid, _eio_sid in list(socketio.server.manager.get_participants("/", owner)):
+        socketio.server.enter_room(sid, room, namespace="/")
 
 
 def _follow_original(merged: IncidentEvent) -> None:
@@ -559,8 +576,9 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
                 raise refuse("authentication_required", "connect with auth {token} or {tracking_token}")
         tailer.gate.acquire()
         try:
-            # Crew pushes only, never replayed: the serving rooms stay out of the replay.
-            for room in rooms | serving_rooms(rooms):
+            # Crew pushes only, never replayed: the serving rooms stay out of the replay; and a
+            # resident account's own room, where the reports it files later find it.
+            for room in rooms | serving_rooms(rooms) | reporter_rooms(signed_in, resident):
                 join_room(room)
         except BaseException:
             tailer.gate.release()

@@ -257,6 +257,27 @@ def _act(base: str, token: str, incident: dict, action: str, **fields) -> dict:
     return response.json()
 
 
+def test_a_resident_account_hears_of_a_report_it_files_while_connected(staffed):
+    """A resident signed in with an account joins its reports' rooms when it connects; one it
+    files afterwards is followed live from its first event on, not only after reconnecting."""
+    with running_server(staffed) as base:
+        admin, manager, resident_token = login(base, "admin"), login(base, "m1"), login(base, "resident")
+        before = report(base, B1_POINT, "power_cut", token=resident_token)
+        resident = Tablet(token=resident_token).connect(base)
+        neighbour = report(base, B1_POINT, "lift_fault")  # someone else's: never theirs
+        filed = report(base, B1_POINT, token=resident_token)
+        resident.wait_for_seq(timeline_seqs(base, admin, filed)[-1])
+        _act(base, manager, filed, "acknowledge")
+        acknowledged = timeline_seqs(base, admin, filed)[-1]
+        resident.wait_for_seq(acknowledged)
+        assert {e["incident"]["id"] for e in resident.events} == {before["id"], filed["id"]}  # replayed, live
+        assert [e["seq"] for e in resident.events if e["incident"]["id"] == filed["id"]] == \
+            timeline_seqs(base, admin, filed)
+        assert all(e["incident"]["id"] != neighbour["id"] for e in resident.events)
+        assert all("phone" not in (e["incident"]["manager"] or {}) for e in resident.events)
+        resident.disconnect()
+
+
 def test_a_reporter_follows_the_original_live_once_its_report_is_merged(staffed):
     """Merged as a duplicate, a report's reporter follows the original's updates from then on
     (as a reconnect would: rooms_for_tracking), live, without reconnecting."""
