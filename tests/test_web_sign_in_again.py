@@ -87,10 +87,14 @@ def test_the_console_hears_its_sign_in_ended_and_carries_on_after_signing_in(wat
     expect(signin.locator("input[name=username]")).to_have_value(f"manager-{GRID}")
     expect(page.locator("#workspace")).to_be_visible()
     expect(page.locator("#cancel-reason")).to_have_value(REASON)
+    banner = page.locator("#offline")  # says why live push stopped: not "reconnecting"
+    expect(banner).to_have_attribute("data-state", "signed_out")
+    expect(banner).to_have_text("已退出登录：重新登录后恢复实时更新。")
     missed = resident_report(base, 4, "13800000032")  # while the console is signed out
     watched.screenshot("sign-in-again")
 
     sign_in_again(watched)
+    expect(banner).to_be_hidden(timeout=10_000)
     expect(page.locator(f'ol.queue button.card[data-public-id="{missed["public_id"]}"]')).to_be_visible(timeout=10_000)
     page.click("button[data-action=cancel]")
     expect(page.locator("#notice")).to_contain_text("取消", timeout=10_000)

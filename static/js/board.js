@@ -4,7 +4,7 @@
 /* global Chart */
 import { ApiError, api, token } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection } from "./live.js";
+import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
 import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
 import { esc } from "./ui.js";
@@ -344,8 +344,7 @@ async function start() {
   live.addEventListener("crew", (e) => onCrew(e.detail));
   let wasOffline = false;
   live.addEventListener("status", (e) => {
-    $("offline").textContent = t("live.offline");
-    $("offline").hidden = e.detail.online;
+    showLiveStatus($("offline"), e.detail);
     if (e.detail.online && wasOffline) loadCrews().catch(showError);
     wasOffline = !e.detail.online;
   });

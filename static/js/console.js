@@ -2,7 +2,7 @@
 // map of my grids, and the selected incident with its one-tap actions.
 import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { has, language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection } from "./live.js";
+import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
 import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
 import { beep, countdown, esc, localTime, observeServerTime, serverNow, unlockAudio } from "./ui.js";
@@ -474,7 +474,7 @@ async function start() {
   signInAgain = keepSignedIn(live, { form: $("signin"), roles: ["grid_manager"] });
   live.addEventListener("event", (e) => onLiveEvent(e.detail));
   live.addEventListener("crew", (e) => onCrew(e.detail));
-  live.addEventListener("status", (e) => { $("offline").hidden = e.detail.online; });
+  live.addEventListener("status", (e) => showLiveStatus($("offline"), e.detail));
   live.addEventListener("resync", () => loadQueue());
   window.addEventListener("beforeunload", () => live.close());
 

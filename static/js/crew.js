@@ -3,7 +3,7 @@
 // optional position sharing, off until the member turns it on.
 import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection } from "./live.js";
+import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, highlight, incidentMarker } from "./map.js";
 import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
 import { localTime } from "./ui.js";
@@ -230,7 +230,7 @@ function live(userId) {
     loaded = true;
   });
   connection.addEventListener("resync", () => loadJobs());
-  connection.addEventListener("status", (e) => { $("offline").hidden = e.detail.online; });
+  connection.addEventListener("status", (e) => showLiveStatus($("offline"), e.detail));
   connection.addEventListener("event", ({ detail }) => {
     const known = jobs.has(detail.incident.id);
     upsert(detail.incident);

@@ -3,6 +3,7 @@
 // missed while offline; if too much was missed it says "resync" and the page reloads
 // its data over REST.
 import { io } from "/static/vendor/socket.io-4.8.4/socket.io.esm.min.js";
+import { t } from "./i18n.js";
 import { SIGN_IN_ENDED } from "./signin.js";
 
 export class LiveConnection extends EventTarget {
@@ -21,6 +22,8 @@ export class LiveConnection extends EventTarget {
     const stored = sessionStorage.getItem(storageKey);
     this.since = stored === null ? null : Number(stored);
     this.online = false;
+    this.signedOut = false; // the server ended or refused this sign-in: waiting for a new one
+    this.shownSignedOut = false;
     this.socket = io({
       transports: ["websocket"],
       reconnectionDelay: 500,
@@ -38,8 +41,9 @@ export class LiveConnection extends EventTarget {
     this.socket.on("connect", () => this.#status(true));
     this.socket.on("disconnect", () => this.#status(false));
     this.socket.on("connect_error", (error) => {
-      this.#status(false);
       const code = error?.data?.code;
+      if (SIGN_IN_ENDED.includes(code)) this.signedOut = true;
+      this.#status(false);
       if (code) {
         this.dispatchEvent(new CustomEvent("refused", { detail: { code, message: error.message } }));
         if ([...SIGN_IN_ENDED, "unknown_tracking_token"].includes(code)) {
@@ -50,7 +54,10 @@ export class LiveConnection extends EventTarget {
     // The server ends a session whose sign-in ended (revoked, ran out, account disabled) as
     // it would refuse its connect; and one whose rooms changed (other grids, scope, crew),
     // after which what the page shows may no longer be the user's to see.
-    this.socket.on("signed_out", (info) => this.dispatchEvent(new CustomEvent("refused", { detail: info })));
+    this.socket.on("signed_out", (info) => {
+      this.signedOut = true; // before the disconnect that follows: the banner says why
+      this.dispatchEvent(new CustomEvent("refused", { detail: info }));
+    });
     this.socket.on("rooms_changed", (info) => this.dispatchEvent(new CustomEvent("rooms_changed", { detail: info })));
     this.socket.on("incident_event", (event) => this.#receive(event));
     this.socket.on("crew", (crew) => this.dispatchEvent(new CustomEvent("crew", { detail: crew })));
@@ -76,14 +83,17 @@ export class LiveConnection extends EventTarget {
   }
 
   #status(online) {
-    if (online === this.online) return;
+    const signedOut = this.signedOut && !online;
+    if (online === this.online && signedOut === this.shownSignedOut) return;
     this.online = online;
-    this.dispatchEvent(new CustomEvent("status", { detail: { online } }));
+    this.shownSignedOut = signedOut;
+    this.dispatchEvent(new CustomEvent("status", { detail: { online, signedOut } }));
   }
 
   /** Connect again with a new sign-in's token, from the last seq seen: nothing is missed. */
   resume(token) {
     this.token = token;
+    this.signedOut = false;
     if (this.closed) return;
     // Still connected (a tap met the ended sign-in first): that socket was let in with the old
     // token, and the server would soon end it and have the user sign in once more.
@@ -97,4 +107,12 @@ export class LiveConnection extends EventTarget {
     window.removeEventListener("online", this.onOnline);
     this.socket.disconnect();
   }
+}
+
+/** The banner of a page's live connection: hidden while online; offline, it says whether the
+ * connection is being re-established or waits for the user to sign in again. */
+export function showLiveStatus(banner, { online, signedOut }) {
+  banner.textContent = t(signedOut ? "live.signed_out" : "live.offline");
+  banner.dataset.state = online ? "online" : signedOut ? "signed_out" : "offline";
+  banner.hidden = online;
 }

@@ -3,7 +3,7 @@
 // last seq it read, so nothing between the two is missed.
 import { ApiError, api, retrying } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
-import { LiveConnection } from "./live.js";
+import { LiveConnection, showLiveStatus } from "./live.js";
 import { localTime } from "./ui.js";
 
 const TOKEN = document.body.dataset.trackingToken;
@@ -164,8 +164,7 @@ async function start() {
   const live = new LiveConnection({ trackingToken: TOKEN, storageKey: STORAGE_KEY });
   live.addEventListener("event", (e) => receive(e.detail));
   live.addEventListener("status", (e) => {
-    $("offline").hidden = e.detail.online;
-    $("offline").dataset.state = e.detail.online ? "online" : "offline"; // for tests and styling hooks
+    showLiveStatus($("offline"), e.detail); // data-state: for tests and styling hooks
   });
   live.addEventListener("resync", () => load());
   // A first connection that never comes up shows the banner too.
