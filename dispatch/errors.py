@@ -29,6 +29,9 @@ def a_or_an(word: str) -> str:
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
+MAX_ID = 2**31 - 1  # the largest id an integer column holds on PostgreSQL
+
+
 def id_number(text: str) -> int | None:
     """The database id written in a path or query string, or None when `text` cannot be one.
 

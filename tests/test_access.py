@@ -172,7 +172,7 @@ def test_nul_characters_are_refused_and_change_nothing(world, g1_incident, metho
 def test_bad_actions(world, g1_incident):
     assert world.act("m1", g1_incident, "teleport").get_json()["error"]["details"]["field"] == "action"
     assert world.act("m1", g1_incident, "dispatch", crew_id=999).status_code == 422
-    assert world.act("m1", g1_incident, "dispatch", crew_id="A").status_code == 422
+    assert world.act("m1", g1_incident, "dispatch", crew_id="A").status_code == 400  # not an id at all
     assert world.act("m1", g1_incident, "merge").get_json()["error"]["details"]["field"] == "duplicate_of"
     assert world.act("m1", g1_incident, "merge", duplicate_of=g1_incident["public_id"]).status_code == 422
     # A reason a client can put in its own words (the message is English, for people).

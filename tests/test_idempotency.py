@@ -38,6 +38,37 @@ def test_overlong_key(world):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("key", ["a\x00b", "tab\there", "\x7f"])
+def test_a_key_with_control_characters_is_refused_and_files_nothing(world, key):
+    """A NUL reached PostgreSQL as a 500 (its text cannot hold one); a key is for a machine, so
+    any control character is a client's mistake."""
+    response = world.report(key=key, as_user="operator")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["details"]["field"] == "Idempotency-Key"
+    assert world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()["total"] == 0
+
+
+@pytest.mark.parametrize("caller", [None, "crew-a", "m1"])
+def test_a_report_key_replays_only_to_whoever_filed_it(world, caller):
+    """An operator's answer shows the caller's whole phone and the tracking token: another
+    caller who learnt the key (the same body and all) gets a 422, not that answer; another
+    call-taker (carrying on a call kept on the device) gets the first answer."""
+    first = world.report(key="call-7", as_user="operator", reporter_phone="13912345678")
+    assert first.status_code == 201
+    assert first.get_json()["reporter"]["phone"] == "13912345678"
+    other = world.report(key="call-7", as_user=caller, reporter_phone="13912345678")
+    assert other.status_code == 422, other.get_json()
+    assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert "13912345678" not in other.get_data(as_text=True)
+    again = world.report(key="call-7", as_user="operator", reporter_phone="13912345678")
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json() == first.get_json()
+    assert world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()["total"] == 1
+    carried_on = world.report(key="call-7", as_user="admin", reporter_phone="13912345678")  # a call-taker too
+    assert carried_on.headers.get("Idempotent-Replayed") == "true"
+    assert carried_on.get_json() == first.get_json()
+
+
 @pytest.mark.parametrize("copies", [8])
 def test_concurrent_copies_against_a_running_server_make_one_incident(database_url, tmp_path, copies):
     database = Database(database_url)

@@ -2,18 +2,25 @@
 
 Driven by the OpenAPI document, so a route, query parameter or body field is swept as soon as
 it is documented. The sweep found real 500s: a path id of "²" (str.isdigit accepts it, int does
-not) or of 40 digits, a NUL character on PostgreSQL, a list where a grid code was expected.
+not) or of 40 digits, a NUL character on PostgreSQL, a list where a grid code was expected;
+and a fuzzing session more: a lone surrogate ("\\ud800") anywhere in a body, a body nested two
+thousand deep, an integer of 400 digits as a coordinate, times at the ends of the calendar.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tests.geodata import G1
 from tests.world import B1_POINT, PASSWORD
 
+EDGES_OF_TIME = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"]
 UGLY_VALUES = [None, "", "\x00", "x" * 100_000, 2**63, -(2**63), 1e308, -1, True, "²",
-               [], {}, [None], [{}], [[]]]
-UGLY_TEXT = ["²", "9" * 40, "-1", "%00", "nan", "1e309", "x" * 5000, "%E2%80%AE", "'; --"]
+               [], {}, [None], [{}], [[]], "\ud800", {"\udfff": 1}, 10**400, *EDGES_OF_TIME]
+UGLY_TEXT = ["²", "9" * 40, "-1", "%00", "nan", "1e309", "x" * 5000, "%E2%80%AE", "'; --", "%ED%A0%80",
+             "0001-01-01", "9999-12-31", *EDGES_OF_TIME]
 UGLY_PATH_IDS = ["%C2%B2", "9" * 40, "-1", "%00", "%20"]
 
 
@@ -42,6 +49,11 @@ def _assert_answered(response, what) -> None:
             assert isinstance(error["error"]["details"]["field"], str), what
 
 
+def _json(body) -> str:
+    """JSON as a client may send it: a lone surrogate escaped ("\\ud800"), as JSON can spell it."""
+    return json.dumps(body, ensure_ascii=True)
+
+
 @pytest.fixture
 def incident(world):
     created = world.report(as_user="operator")
@@ -49,7 +61,7 @@ def incident(world):
     return created.get_json()
 
 
-def _valid_bodies(incident) -> dict[tuple[str, str], dict]:
+def _valid_bodies(world, incident) -> dict[tuple[str, str], dict]:
     """A valid body for the routes whose checks run only once the required fields are there:
     each ugly value replaces one field of it, so the sweep reaches the later checks too."""
     lon, lat = B1_POINT
@@ -61,13 +73,15 @@ def _valid_bodies(incident) -> dict[tuple[str, str], dict]:
         ("POST", "/crews"): {"name": "ugly crew"},
         ("POST", "/auth/token"): {"username": "admin", "password": PASSWORD},
         ("POST", "/track/{token}/rating"): {"rating": 5},
+        ("POST", "/on-call"): {"user_id": world.users["m1"], "area_code": G1,
+                               "starts_at": "2026-12-01T18:00:00+08:00", "ends_at": "2026-12-02T09:00:00+08:00"},
     }
 
 
 @pytest.mark.parametrize("caller", ["admin", None])
 def test_every_body_field_takes_ugly_values(world, incident, caller):
     headers = world.headers(caller)
-    valid = _valid_bodies(incident)
+    valid = _valid_bodies(world, incident)
     swept = 0
     for path, method, operation in _operations(world):
         body = operation.get("requestBody")
@@ -79,7 +93,8 @@ def test_every_body_field_takes_ugly_values(world, incident, caller):
             for value in UGLY_VALUES:
                 sent = {**valid.get((method, path), {}), field: value}
                 response = world.client.open(_real_path(world, path, incident), method=method,
-                                             json=[sent] if listed else sent, headers=headers)
+                                             data=_json([sent] if listed else sent),
+                                             content_type="application/json", headers=headers)
                 _assert_answered(response, (caller, method, path, field, repr(value)[:40]))
                 swept += 1
     assert swept > 1000  # every documented body field was reached
@@ -91,7 +106,8 @@ def test_every_part_of_a_report_location_takes_ugly_values(world, part):
     for value in UGLY_VALUES:
         location = {"lon": lon, "lat": lat, part: value} if part in ("lon", "lat", "crs") else {part: value}
         response = world.client.post("/api/v1/incidents", headers=world.headers("operator"),
-                                     json={"category": "burst_pipe", "location": location})
+                                     data=_json({"category": "burst_pipe", "location": location}),
+                                     content_type="application/json")
         _assert_answered(response, (part, repr(value)[:40]))
         if response.status_code >= 400 and part in ("lon", "lat"):
             assert response.get_json()["error"]["details"]["field"].startswith("location"), value
@@ -121,3 +137,90 @@ def test_every_query_parameter_and_path_id_takes_ugly_text(world, incident):
                              (method, url[:120]))
             swept += 1
     assert swept > 500
+
+
+def _total(world) -> int:
+    return world.client.get("/api/v1/incidents", headers=world.headers("admin")).get_json()["total"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health", "/api/v1/incidents"])
+def test_a_body_nested_too_deep_is_refused(world, path):
+    """Two thousand levels made the JSON decoder itself give up (a 500 on every route, /health
+    too); forty parse but are deeper than any body of ours and every walk over them recurses."""
+    before = _total(world)
+    for depth in (2000, 40):
+        body = {"category": "rubbish", "location": {"building_code": "x"}, "description": "[" * depth + "]" * depth}
+        raw = '{"category": "rubbish", "location": ' + "[" * depth + "]" * depth + "}"
+        for data in (raw, "[" * depth + "]" * depth):
+            response = world.client.post(path, data=data, content_type="application/json")
+            assert response.status_code == 400, (depth, response.get_data(as_text=True)[:200])
+            error = response.get_json()["error"]
+            assert "nests deeper than 32 levels" in error["message"], error
+        assert world.client.post(path, json=body).status_code != 500  # as text, any depth is text
+    assert _total(world) == before
+
+
+def test_a_lone_surrogate_is_refused_wherever_it_is_and_named(world, incident):
+    """JSON can spell "\\ud800", but it is not Unicode text: it could be neither hashed for the
+    Idempotency-Key, nor stored, nor repeated in an error naming the field."""
+    before = _total(world)
+    for body, field in (({"category": "rubbish", "description": "\ud800",
+                          "location": {"lon": B1_POINT[0], "lat": B1_POINT[1]}}, "description"),
+                        ({"category": "rubbish", "location": {"\udfff": 1}}, "location.\\udfff")):
+        response = world.client.post("/api/v1/incidents", data=_json(body), content_type="application/json",
+                                     headers={"Idempotency-Key": "k1"})
+        assert response.status_code == 400, response.get_data(as_text=True)[:200]
+        error = response.get_json()["error"]
+        assert error["details"]["field"] == field
+        assert "lone surrogate" in error["message"]
+    response = world.client.post("/api/v1/auth/token", data=_json({"username": "admin", "password": "\ud800"}),
+                                 content_type="application/json")
+    assert response.status_code == 400
+    response = world.client.patch(f"/api/v1/people/{world.users['m1']}", data=_json({"display_name": "张\udfff"}),
+                                  content_type="application/json", headers=world.headers("admin"))
+    assert (response.status_code, response.get_json()["error"]["details"]["field"]) == (400, "display_name")
+    assert world.get("admin", incident)["version"] == incident["version"]
+    assert _total(world) == before
+
+
+def test_a_coordinate_too_large_for_a_float_is_out_of_range(world):
+    for where in ("lon", "lat"):
+        location = {"lon": B1_POINT[0], "lat": B1_POINT[1], where: 10**400}
+        response = world.client.post("/api/v1/incidents", json={"category": "rubbish", "location": location})
+        assert response.status_code == 400
+        assert response.get_json()["error"]["details"]["field"] == f"location.{where}"
+    crew = world.crews["A"]
+    response = world.client.post(f"/api/v1/crews/{crew}/position", json={"lon": 10**400, "lat": B1_POINT[1]},
+                                 headers=world.headers("admin"))
+    assert (response.status_code, response.get_json()["error"]["details"]["field"]) == (400, "lon")
+
+
+def test_a_crew_id_is_an_integer_an_id_column_can_hold(world):
+    incident = world.report(as_user="operator", category="burst_pipe").get_json()
+    for crew_id, status in ((True, 400), ("A", 400), (2**31, 422), (10**30, 422), (-(2**63) - 1, 422), (0, 422)):
+        response = world.act("m1", incident, "dispatch", crew_id=crew_id)
+        assert response.status_code == status, (crew_id, response.get_json())
+        assert response.get_json()["error"]["details"]["field"] == "crew_id"
+    assert world.get("admin", incident)["version"] == incident["version"]  # nothing done
+    assert world.act("m1", incident, "dispatch", crew_id=world.crews["A"]).status_code == 200
+
+
+@pytest.mark.parametrize("query", [
+    "to=0001-01-01", "to=9999-12-31", "from=0001-01-01&to=0001-01-02",
+    "from=9999-12-01&to=9999-12-31&bucket=week"])
+def test_metrics_dates_at_the_ends_of_the_calendar_are_refused(world, query):
+    response = world.client.get(f"/api/v1/metrics/rates?group_by=grid&{query}", headers=world.headers("admin"))
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["details"]["field"] in ("from", "to")
+    assert "1970 to 2999" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("when", EDGES_OF_TIME)
+def test_times_at_the_ends_of_the_calendar_are_refused(world, when):
+    response = world.client.get("/api/v1/incidents", query_string={"from": when}, headers=world.headers("admin"))
+    assert (response.status_code, response.get_json()["error"]["details"]["field"]) == (400, "from")
+    before = world.client.get("/api/v1/on-call", headers=world.headers("admin")).get_json()["on_call"]
+    response = world.client.post("/api/v1/on-call", headers=world.headers("admin"), json={
+        "user_id": world.users["m1"], "area_code": G1, "starts_at": when, "ends_at": "2026-12-02T09:00:00+08:00"})
+    assert (response.status_code, response.get_json()["error"]["details"]["field"]) == (400, "starts_at")
+    assert world.client.get("/api/v1/on-call", headers=world.headers("admin")).get_json()["on_call"] == before

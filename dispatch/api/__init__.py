@@ -15,12 +15,12 @@ def modules() -> list[ModuleType]:
 
 
 def register_api(app: Flask) -> None:
-    from dispatch.api.body import refuse_nul
+    from dispatch.api.body import refuse_unstorable
 
     for module in modules():
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
-    def _no_nul():
+    def _storable_text_only():
         if request.path.startswith("/api/"):
-            refuse_nul()
+            refuse_unstorable()

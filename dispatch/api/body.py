@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -9,42 +10,70 @@ from flask import request
 
 from dispatch.errors import ApiError, bad_field, id_number
 
+MAX_DEPTH = 32  # no body of ours nests more than a few levels
+# What no field of ours can hold: a NUL (PostgreSQL text cannot: a 500 there, a 400 or 404 on
+# SQLite) and a lone UTF-16 surrogate such as "\ud800", which JSON can spell but which is not
+# Unicode text, so it could be neither stored, nor hashed, nor repeated in an answer.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-def refuse_nul() -> None:
-    """400 for a NUL character anywhere in an API request (path, query or JSON body).
 
-    PostgreSQL text cannot hold one and no field of ours needs one: without this the same
-    input was a 400 or a 404 on SQLite and a 500 on PostgreSQL.
-    """
-    where = None
-    if "\x00" in request.path:
-        where = "path"
+def refuse_unstorable() -> None:
+    """400 for text no field can hold anywhere in an API request (path, query or JSON body),
+    and for a body nested deeper than MAX_DEPTH (parsing it, and every walk over it, recurses)."""
+    found = _unstorable_in_text(request.path, "path")
     for name, values in request.args.lists():
-        if where is None and ("\x00" in name or any("\x00" in v for v in values)):
-            where = name
-    if where is None and request.is_json:
-        where = _nul_in(request.get_json(silent=True), "body")
-    if where is not None:
-        raise bad_field(where.replace("\x00", "\\x00"), "must not contain a NUL character")
+        found = found or _unstorable_in_text(name, name) or next(
+            filter(None, (_unstorable_in_text(v, name) for v in values)), None)
+    if found is None and request.is_json:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # the decoder gave up: far deeper than MAX_DEPTH
+            raise ApiError(400, "invalid_body", f"the body nests deeper than {MAX_DEPTH} levels") from None
+        found = _unstorable_in(body)
+    if found is not None:
+        where, problem = found
+        raise bad_field(printable(where), problem)
 
 
-def _nul_in(value: Any, where: str) -> str | None:
-    """The dotted name of the first string holding a NUL in a parsed JSON value, or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = ((str(i), v) for i, v in enumerate(value))
-    else:
+def printable(text: str) -> str:
+    """`text` as it can be repeated in an answer: a NUL or a lone surrogate spelled out."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unstorable_in_text(text: str, where: str) -> tuple[str, str] | None:
+    found = _UNSTORABLE.search(text)
+    if found is None:
         return None
-    for key, item in items:
-        name = key if where == "body" else f"{where}.{key}"  # fields are named from the top
-        if "\x00" in key:
-            return name
-        found = _nul_in(item, name)
-        if found is not None:
-            return found
+    if found.group() == "\x00":
+        return where, "must not contain a NUL character"
+    return where, f"must be Unicode text (it holds a lone surrogate, {printable(found.group())})"
+
+
+def _unstorable_in(body: Any) -> tuple[str, str] | None:
+    """(dotted name, problem) of the first unstorable string, key or nesting in a parsed JSON
+    body, or None. Walked with a stack, not recursion: the depth is what it checks."""
+    stack = [(body, "body", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            found = _unstorable_in_text(value, where)
+            if found is not None:
+                return found
+            continue
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, list):
+            items = [(str(i), v) for i, v in enumerate(value)]
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            return where, f"nests deeper than {MAX_DEPTH} levels"
+        for key, item in reversed(items):  # popped in the body's own order
+            name = key if where == "body" else f"{where}.{key}"  # fields are named from the top
+            found = _unstorable_in_text(key, name)
+            if found is not None:
+                return found
+            stack.append((item, name, depth + 1))
     return None
 
 

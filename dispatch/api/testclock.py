@@ -3,7 +3,6 @@ once so an end-to-end test sees the effects at once. Registered only with TEST_C
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
@@ -12,6 +11,7 @@ from dispatch.api.openapi import op
 from dispatch.app import clock, database
 from dispatch.areas import index_cache
 from dispatch.errors import ApiError, bad_field
+from dispatch.people import fields
 from dispatch.sla.worker import run_once
 
 bp = Blueprint("testclock", __name__)
@@ -31,7 +31,7 @@ def move():
     if "now" in body and "advance_minutes" in body:
         raise bad_field("advance_minutes", "give either now or advance_minutes, not both")
     if "now" in body:
-        clock().set(_instant(body["now"]))
+        clock().set(fields.timestamp("now", body["now"]))
     else:
         minutes = body["advance_minutes"]
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes <= MAX_ADVANCE:
@@ -40,18 +40,6 @@ def move():
     sla = run_once(db=database(), clock=clock(), tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]),
                    index_cache=index_cache(), roster_cache=current_app.extensions["griddispatch.roster"])
     return jsonify({"now": clock().now().isoformat(), "sla": sla})
-
-
-def _instant(value) -> datetime:
-    try:
-        when = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        when = None
-    if when is None:
-        raise bad_field("now", f"must be an ISO-8601 time, got {value!r}")
-    if when.tzinfo is None:
-        raise bad_field("now", "must include a UTC offset, e.g. 2026-12-01T10:00:00+08:00")
-    return when
 
 
 NOW = {"type": "object", "properties": {"now": {"type": "string", "format": "date-time"}}}

@@ -104,13 +104,10 @@ def _locate(ctx: Context, payload: dict) -> tuple[float, float, str, dict[str, s
             raise bad_field(field, f"{area_code!r} is a {level}, not a {expected}", 422)
         point = ctx.index.geometry(str(area_code)).representative_point()
         return point.x, point.y, expected, ctx.index.chain_of(str(area_code))
-    for axis in ("lon", "lat"):
-        value = location.get(axis)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad_field(f"location.{axis}", "must be a number")
+    lon, lat = (fields.number(f"location.{axis}", location.get(axis)) for axis in ("lon", "lat"))
     crs = location.get("crs")
     try:
-        lon, lat = to_wgs84(float(location["lon"]), float(location["lat"]), crs)
+        lon, lat = to_wgs84(lon, lat, crs)
     except ValueError as exc:
         field = "location.crs" if "crs" in str(exc).lower() else "location"
         raise bad_field(field, str(exc)) from None

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dispatch.errors import ApiError, a_or_an, bad_field
+from dispatch.errors import MAX_ID, ApiError, a_or_an, bad_field
 from dispatch.incidents import events
 from dispatch.incidents.access import can_see, check_may_act
 from dispatch.incidents.flows import (
@@ -129,7 +129,9 @@ def _dispatch(ctx, incident, category, actor, params, user):
     crew_id = params.get("crew_id", incident.recommended_crew_id)
     if crew_id is None:
         raise bad_field("crew_id", "is required: no crew was recommended", reason="required")
-    crew = ctx.session.get(Crew, crew_id) if isinstance(crew_id, int) else None
+    if not isinstance(crew_id, int) or isinstance(crew_id, bool):
+        raise bad_field("crew_id", f"must be a crew id (an integer), got {str(crew_id)[:40]!r}", reason="invalid")
+    crew = ctx.session.get(Crew, crew_id) if 1 <= crew_id <= MAX_ID else None  # beyond: no such row
     if crew is None:
         raise bad_field("crew_id", f"unknown crew {crew_id!r}", 422, reason="unknown")
     if crew.status == "off":

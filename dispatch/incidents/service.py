@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from dispatch.errors import ApiError, bad_field, id_number
 from dispatch.incidents import events as event_log
-from dispatch.incidents.access import can_see, check_may_search_phone, in_area, visible
+from dispatch.incidents.access import (
+    PHONE_SEARCH_ROLES,
+    can_see,
+    check_may_search_phone,
+    in_area,
+    visible,
+)
 from dispatch.incidents.flows import Context
 from dispatch.incidents.intake import check_rate_limits, check_report, record_report
 from dispatch.incidents.lifecycle import perform
@@ -55,9 +61,14 @@ def submit_once(ctx: Context, payload: Any, *, key: str | None, reporter: User |
                 client_key: str, views: IncidentViews) -> tuple[dict[str, Any], bool]:
     """`submit` honouring an Idempotency-Key: a retry (even a concurrent one) gets the first answer.
 
-    Returns the body and whether it was replayed.
+    Returns the body and whether it was replayed. The key is bound to whose view the answer is as
+    well as to the report (an operator's shows the caller's whole phone): another caller who
+    learnt the key gets a 422, not that answer. Call-takers share one view, so another operator
+    carrying on a call kept on the device gets the first answer.
     """
-    return _once(ctx, key, _request_hash(payload),
+    viewer = None if reporter is None else "call-taker" if reporter.role in PHONE_SEARCH_ROLES else reporter.id
+    request_hash = _request_hash({"viewer": viewer, "report": payload})
+    return _once(ctx, key, request_hash,
                  lambda: submit(ctx, payload, reporter=reporter, client_key=client_key, views=views))
 
 
@@ -92,8 +103,8 @@ def _once(ctx: Context, key: str | None, request_hash: str,
           produce: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """Run `produce` and commit, or replay the answer stored under `key`; the answer is stored
     in the same transaction as the change it describes, so there is never one without the other."""
-    if key is not None and not (1 <= len(key) <= 128):
-        raise bad_field("Idempotency-Key", "must be 1 to 128 characters")
+    if key is not None and not (1 <= len(key) <= 128 and key.isprintable()):
+        raise bad_field("Idempotency-Key", "must be 1 to 128 printable characters")
     db = ctx.session
     if key:
         replay = _replay(db, key, request_hash)
@@ -264,12 +275,4 @@ def rebuild_projection(db: Session, incident_id: int) -> Incident:
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise bad_field(field, f"must be an ISO-8601 time, got {value!r}") from None
-    if when.tzinfo is None:
-        raise bad_field(field, "must include a UTC offset, e.g. 2026-11-26T09:00:00+08:00")
-    return when
+    return fields.timestamp(field, value) if value else None

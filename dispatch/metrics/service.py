@@ -21,6 +21,7 @@ from dispatch.errors import bad_field
 from dispatch.incidents.models import Category
 from dispatch.metrics import histogram
 from dispatch.metrics.models import PHASES, MetricFact, MetricRollup
+from dispatch.people import fields
 from dispatch.people.directory import managed_grids
 from dispatch.people.models import Crew, User
 from grids.store import Area
@@ -73,9 +74,10 @@ def _date(args: Mapping[str, str], name: str, default: date) -> date:
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw)
+        parsed = date.fromisoformat(raw)
     except ValueError:
         raise bad_field(name, f"must be a local date YYYY-MM-DD, got {raw!r}") from None
+    return fields.within_years(name, parsed)
 
 
 def parse_query(args: Mapping[str, str], *, today: date) -> Query:

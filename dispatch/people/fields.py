@@ -77,8 +77,11 @@ def integer(field: str, value: Any, *, low: int, high: int) -> int:
 
 def number(field: str, value: Any) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise bad_field(field, f"must be a number, got {value!r}")
-    return float(value)
+        raise bad_field(field, f"must be a number, got {str(value)[:40]!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits: JSON allows it, a float cannot hold it
+        raise bad_field(field, "is out of range") from None
 
 
 def items(field: str, value: Any, of: type | None = None) -> list[Any]:
@@ -131,22 +134,34 @@ def format_clock_time(value: time) -> str:
     return END_OF_DAY if value == time.max else value.strftime("%H:%M")
 
 
+YEARS = range(1970, 3000)  # the times a dispatch system can mean
+
+
 def timestamp(field: str, value: Any) -> datetime:
-    """An ISO-8601 time with a UTC offset: a shift boundary means nothing without a time zone."""
+    """An ISO-8601 time with a UTC offset (a shift boundary or a filter means nothing without a
+    time zone) in YEARS: at the ends of the calendar, moving it to UTC or by a day overflows."""
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise bad_field(field, f"must be an ISO-8601 time with a UTC offset, got {value!r}")
-    return parsed
+        raise bad_field(field, f"must be an ISO-8601 time with a UTC offset, e.g. "
+                               f"2026-11-26T09:00:00+08:00, got {str(value)[:40]!r}")
+    return within_years(field, parsed)
+
+
+def within_years(field: str, value: date) -> date:
+    if value.year not in YEARS:
+        raise bad_field(field, f"must be in the years {YEARS.start} to {YEARS.stop - 1}, got {value.isoformat()}")
+    return value
 
 
 def day(field: str, value: Any) -> date:
     """A `YYYY-MM-DD` date."""
     try:
         if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            return date.fromisoformat(value)
+            parsed = date.fromisoformat(value)
+            return within_years(field, parsed)
     except ValueError:
         pass
     raise bad_field(field, f"must be a date YYYY-MM-DD, got {value!r}")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dispatch.errors import ApiError, bad_field
+from dispatch.errors import MAX_ID, ApiError, bad_field
 from dispatch.incidents.models import CLOCK_KINDS, PRIORITIES, Category
 from dispatch.people import fields
 from dispatch.people.auth import hash_password
@@ -67,7 +67,7 @@ def _password(value: Any) -> str:
 def _crew_id(session: Session, value: Any) -> int | None:
     if value is None:
         return None
-    crew_id = fields.integer("crew_id", value, low=1, high=2**31 - 1)
+    crew_id = fields.integer("crew_id", value, low=1, high=MAX_ID)
     if session.get(Crew, crew_id) is None:
         raise bad_field("crew_id", f"no crew with id {crew_id}", 422)
     return crew_id
@@ -151,7 +151,7 @@ def list_users(*, session: Session, role: str | None = None, crew_id: int | None
 
 def _referenced_user(session: Session, field: str, user_id: Any, role: str) -> User:
     """A user named in a body by id, who must hold `role` (422 otherwise)."""
-    user_id = fields.integer(field, user_id, low=1, high=2**31 - 1)
+    user_id = fields.integer(field, user_id, low=1, high=MAX_ID)
     user = session.get(User, user_id)
     if user is None:
         raise bad_field(field, f"no user with id {user_id}", 422)
