@@ -185,3 +185,28 @@ def test_the_board_hears_its_sign_in_ended_and_catches_up_after_signing_in(watch
     expect(page.locator(f'path[data-incident="{missed["public_id"]}"]')).to_be_attached(timeout=10_000)
     expect(page.locator("#count-open")).to_have_text("1")
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_console_whose_grids_change_reloads_keeping_the_open_incident_and_the_typed_reason(
+        watchful_server, open_page):
+    """An admin gives the manager another grid while a cancel reason is half typed: live push
+    says the rooms changed, the console reloads into its new grids (its queue and map were the
+    old ones') with the incident still open and the reason as typed."""
+    base = watchful_server
+    watched, opened = console_with_reason_typed(open_page, base, "console-rooms-changed")
+    page = watched.page
+    admin = Rest(base, "admin")
+    people = admin.get("/people", params={"role": "grid_manager"})["people"]
+    manager = next(p for p in people if p["username"] == f"manager-{GRID}")
+    other = next(g["grid_code"] for p in people for g in p["grids"] if g["grid_code"] != GRID)
+    admin.call("PUT", f"/people/{manager['id']}/grids",
+               json=[*manager["grids"], {"grid_code": other, "kind": "backup"}])
+
+    page.wait_for_function("window.notReloaded === undefined", timeout=15_000)  # reloaded
+    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15_000)
+    expect(page.locator("#detail h2 small")).to_have_text(opened["public_id"])
+    expect(page.locator("#cancel-reason")).to_have_value(REASON)
+    assert page.evaluate("sessionStorage.getItem('griddispatch.console.draft')") is None  # used once
+    page.click("button[data-action=cancel]")
+    expect(page.locator("#notice")).to_contain_text("取消", timeout=10_000)
+    assert Rest(base, "admin").get(f"/incidents/{opened['id']}")["status"] == "cancelled"

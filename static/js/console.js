@@ -438,6 +438,26 @@ function onDetailClick(event) {
   return act(action);
 }
 
+// --- what was open and typed, over a reload ---
+
+const DRAFT_KEY = "griddispatch.console.draft";
+
+/** The console reloads when the manager's grids change (its queue and map are the old
+ * grids'): the incident open and what was typed for it are kept for the reloaded console. */
+function keepDraft() {
+  const typed = [...$("detail").querySelectorAll("input[id], select[id]")].map((el) => [el.id, el.value]);
+  sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ user: state.me.id, selected: state.selected, typed }));
+}
+
+async function restoreDraft() {
+  const draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
+  sessionStorage.removeItem(DRAFT_KEY);
+  // Not when the incident is no longer this manager's to see, nor for someone else.
+  if (draft?.user !== state.me.id || !state.incidents.has(draft.selected)) return;
+  await select(draft.selected);
+  draft.typed.forEach(([id, value]) => { if ($(id) && value) $(id).value = value; });
+}
+
 // --- the map ---
 
 async function drawMyGrids() {
@@ -471,7 +491,7 @@ async function start() {
   markerLayer = L.layerGroup().addTo(map);
 
   const live = new LiveConnection({ token: token(), storageKey });
-  signInAgain = keepSignedIn(live, { form: $("signin"), roles: ["grid_manager"] });
+  signInAgain = keepSignedIn(live, { form: $("signin"), roles: ["grid_manager"], beforeReload: keepDraft });
   live.addEventListener("event", (e) => onLiveEvent(e.detail));
   live.addEventListener("crew", (e) => onCrew(e.detail));
   live.addEventListener("status", (e) => showLiveStatus($("offline"), e.detail));
@@ -486,6 +506,7 @@ async function start() {
   state.crews = crews.crews;
   state.grids = grids.features.map((f) => ({ code: f.properties.code, name: f.properties.name }));
   if (state.selected) renderDetail();
+  await restoreDraft().catch(() => {}); // best effort: the incident is a tap away in the queue
   await drawMyGrids();
   document.body.dataset.ready = "true";
 }

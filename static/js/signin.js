@@ -87,9 +87,10 @@ export function signInAgain({ form, roles, error, kept = t("auth.again.kept"), a
 /** Keep a staff app signed in around its live connection: when the server ends the session
  *  (or refuses it) for want of a sign-in, ask for one over the app, resume from the last seq
  *  seen, then `onSignedIn`; when the user's rooms change, reload (the app's queue, map and
- *  filters were the old rooms'). Returns the same sign-in again for the app's own requests
- *  that meet a 401: it resolves once signed in and resumed. */
-export function keepSignedIn(live, { form, roles, onSignedIn = () => {} }) {
+ *  filters were the old rooms'), after `beforeReload` has kept what the app keeps. Returns
+ *  the same sign-in again for the app's own requests that meet a 401: it resolves once
+ *  signed in and resumed. */
+export function keepSignedIn(live, { form, roles, onSignedIn = () => {}, beforeReload = () => {} }) {
   const again = async (error) => {
     await signInAgain({ form, roles, error });
     live.resume(token());
@@ -98,7 +99,7 @@ export function keepSignedIn(live, { form, roles, onSignedIn = () => {} }) {
   live.addEventListener("refused", (e) => {
     if (SIGN_IN_ENDED.includes(e.detail.code)) again(new ApiError(401, e.detail));
   });
-  live.addEventListener("rooms_changed", () => location.reload());
+  live.addEventListener("rooms_changed", () => { beforeReload(); location.reload(); });
   return again;
 }
 
