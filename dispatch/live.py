@@ -306,10 +306,14 @@ class Tailer:
 def _pushes(payloads: Payloads, rooms: list[str], event: IncidentEvent,
             incident: Incident | None = None) -> list[tuple[list[str], dict[str, Any]]]:
     """What to push of one event, in seq order as the batch is made ready (under the gate)."""
+    # Who follows an incident other than through its rooms, as a reconnect would put them:
+    # a duplicate's reporters follow the original from its merge on (`rooms_for_tracking`),
+    # a resident account a report it files while connected (`rooms_for_user`). They join
+    # before this event, and any later one, is pushed.
     if event.type == "merged":
-        _follow_original(event)
+        _join_all(f"incident:{event.incident_id}", f"incident:{event.data['duplicate_of_id']}")
     elif event.type == "reported" and event.data.get("reporter_user_id"):
-        _follow_own_report(event)
+        _join_all(f"reporter:{event.data['reporter_user_id']}", f"incident:{event.incident_id}")
     return payloads.pushes(_listening(rooms), event, incident)
 
 
@@ -318,23 +322,10 @@ def reporter_rooms(signed_in: SignedIn | None, resident: bool) -> set[str]:
     return {f"reporter:{signed_in.user_id}"} if signed_in is not None and resident else set()
 
 
-def _follow_own_report(reported: IncidentEvent) -> None:
-    """A resident account follows a report it files while connected, as it would after
-    connecting again (`rooms_for_user`): this process's sockets of that account join the
-    report's room before its first event is pushed."""
-    room = f"incident:{reported.incident_id}"
-    owner = f"reporter:{reported.data['reporter_user_id']}"
-    for sid, _eio_sid in list(socketio.server.manager.get_participants("/", owner)):
+def _join_all(members_of: str, room: str) -> None:
+    """This process's sockets in `members_of` join `room` too."""
+    for sid, _eio_sid in list(socketio.server.manager.get_participants("/", members_of)):
         socketio.server.enter_room(sid, room, namespace="/")
-
-
-def _follow_original(merged: IncidentEvent) -> None:
-    """A duplicate's reporters follow the original from its merge on, as they would after
-    connecting again (`rooms_for_tracking`): this process's sockets in the duplicate's room
-    join the original's, before any later event of the original is pushed."""
-    original = f"incident:{merged.data['duplicate_of_id']}"
-    for sid, _eio_sid in list(socketio.server.manager.get_participants("/", f"incident:{merged.incident_id}")):
-        socketio.server.enter_room(sid, original, namespace="/")
 
 
 def _rooms_here() -> dict:

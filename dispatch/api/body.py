@@ -22,8 +22,8 @@ def refuse_unstorable() -> None:
     and for a body nested deeper than MAX_DEPTH (parsing it, and every walk over it, recurses)."""
     found = _unstorable_in_text(request.path, "path")
     for name, values in request.args.lists():
-        found = found or _unstorable_in_text(name, name) or next(
-            filter(None, (_unstorable_in_text(v, name) for v in values)), None)
+        for text in (name, *values):
+            found = found or _unstorable_in_text(text, name)
     if found is None and request.is_json:
         try:
             body = request.get_json(silent=True)

@@ -284,6 +284,15 @@ function crewSection(incident) {
   return parts.join("");
 }
 
+/** What is typed or chosen in the incident's panel: [[id, value]]. */
+function typedInDetail() {
+  return [...$("detail").querySelectorAll("input[id], select[id]")].map((el) => [el.id, el.value]);
+}
+
+function retype(typed) {
+  typed.forEach(([id, value]) => { if ($(id) && value) $(id).value = value; });
+}
+
 function renderDetail() {
   const panel = $("detail");
   const incident = state.incidents.get(state.selected);
@@ -297,7 +306,7 @@ function renderDetail() {
   // A live update must not wipe what the manager is typing or choosing, nor move the focus.
   const same = panel.dataset.incident === String(incident.id);
   const keepNotice = same && $("notice") && !$("notice").hidden ? { text: $("notice").textContent, cls: $("notice").className } : null;
-  const typed = same ? [...panel.querySelectorAll("input[id], select[id]")].map((el) => [el.id, el.value]) : [];
+  const typed = same ? typedInDetail() : [];
   const focused = same && panel.contains(document.activeElement) ? document.activeElement.id || document.activeElement.dataset.action : null;
   // Pushes carry the phone masked; the whole number comes over REST (loadDetail).
   const phone = state.phones.get(incident.id);
@@ -355,7 +364,7 @@ function renderDetail() {
     </dl>
     ${sections.join("")}`;
   panel.dataset.incident = incident.id;
-  typed.forEach(([id, value]) => { if ($(id) && value) $(id).value = value; });
+  retype(typed);
   if (focused) (document.getElementById(focused) || panel.querySelector(`[data-action="${focused}"]`))?.focus();
   if (keepNotice) notice(keepNotice.text, keepNotice.cls, { scroll: false });
   tick();
@@ -445,8 +454,7 @@ const DRAFT_KEY = "griddispatch.console.draft";
 /** The console reloads when the manager's grids change (its queue and map are the old
  * grids'): the incident open and what was typed for it are kept for the reloaded console. */
 function keepDraft() {
-  const typed = [...$("detail").querySelectorAll("input[id], select[id]")].map((el) => [el.id, el.value]);
-  sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ user: state.me.id, selected: state.selected, typed }));
+  sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ user: state.me.id, selected: state.selected, typed: typedInDetail() }));
 }
 
 async function restoreDraft() {
@@ -455,7 +463,7 @@ async function restoreDraft() {
   // Not when the incident is no longer this manager's to see, nor for someone else.
   if (draft?.user !== state.me.id || !state.incidents.has(draft.selected)) return;
   await select(draft.selected);
-  draft.typed.forEach(([id, value]) => { if ($(id) && value) $(id).value = value; });
+  retype(draft.typed);
 }
 
 // --- the map ---

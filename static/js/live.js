@@ -21,9 +21,8 @@ export class LiveConnection extends EventTarget {
     // a reconnect, or a reload of a page that had connected, resumes from the last seq seen.
     const stored = sessionStorage.getItem(storageKey);
     this.since = stored === null ? null : Number(stored);
-    this.online = false;
+    this.state = "offline"; // as last told to the page: online, offline or signed_out
     this.signedOut = false; // the server ended or refused this sign-in: waiting for a new one
-    this.shownSignedOut = false;
     this.socket = io({
       transports: ["websocket"],
       reconnectionDelay: 500,
@@ -82,12 +81,15 @@ export class LiveConnection extends EventTarget {
     sessionStorage.setItem(this.storageKey, String(this.since));
   }
 
+  get online() {
+    return this.state === "online";
+  }
+
   #status(online) {
-    const signedOut = this.signedOut && !online;
-    if (online === this.online && signedOut === this.shownSignedOut) return;
-    this.online = online;
-    this.shownSignedOut = signedOut;
-    this.dispatchEvent(new CustomEvent("status", { detail: { online, signedOut } }));
+    const state = online ? "online" : this.signedOut ? "signed_out" : "offline";
+    if (state === this.state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("status", { detail: { online, state } }));
   }
 
   /** Connect again with a new sign-in's token, from the last seq seen: nothing is missed. */
@@ -111,8 +113,8 @@ export class LiveConnection extends EventTarget {
 
 /** The banner of a page's live connection: hidden while online; offline, it says whether the
  * connection is being re-established or waits for the user to sign in again. */
-export function showLiveStatus(banner, { online, signedOut }) {
-  banner.textContent = t(signedOut ? "live.signed_out" : "live.offline");
-  banner.dataset.state = online ? "online" : signedOut ? "signed_out" : "offline";
-  banner.hidden = online;
+export function showLiveStatus(banner, { state }) {
+  banner.textContent = t(state === "signed_out" ? "live.signed_out" : "live.offline");
+  banner.dataset.state = state;
+  banner.hidden = state === "online";
 }
