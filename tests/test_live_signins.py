@@ -107,3 +107,42 @@ def test_a_changed_scope_moves_a_live_socket_into_its_new_rooms(staffed):
         board.wait_for_seq(timeline_seqs(base, admin, again)[-1])
         assert board.disconnects == 1 and len(board.ended) == 1
         board.disconnect()
+
+
+def test_a_look_at_many_sockets_lets_pushes_go_on_between_its_statements(database_url, tmp_path):
+    """The look at a server's sockets reads their sign-ins a hundred at a time and pauses
+    between the reads, and after judging every hundred (the server yields to its pushes
+    there), and finds every ended sign-in whichever read it falls in."""
+    from datetime import UTC, datetime, timedelta
+
+    from dispatch.app import create_app
+    from dispatch.live import rooms_for_user
+    from dispatch.live_signins import CHUNK, SignedIn, SignIns
+    from dispatch.people.auth import issue_token
+    from dispatch.people.models import User, directory_revision
+
+    users = staffed_database(database_url, tmp_path)
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    now = datetime.now(UTC)
+    signins = SignIns(rooms_for_user)
+    sockets = 2 * CHUNK + 50
+    ended_at = {7, CHUNK + 3, 2 * CHUNK + 49}
+    with app.extensions["griddispatch.db"].session() as session:
+        manager = session.get(User, users["m1"])
+        revision = directory_revision(session)
+        rooms = frozenset(rooms_for_user(session, manager))
+        rows = {}
+        for n in range(sockets):
+            _token, rows[n] = issue_token(session, user=manager, now=now)
+            signins.joined(f"sid-{n}", SignedIn(rows[n].token_hash, manager.id, rooms, revision))
+        session.flush()
+        for n in ended_at:
+            rows[n].revoked_at = now
+        session.commit()
+
+        pauses = []
+        ended = signins.check(session, now + timedelta(seconds=1), pause=lambda: pauses.append(len(pauses)))
+        assert len(pauses) == 4  # between the three reads, and twice in judging the 250
+        assert sorted(sid for sid, _message, _data in ended) == sorted(f"sid-{n}" for n in ended_at)
+        assert {(message, data["code"]) for _sid, message, data in ended} == {("signed_out", "token_revoked")}
+    app.extensions["griddispatch.db"].dispose()
