@@ -210,3 +210,82 @@ def test_a_console_whose_grids_change_reloads_keeping_the_open_incident_and_the_
     page.click("button[data-action=cancel]")
     expect(page.locator("#notice")).to_contain_text("取消", timeout=10_000)
     assert Rest(base, "admin").get(f"/incidents/{opened['id']}")["status"] == "cancelled"
+
+
+def test_the_board_keeps_its_filters_over_a_reload_and_a_scope_change(watchful_server, open_page):
+    """The board's filters live in its address: a link (or F5) opens it filtered, the form
+    judges what the address asks (an area it does not offer, a date that is no date, are
+    left as they were), and the reload into new rooms when the scope widens keeps them."""
+    base = watchful_server
+    grid_street = GRID[:9]
+    watched = sign_in_form(open_page(
+        base, "/board?category=rubbish&area=999999&from=2026-02-30", DESKTOP, "board-filters"),
+        f"committee-{grid_street}")
+    page = watched.page
+    form = page.locator("form#filters")
+    expect(form.locator("select[name=category]")).to_have_value("rubbish")
+    expect(form.locator("select[name=area]")).to_have_value("")  # not an area of this board
+    default_from = form.locator("input[name=from]").input_value()
+    assert default_from and default_from != "2026-02-30"
+
+    rubbish = resident_report(base, 4, "13800000041")
+    noise = Rest(base).call("POST", "/incidents", status=201, json={
+        "category": "noise", "location": {"building_code": building_in(base, GRID, 4)}})
+    expect(page.locator(f'path[data-incident="{rubbish["public_id"]}"]')).to_be_attached(timeout=10_000)
+    expect(page.locator("#count-open")).to_have_text("1")  # the noise is filtered out
+    assert page.locator(f'path[data-incident="{noise["public_id"]}"]').count() == 0
+
+    form.locator("select[name=area]").select_option(GRID)
+    form.locator("button[type=submit]").click()
+    expect(page).to_have_url(f"{base}/board?from={default_from}&to="
+                             f"{form.locator('input[name=to]').input_value()}&area={GRID}&category=rubbish")
+
+    page.evaluate("window.notReloaded = true")
+    admin = Rest(base, "admin")
+    member = next(p for p in admin.get("/people", params={"role": "committee"})["people"]
+                  if p["username"] == f"committee-{grid_street}")
+    district = admin.get("/areas", params={"level": "district", "limit": 1})["features"][0]["properties"]["code"]
+    admin.call("PATCH", f"/people/{member['id']}", json={"scope_area_code": district})
+
+    page.wait_for_function("window.notReloaded === undefined", timeout=15_000)  # reloaded
+    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15_000)
+    expect(page.locator("#who")).to_contain_text("秦淮区")
+    expect(form.locator("select[name=area]")).to_have_value(GRID)
+    expect(form.locator("select[name=category]")).to_have_value("rubbish")
+    expect(page.locator("#count-open")).to_have_text("1")
+    expect(page.locator(f'path[data-incident="{rubbish["public_id"]}"]')).to_be_attached()
+    assert page.locator(f'path[data-incident="{noise["public_id"]}"]').count() == 0
+
+
+def test_a_crew_member_moved_to_another_crew_keeps_sharing_the_position(watchful_server, open_page):
+    """Position sharing is off until the member turns it on, and a new page starts it off. The
+    reload the app does by itself when an admin moves the member to another crew keeps it on:
+    the position goes to the new crew at once."""
+    base = watchful_server
+    admin = Rest(base, "admin")
+    crews = admin.get("/crews")["crews"]
+    old, new = crews[0], crews[1]
+    username = crew_members(base, old["id"])[0]
+    watched = open_page(base, "/crew", PHONE, "crew-moved", storage=sign_in_storage(base, username))
+    page = watched.page
+    page.context.grant_permissions(["geolocation"], origin=base)
+    page.context.set_geolocation({"longitude": 118.7861, "latitude": 32.0342})
+    expect(page.locator("#who")).to_contain_text(old["name"])
+    page.locator("#share").check()
+    expect(page.locator("#share-status")).to_contain_text("位置已发送")
+
+    page.evaluate("window.notReloaded = true")
+    member = next(p for p in admin.get("/people", params={"role": "crew"})["people"] if p["username"] == username)
+    admin.call("PATCH", f"/people/{member['id']}", json={"crew_id": new["id"]})
+
+    page.wait_for_function("window.notReloaded === undefined", timeout=15_000)  # reloaded
+    expect(page.locator("#who")).to_contain_text(new["name"], timeout=15_000)
+    expect(page.locator("#share")).to_be_checked()
+    expect(page.locator("#share-status")).to_contain_text("位置已发送", timeout=10_000)
+    position = admin.get(f"/crews/{new['id']}")["position"]
+    assert (round(position["lon"], 4), round(position["lat"], 4)) == (118.7861, 32.0342)
+    assert page.evaluate("sessionStorage.getItem('griddispatch.crew.sharing')") is None  # used once
+
+    page.reload()  # a new page of the member's own: sharing starts off again
+    expect(page.locator("#who")).to_contain_text(new["name"])
+    expect(page.locator("#share")).not_to_be_checked()

@@ -37,10 +37,30 @@ let map;
 let markerLayer;
 let crewLayer;
 
+const FILTERS = ["from", "to", "area", "category"];
+
 function filters() {
-  const form = $("filters");
-  return { from: form.elements.from.value, to: form.elements.to.value,
-    area: form.elements.area.value, category: form.elements.category.value };
+  const { elements } = $("filters");
+  return Object.fromEntries(FILTERS.map((name) => [name, elements[name].value]));
+}
+
+/** The filters live in the page's address, so a reload (F5, or the one into new rooms when the
+ * scope changes) and a bookmark keep them. The form is the judge of what the address asks: an
+ * area or category it does not offer, or a date that is no date, leaves that filter as it was. */
+function filtersFromAddress() {
+  const { elements } = $("filters");
+  const asked = new URLSearchParams(location.search);
+  for (const name of FILTERS) {
+    const before = elements[name].value;
+    if (!asked.get(name)) continue;
+    elements[name].value = asked.get(name);
+    if (elements[name].value !== asked.get(name)) elements[name].value = before;
+  }
+}
+
+function filtersToAddress() {
+  const chosen = new URLSearchParams(Object.entries(filters()).filter(([, value]) => value)).toString();
+  history.replaceState(null, "", `${location.pathname}${chosen ? `?${chosen}` : ""}${location.hash}`);
 }
 
 function localDate(iso) {
@@ -320,6 +340,7 @@ async function start() {
   $("filters").elements.to.value = probe.to;
   state.areas = await areasUnder(state.scope.code, state.scope.level);
   fillFilters(categories.categories);
+  filtersFromAddress();
 
   map = createMap($("map"));
   markerLayer = L.layerGroup().addTo(map);
@@ -353,6 +374,7 @@ async function start() {
 
   $("filters").addEventListener("submit", (event) => {
     event.preventDefault();
+    filtersToAddress();
     Promise.all([loadIncidents(), loadMetrics()]).catch(showError);
   });
   $("csv-times").addEventListener("click", download);

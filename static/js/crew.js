@@ -215,6 +215,23 @@ function setSharing(on) {
   shareStatus(on ? t("report.gps.unsupported") : "");
 }
 
+/** Sharing is off until the member turns it on, and a reload (a new page) turns it off, but
+ * not the one the app does by itself when the member moves to another crew: that keeps it on,
+ * for this member, once. */
+const SHARING_KEY = "griddispatch.crew.sharing";
+
+function keepSharing(userId) {
+  if (sharing.watch !== null) sessionStorage.setItem(SHARING_KEY, JSON.stringify({ user: userId }));
+}
+
+function resumeSharing(userId) {
+  const kept = JSON.parse(sessionStorage.getItem(SHARING_KEY) || "null");
+  sessionStorage.removeItem(SHARING_KEY);
+  if (kept?.user !== userId) return;
+  $("share").checked = true;
+  setSharing(true);
+}
+
 // --- start ---
 
 function live(userId) {
@@ -223,7 +240,7 @@ function live(userId) {
   // and anything pushed from then on is newer (or dropped by version).
   sessionStorage.removeItem(storageKey);
   const connection = new LiveConnection({ token: token(), storageKey });
-  signInAgain = keepSignedIn(connection, { form: $("signin"), roles: ["crew"] });
+  signInAgain = keepSignedIn(connection, { form: $("signin"), roles: ["crew"], beforeReload: () => keepSharing(userId) });
   let loaded = false;
   connection.addEventListener("replayed", () => {
     if (!loaded) loadJobs();
@@ -252,6 +269,7 @@ async function start() {
   $("signout").hidden = false;
   signOutButton($("signout"), live(user.id));
   $("share").addEventListener("change", (e) => setSharing(e.target.checked));
+  resumeSharing(user.id);
   document.addEventListener("languagechange", () => jobs.forEach(fillCard));
 }
 
