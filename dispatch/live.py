@@ -25,6 +25,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dispatch.api.body import unstorable_in_text
 from dispatch.failures import Failures
 from dispatch.heap import keep_long_lived
 from dispatch.incidents.events import (
@@ -534,6 +535,16 @@ def _since(auth: dict) -> int | None:
     return since
 
 
+def _auth_text(auth: dict, key: str) -> str:
+    """A token of the connect's auth as text; refused when no token could be it (a NUL or a
+    lone surrogate cannot be hashed, and it must not leave the client waiting)."""
+    value = str(auth[key])
+    found = unstorable_in_text(value, key)
+    if found is not None:
+        raise refuse("invalid_token", f"{key} {found[1]}")
+    return value
+
+
 def _end_session(sid: str, message: str, data: dict) -> None:
     """Tell one of this process's sockets why, then disconnect it (not through Redis: the
     socket is here, and the message must reach it while Redis is down too)."""
@@ -554,14 +565,14 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
                 from dispatch.errors import ApiError
 
                 try:
-                    user, token = user_for_token(session, token=str(auth["token"]), now=clock.now())
+                    user, token = user_for_token(session, token=_auth_text(auth, "token"), now=clock.now())
                 except ApiError as exc:
                     raise refuse(exc.code, exc.message) from None
                 revision = directory_revision(session)  # read first: a move after it is seen
                 rooms, resident = rooms_for_user(session, user), user.role == "resident"
                 signed_in = SignedIn(token.token_hash, user.id, frozenset(rooms), revision)
             elif auth.get("tracking_token"):
-                rooms, resident = rooms_for_tracking(session, str(auth["tracking_token"])), True
+                rooms, resident = rooms_for_tracking(session, _auth_text(auth, "tracking_token")), True
                 signed_in = None
             else:
                 raise refuse("authentication_required", "connect with auth {token} or {tracking_token}")

@@ -104,6 +104,9 @@ def test_scopes_live_and_replayed(staffed):
     ({}, "authentication_required"),
     ({"tracking_token": "nope"}, "unknown_tracking_token"),
     ({"token": None, "since": -3}, "invalid_since"),
+    # No token can be these (nor be hashed): refused, not left waiting for an answer.
+    ({"token": "\ud800"}, "invalid_token"),
+    ({"tracking_token": "x\x00"}, "invalid_token"),
 ])
 def test_bad_connections_are_refused_with_a_reason(staffed, auth, code):
     import socketio

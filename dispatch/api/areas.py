@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, jsonify, request
 
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import bbox_arg, float_arg, int_arg
@@ -39,8 +41,10 @@ def list_areas():
         "next": None,
     }
     if offset + limit < total:
-        args = {**request.args.to_dict(), "offset": offset + limit, "limit": limit}
-        body["next"] = url_for("areas.list_areas", **args)
+        # The caller's own parameters as they came (url_for would read some names, such as
+        # `endpoint` or `_external`, as its own), the page moved on.
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "limit")]
+        body["next"] = f"{request.path}?{urlencode([*kept, ('limit', limit), ('offset', offset + limit)])}"
     return jsonify(body)
 
 

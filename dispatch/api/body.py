@@ -20,10 +20,10 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 def refuse_unstorable() -> None:
     """400 for text no field can hold anywhere in an API request (path, query or JSON body),
     and for a body nested deeper than MAX_DEPTH (parsing it, and every walk over it, recurses)."""
-    found = _unstorable_in_text(request.path, "path")
+    found = unstorable_in_text(request.path, "path")
     for name, values in request.args.lists():
         for text in (name, *values):
-            found = found or _unstorable_in_text(text, name)
+            found = found or unstorable_in_text(text, name)
     if found is None and request.is_json:
         try:
             body = request.get_json(silent=True)
@@ -40,7 +40,7 @@ def printable(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _unstorable_in_text(text: str, where: str) -> tuple[str, str] | None:
+def unstorable_in_text(text: str, where: str) -> tuple[str, str] | None:
     found = _UNSTORABLE.search(text)
     if found is None:
         return None
@@ -56,7 +56,7 @@ def _unstorable_in(body: Any) -> tuple[str, str] | None:
     while stack:
         value, where, depth = stack.pop()
         if isinstance(value, str):
-            found = _unstorable_in_text(value, where)
+            found = unstorable_in_text(value, where)
             if found is not None:
                 return found
             continue
@@ -70,7 +70,7 @@ def _unstorable_in(body: Any) -> tuple[str, str] | None:
             return where, f"nests deeper than {MAX_DEPTH} levels"
         for key, item in reversed(items):  # popped in the body's own order
             name = key if where == "body" else f"{where}.{key}"  # fields are named from the top
-            found = _unstorable_in_text(key, name)
+            found = unstorable_in_text(key, name)
             if found is not None:
                 return found
             stack.append((item, name, depth + 1))

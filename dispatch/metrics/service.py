@@ -89,12 +89,14 @@ def parse_query(args: Mapping[str, str], *, today: date) -> Query:
     start = _date(args, "from", end - timedelta(days=DEFAULT_DAYS - 1))
     if start > end:
         raise bad_field("from", f"{start} is after to ({end})")
-    phases = tuple(p for p in (args.get("phase") or ",".join(PHASES)).split(",") if p)
+    # Each phase once: a phase asked twice would be summed twice (and a thousand times, more
+    # columns than the database can select).
+    phases = tuple(dict.fromkeys(p for p in (args.get("phase") or ",".join(PHASES)).split(",") if p))
     for phase in phases:
         if phase not in PHASES:
             raise bad_field("phase", f"must be among {', '.join(PHASES)}, got {phase!r}")
     raw_min = args.get("min_sample") or "5"
-    if not (raw_min.isascii() and raw_min.isdigit()) or int(raw_min) > 1_000_000:
+    if not (raw_min.isascii() and raw_min.isdigit()) or len(raw_min) > 7 or int(raw_min) > 1_000_000:
         raise bad_field("min_sample", f"must be a whole number up to 1000000, got {raw_min!r}")
     return Query(group_by=group_by, start=start, end=end, bucket=_choice(args, "bucket", BUCKETS, None),
                  area=args.get("area") or None, category=args.get("category") or None,

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from dispatch.errors import bad_field
 from grids.store import areas_by_code
 
-SKILL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")  # 13912345678, +86 139 1234 5678, 025-8888-1234
+# Matched whole (fullmatch): "$" would let a trailing newline through.
+SKILL = re.compile(r"[a-z][a-z0-9_]{0,31}")
+PHONE = re.compile(r"\+?[0-9][0-9 -]{4,19}")  # 13912345678, +86 139 1234 5678, 025-8888-1234
 END_OF_DAY = "24:00"
 
 
@@ -34,7 +35,7 @@ def text(field: str, value: Any, *, max_length: int, required: bool = True) -> s
 def phone(field: str, value: Any) -> str | None:
     """A phone number (digits, spaces, dashes, a leading +), or None."""
     value = text(field, value, max_length=24, required=False)
-    if value is not None and not PHONE.match(value):
+    if value is not None and not PHONE.fullmatch(value):
         raise bad_field(field, f"is not a phone number, got {value!r}")
     return value
 
@@ -99,7 +100,7 @@ def skills(field: str, value: Any) -> list[str]:
     """Skill names like `plumbing`: lower-case letters, digits and underscores."""
     found = []
     for skill in items(field, value):
-        if not isinstance(skill, str) or not SKILL.match(skill):
+        if not isinstance(skill, str) or not SKILL.fullmatch(skill):
             raise bad_field(field, f"{skill!r} is not a skill name (lower-case letters, digits, _)")
         found.append(skill)
     return list(dict.fromkeys(found))
@@ -122,7 +123,7 @@ def clock_time(field: str, value: Any) -> time:
     """`HH:MM` local time; `24:00` is the end of the day."""
     if value == END_OF_DAY:
         return time.max
-    if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}", value):
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{2}:[0-9]{2}", value):
         try:
             return time.fromisoformat(value)
         except ValueError:
@@ -159,7 +160,7 @@ def within_years(field: str, value: date) -> date:
 def day(field: str, value: Any) -> date:
     """A `YYYY-MM-DD` date."""
     try:
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
             parsed = date.fromisoformat(value)
             return within_years(field, parsed)
     except ValueError:
