@@ -290,9 +290,9 @@ def users_disable(username) -> None:
     """Disable an account: it can no longer sign in and its tokens stop working."""
     from dispatch.people import service
 
-    with _accounts() as (db_session, _now):
+    with _accounts() as (db_session, now):
         user = service.user_by_username(session=db_session, username=username)
-        service.update_user(session=db_session, user=user, active=False)
+        service.update_user(session=db_session, user=user, now=now, active=False)
     click.echo(f"disabled {username}")
 
 

@@ -24,7 +24,7 @@ def login():
             raise bad_field(field, "is required")
     db = session()
     user = db.scalar(select(User).where(User.username == body["username"]))
-    if user is None or not password_matches(user, body["password"]):
+    if not password_matches(user, body["password"]):
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     if not user.active:
         raise ApiError(401, "user_disabled", "this account is disabled")

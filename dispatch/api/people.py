@@ -72,7 +72,7 @@ def get_person(user_id: str):
 def update_person(user_id: str):
     require_user("admin")
     changes = json_object([f for f in USER_FIELDS if f != "username"])
-    user = service.update_user(session=session(), user=_user(user_id), **changes)
+    user = service.update_user(session=session(), user=_user(user_id), now=clock().now(), **changes)
     session().commit()
     return _user_answer(user)
 
@@ -216,9 +216,11 @@ PATHS = {
     "/people/{user_id}": {
         "get": op("One account with its grids and weekly hours", "getPerson", params=[USER_ID],
                   ok=("200", USER), errors={"403": "admins and operators only", "404": "no such user"}),
-        "patch": op("Change an account; {\"active\": false} disables it and its tokens", "updatePerson",
+        "patch": op("Change an account; {\"active\": false} disables it and its tokens, a new password "
+                    "revokes its tokens", "updatePerson",
                     params=[USER_ID], body=USER_BODY, ok=("200", USER),
-                    errors={**BAD, "404": "no such user", "422": "unknown scope area or crew"}),
+                    errors={**BAD, "404": "no such user", "422": "unknown scope area or crew",
+                            "409": "still_on_duty: a grid manager holding grids, on-call or a desk keeps the role"}),
     },
     "/people/{user_id}/grids": {"put": op(
         "Replace a grid manager's grids", "setPersonGrids", params=[USER_ID],

@@ -38,8 +38,8 @@ class Roster:
 
     revision: int
     managers_by_grid: dict[str, tuple[GridManager, ...]]
-    on_call_by_area: dict[str, tuple[OnCall, ...]]  # active users only
-    desk_by_community: dict[str, tuple[int, ...]]  # active users only
+    on_call_by_area: dict[str, tuple[OnCall, ...]]  # active grid managers only
+    desk_by_community: dict[str, tuple[int, ...]]  # active grid managers only
     calendar: Calendar
     staff: dict[int, tuple[str, str | None]]  # every account but residents: display name, phone
     committee_by_area: dict[str, tuple[int, ...]]  # active committee members by scope
@@ -57,6 +57,7 @@ class Roster:
         for user_id, grid_code, kind, active in session.execute(
             select(GridAssignment.user_id, GridAssignment.grid_code, GridAssignment.kind, User.active)
             .join(User, User.id == GridAssignment.user_id)
+            .where(User.role == "grid_manager")  # only a grid manager may be given reports
             .order_by(GridAssignment.id)
         ):
             managers[grid_code].append(GridManager(
@@ -66,7 +67,7 @@ class Roster:
         for user_id, area_code, starts_at, ends_at in session.execute(
             select(OnCallShift.user_id, OnCallShift.area_code, OnCallShift.starts_at, OnCallShift.ends_at)
             .join(User, User.id == OnCallShift.user_id)
-            .where(User.active.is_(True))
+            .where(User.active.is_(True), User.role == "grid_manager")
             .order_by(OnCallShift.id)
         ):
             on_call[area_code].append(OnCall(user_id, area_code, starts_at, ends_at))
@@ -74,7 +75,7 @@ class Roster:
         for community_code, user_id in session.execute(
             select(DutyDesk.community_code, DutyDesk.user_id)
             .join(User, User.id == DutyDesk.user_id)
-            .where(User.active.is_(True))
+            .where(User.active.is_(True), User.role == "grid_manager")
             .order_by(DutyDesk.user_id)
         ):
             desks[community_code].append(user_id)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from dispatch.errors import MAX_ID, ApiError, bad_field
@@ -22,6 +22,7 @@ from dispatch.people.auth import hash_password
 from dispatch.people.models import (
     CREW_STATUSES,
     ROLES,
+    ApiToken,
     CalendarDay,
     Crew,
     DutyDesk,
@@ -33,7 +34,7 @@ from dispatch.people.models import (
 from dispatch.routing import KINDS
 from grids.geometry import to_wgs84
 
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # fullmatch
 SCOPE_LEVELS = ("district", "street", "community")
 SCOPED_ROLES = ("committee", "operator")
 SERVICE_LEVELS = ("district", "street", "community", "grid")
@@ -100,7 +101,7 @@ def create_user(*, session: Session, now: datetime, username: Any = None, role: 
                 password: Any = None, display_name: Any = None, **values: Any) -> User:
     """A new account; its username must be free (409)."""
     username = fields.text("username", username, max_length=64)
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):
         raise bad_field("username", "letters, digits and . _ @ - only, starting with a letter or digit")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ApiError(409, "username_taken", f"username {username!r} is taken", {"field": "username"})
@@ -118,11 +119,38 @@ def create_user(*, session: Session, now: datetime, username: Any = None, role: 
     return user
 
 
-def update_user(*, session: Session, user: User, **changes: Any) -> User:
-    """Change some fields of an account (`active=False` disables it and all its tokens)."""
+def update_user(*, session: Session, user: User, now: datetime, **changes: Any) -> User:
+    """Change some fields of an account (`active=False` disables it and all its tokens).
+
+    A new password signs the account out everywhere: it is changed because the old one may
+    be known, and so may a token it got. A grid manager keeps the manager role while holding
+    grids, a current on-call shift or a duty desk: routing would give reports to someone who
+    may not see them."""
+    was_manager = user.role == "grid_manager"
     _apply(user, changes, _user_checks(session), "user", {"password": "password_hash"})
     _check_role_fields(user)
+    if was_manager and user.role != "grid_manager":
+        _check_off_duty(session, user, now)
+    if changes.get("password") is not None:
+        session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                        .values(revoked_at=now))
     return user
+
+
+def _check_off_duty(session: Session, user: User, now: datetime) -> None:
+    """409 naming what a grid manager still holds that only a grid manager may hold."""
+    held = {
+        "grids": session.scalar(select(func.count()).where(GridAssignment.user_id == user.id)),
+        "on-call shifts": session.scalar(select(func.count()).where(
+            OnCallShift.user_id == user.id, OnCallShift.ends_at > now)),
+        "duty desks": session.scalar(select(func.count()).where(DutyDesk.user_id == user.id)),
+    }
+    held = {what: n for what, n in held.items() if n}
+    if held:
+        listed = ", ".join(f"{n} {what}" for what, n in held.items())
+        raise ApiError(409, "still_on_duty",
+                       f"{user.username} still holds {listed}: give them to another grid manager "
+                       "(or remove them) before changing the role", {"field": "role", "held": held})
 
 
 def get_user(*, session: Session, user_id: int) -> User:
@@ -459,7 +487,7 @@ CATEGORY_DEFAULTS: dict[str, Any] = {
     "arrive_minutes": 240, "resolve_minutes": 1440, "verify_minutes": 1440,
     "clock_kind": "service_hours", "icon": "", "active": True,
 }
-CATEGORY_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+CATEGORY_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")  # fullmatch
 
 
 def _minutes(field: str) -> Callable[[Any], int]:
@@ -488,7 +516,7 @@ def _check_category(category: Category) -> None:
 def create_category(*, session: Session, code: Any = None, **values: Any) -> Category:
     """A new category; unset fields take the usual defaults (normal priority, service hours)."""
     code = fields.text("code", code, max_length=32)
-    if not CATEGORY_CODE.match(code):
+    if not CATEGORY_CODE.fullmatch(code):
         raise bad_field("code", "lower-case letters, digits and _ only, starting with a letter")
     if session.get(Category, code) is not None:
         raise ApiError(409, "category_exists", f"category {code!r} exists", {"field": "code"})
