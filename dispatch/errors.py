@@ -16,12 +16,14 @@ RETRY_AFTER_S = 2
 class ApiError(Exception):
     """An error a client can act on; `details` names the field or feature at fault."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                 *, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}  # such as Retry-After
 
 
 def a_or_an(word: str) -> str:
@@ -57,7 +59,9 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

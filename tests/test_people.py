@@ -537,3 +537,43 @@ def test_a_trailing_newline_or_another_scripts_digit_is_not_a_code(client, world
     response = call(client, method, url, world.headers["admin"], body)
     assert response.status_code in (400, 404), response.get_json()
     assert_error(response, response.status_code, field)
+
+
+def test_failed_sign_ins_slow_down_the_next_try(db, world):
+    """Ten wrong passwords for one account from one client, or thirty in all: the next try,
+    even with the right password, is a 429 saying when to try again, from that client only;
+    once the window has passed it works. Old failures are forgotten."""
+    from dispatch.people.auth import (
+        FAILURES_PER_ACCOUNT,
+        FAILURES_PER_CLIENT,
+        forget_old_sign_in_failures,
+    )
+
+    clock = ManualClock(datetime(2025, 3, 5, 1, tzinfo=UTC))
+    app = create_app({"TESTING": True, "DATABASE_URL": db.url, "CLOCK": clock})
+    client = app.test_client()
+
+    def sign_in(username, password, address="192.0.2.1"):
+        return client.post("/api/v1/auth/token", json={"username": username, "password": password},
+                           environ_base={"REMOTE_ADDR": address})
+
+    for _ in range(FAILURES_PER_ACCOUNT):
+        assert_error(sign_in("manager", "guess"), 401)
+    refused = sign_in("manager", PASSWORD)
+    assert assert_error(refused, 429, "password")["code"] == "too_many_sign_ins"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 15 * 60 + 1
+    assert sign_in("manager", PASSWORD, "192.0.2.2").status_code == 201  # another client
+    assert sign_in("admin", PASSWORD).status_code == 201  # another account from this client
+
+    clock.advance(1)
+    for n in range(FAILURES_PER_CLIENT - FAILURES_PER_ACCOUNT):
+        assert_error(sign_in(f"nobody-{n}", "guess"), 401)
+    assert assert_error(sign_in("admin", PASSWORD), 429)["code"] == "too_many_sign_ins"
+
+    clock.advance(16)
+    assert sign_in("manager", PASSWORD).status_code == 201
+    assert sign_in("admin", PASSWORD).status_code == 201
+    clock.advance(24 * 60)
+    with app.extensions["griddispatch.db"].session() as s:
+        assert forget_old_sign_in_failures(s, clock.now()) == FAILURES_PER_CLIENT
+    app.extensions["griddispatch.db"].dispose()

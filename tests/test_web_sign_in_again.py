@@ -289,3 +289,29 @@ def test_a_crew_member_moved_to_another_crew_keeps_sharing_the_position(watchful
     page.reload()  # a new page of the member's own: sharing starts off again
     expect(page.locator("#who")).to_contain_text(new["name"])
     expect(page.locator("#share")).not_to_be_checked()
+
+
+def test_the_sign_in_form_says_so_when_failures_have_slowed_it_down(quiet_server, open_page):
+    """Ten wrong passwords for one account: the next try, the right password too, is refused
+    for a while, and the form says so in the user's words rather than "wrong password"."""
+    base = quiet_server
+    watched = open_page(base, "/console", TABLET, "sign-in-slowed")
+    page = watched.page
+    alert = page.locator("form#signin [role=alert]")
+
+    def try_password(password: str, status: int) -> None:
+        page.fill("form#signin input[name=username]", f"manager-{GRID}")
+        page.fill("form#signin input[name=password]", password)
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/token")) as answer:
+            page.click("form#signin button[type=submit]")
+        assert answer.value.status == status
+
+    for _ in range(10):
+        try_password("not-demo", 401)
+        expect(alert).to_have_text("用户名或密码错误")
+    try_password("demo", 429)
+    expect(alert).to_have_text("登录失败次数过多，请稍后再试（最多 15 分钟）")
+    expect(page.locator("form#signin")).to_be_visible()
+    watched.screenshot("sign-in-slowed")
+    expect_console_error(watched, "401")
+    expect_console_error(watched, "429")

@@ -8,7 +8,14 @@ from sqlalchemy import select
 from dispatch.api.openapi import op
 from dispatch.app import clock, session
 from dispatch.errors import ApiError, bad_field
-from dispatch.people.auth import issue_token, password_matches, require_user
+from dispatch.people.auth import (
+    check_sign_in_limits,
+    client_key,
+    issue_token,
+    password_matches,
+    require_user,
+    sign_in_failed,
+)
 from dispatch.people.models import User
 
 bp = Blueprint("auth", __name__)
@@ -22,13 +29,15 @@ def login():
     for field in ("username", "password"):
         if not isinstance(body.get(field), str) or not body[field]:
             raise bad_field(field, "is required")
-    db = session()
+    db, now, client = session(), clock().now(), client_key()
+    check_sign_in_limits(db, username=body["username"], client=client, now=now)
     user = db.scalar(select(User).where(User.username == body["username"]))
     if not password_matches(user, body["password"]):
+        sign_in_failed(db, username=body["username"], client=client, now=now)
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     if not user.active:
         raise ApiError(401, "user_disabled", "this account is disabled")
-    token, row = issue_token(db, user=user, now=clock().now())
+    token, row = issue_token(db, user=user, now=now)
     db.commit()
     return jsonify({"token": token, "token_type": "Bearer", "expires_at": row.expires_at.isoformat(),
                     "user": _me(user)}), 201
@@ -65,7 +74,10 @@ PATHS = {
                    ok=("201", {"type": "object", "properties": {
                        "token": {"type": "string"}, "expires_at": {"type": "string"},
                        "user": {"type": "object"}}}),
-                   errors={"400": "missing username or password"}, auth=False),
+                   errors={"400": "missing username or password",
+                           "401": "invalid_credentials (a wrong username or password) or user_disabled",
+                           "429": "too_many_sign_ins: 10 failures for one account, or 30 in all, from one "
+                                  "client in 15 minutes (Retry-After says when to try again)"}, auth=False),
         "delete": op("Sign out: revoke the token used", "logout", ok=("204", {})),
     },
     "/auth/me": {"get": op("The signed-in user (with its grids for a grid manager)", "me")},

@@ -8,14 +8,20 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dispatch.errors import ApiError, a_or_an
-from dispatch.people.models import ApiToken, User
+from dispatch.people.models import ApiToken, SignInFailure, User
 
 TOKEN_HOURS = 12
+# Failed sign-ins allowed within SIGN_IN_WINDOW before the next try is refused (429): per
+# account from one client (a forgotten password tried a few times), and per client over all
+# accounts (one address trying many). Not per account alone: anyone could lock a manager out.
+SIGN_IN_WINDOW = timedelta(minutes=15)
+FAILURES_PER_ACCOUNT = 10
+FAILURES_PER_CLIENT = 30
 
 
 def hash_password(password: str) -> str:
@@ -32,6 +38,33 @@ def password_matches(user: User | None, password: str) -> bool:
 @functools.cache
 def _no_one() -> str:
     return hash_password(secrets.token_urlsafe(16))
+
+
+def check_sign_in_limits(session: Session, *, username: str, client: str, now: datetime) -> None:
+    """429, with Retry-After, when this client has failed to sign in too often of late."""
+    recent = SignInFailure.client_key == client, SignInFailure.at > now - SIGN_IN_WINDOW
+    for limit, where in ((FAILURES_PER_ACCOUNT, (*recent, SignInFailure.username == username[:64])),
+                         (FAILURES_PER_CLIENT, recent)):
+        failures = session.execute(select(func.count(), func.min(SignInFailure.at)).where(*where)).one()
+        if failures[0] >= limit:
+            wait = max(1, int((failures[1] + SIGN_IN_WINDOW - now).total_seconds()) + 1)
+            minutes = int(SIGN_IN_WINDOW.total_seconds() // 60)
+            raise ApiError(429, "too_many_sign_ins",
+                           f"too many failed sign-ins from here ({limit} in {minutes} minutes): "
+                           f"try again in {wait} s", {"field": "password", "retry_after_s": wait},
+                           headers={"Retry-After": str(wait)})
+
+
+def sign_in_failed(session: Session, *, username: str, client: str, now: datetime) -> None:
+    """Count a wrong username or password (committed: the answer is an error, not a rollback)."""
+    session.add(SignInFailure(username=username[:64], client_key=client, at=now))
+    session.commit()
+
+
+def forget_old_sign_in_failures(session: Session, now: datetime) -> int:
+    """Forget failed sign-ins older than a day (only the last SIGN_IN_WINDOW counts); how many."""
+    forgotten = session.execute(delete(SignInFailure).where(SignInFailure.at < now - timedelta(days=1)))
+    return forgotten.rowcount or 0
 
 
 def token_digest(token: str) -> str:

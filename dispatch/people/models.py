@@ -77,6 +77,17 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class SignInFailure(Base):
+    """A wrong username or password, counted to slow down guessing (dispatch.people.auth)."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)  # as typed, cut to 64
+    client_key: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class GridAssignment(Base):
     """A grid manager's grid, as its primary or backup manager."""
 

@@ -31,6 +31,7 @@ from dispatch.incidents.events import lock_event_log
 from dispatch.incidents.flows import Context
 from dispatch.incidents.models import Incident
 from dispatch.incidents.service import forget_old_keys
+from dispatch.people.auth import forget_old_sign_in_failures
 from dispatch.people.roster import RosterCache
 from dispatch.sla.models import WorkerLease
 from dispatch.sla.schedule import due_for_evaluation, evaluate
@@ -155,6 +156,7 @@ class SlaWorker:
                           roster_cache=self.roster_cache)
         with self.db.session() as session:
             totals["keys_forgotten"] = forget_old_keys(session, self.clock.now())
+            totals["sign_in_failures_forgotten"] = forget_old_sign_in_failures(session, self.clock.now())
         return {"leader": True, **totals}
 
 
