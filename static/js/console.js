@@ -4,7 +4,7 @@ import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { has, language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
-import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
+import { keepForReload, keepSignedIn, keptOverReload, signOutButton, signedIn } from "./signin.js";
 import { beep, countdown, esc, localTime, observeServerTime, serverNow, unlockAudio } from "./ui.js";
 
 // The statuses a manager still has work on (resolved: waiting to be verified), and the
@@ -454,14 +454,13 @@ const DRAFT_KEY = "griddispatch.console.draft";
 /** The console reloads when the manager's grids change (its queue and map are the old
  * grids'): the incident open and what was typed for it are kept for the reloaded console. */
 function keepDraft() {
-  sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ user: state.me.id, selected: state.selected, typed: typedInDetail() }));
+  keepForReload(DRAFT_KEY, state.me.id, { selected: state.selected, typed: typedInDetail() });
 }
 
 async function restoreDraft() {
-  const draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
-  sessionStorage.removeItem(DRAFT_KEY);
-  // Not when the incident is no longer this manager's to see, nor for someone else.
-  if (draft?.user !== state.me.id || !state.incidents.has(draft.selected)) return;
+  const draft = keptOverReload(DRAFT_KEY, state.me.id);
+  // Not when the incident is no longer this manager's to see.
+  if (!draft || !state.incidents.has(draft.selected)) return;
   await select(draft.selected);
   retype(draft.typed);
 }

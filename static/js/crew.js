@@ -5,7 +5,7 @@ import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, highlight, incidentMarker } from "./map.js";
-import { keepSignedIn, signOutButton, signedIn } from "./signin.js";
+import { keepForReload, keepSignedIn, keptOverReload, signOutButton, signedIn } from "./signin.js";
 import { localTime } from "./ui.js";
 
 const POSITION_EVERY_MS = 15000;
@@ -221,13 +221,11 @@ function setSharing(on) {
 const SHARING_KEY = "griddispatch.crew.sharing";
 
 function keepSharing(userId) {
-  if (sharing.watch !== null) sessionStorage.setItem(SHARING_KEY, JSON.stringify({ user: userId }));
+  if (sharing.watch !== null) keepForReload(SHARING_KEY, userId, true);
 }
 
 function resumeSharing(userId) {
-  const kept = JSON.parse(sessionStorage.getItem(SHARING_KEY) || "null");
-  sessionStorage.removeItem(SHARING_KEY);
-  if (kept?.user !== userId) return;
+  if (!keptOverReload(SHARING_KEY, userId)) return;
   $("share").checked = true;
   setSharing(true);
 }

@@ -103,6 +103,18 @@ export function keepSignedIn(live, { form, roles, onSignedIn = () => {}, beforeR
   return again;
 }
 
+/** Keep `value` for `user`'s page after the reload into new rooms (this tab only). */
+export function keepForReload(key, user, value) {
+  sessionStorage.setItem(key, JSON.stringify({ user, value }));
+}
+
+/** What `keepForReload` kept for `user`, once: null when nothing was, or for someone else. */
+export function keptOverReload(key, user) {
+  const kept = JSON.parse(sessionStorage.getItem(key) || "null");
+  sessionStorage.removeItem(key);
+  return kept?.user === user ? kept.value : null;
+}
+
 /** A sign-out button: revoke the token, forget the live position, reload to the form. */
 export function signOutButton(button, storageKey) {
   button.addEventListener("click", async () => {
