@@ -643,6 +643,24 @@ def push_crew(crew, *, now, status_changed: bool) -> bool:
     return True
 
 
+# What gevent's HTTP server answers itself, before the app sees the request, as JSON like
+# every other error (its own answers are an empty body a client cannot act on).
+_REFUSED_UNREAD = {
+    "414": ("414 URI Too Long", "uri_too_long",
+            "the request line is longer than the server reads (8 KB): shorten the address"),
+    "400": ("400 Bad Request", "malformed_request",
+            "the request is not well-formed HTTP (request line, headers or body framing)"),
+}
+
+
+def refused_unread(status: str) -> bytes:
+    """A whole HTTP response, JSON error and all, for a request refused before it was read."""
+    line, code, message = _REFUSED_UNREAD.get(status, _REFUSED_UNREAD["400"])
+    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+    return (f"HTTP/1.1 {line}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
 def serve(app: Flask, host: str, port: int) -> None:
     """Serve HTTP and websockets on gevent until stopped."""
     import socket
@@ -650,8 +668,15 @@ def serve(app: Flask, host: str, port: int) -> None:
     from gevent import pywsgi
     from geventwebsocket.handler import WebSocketHandler
 
+    class Handler(WebSocketHandler):
+        def handle_one_request(self):
+            result = super().handle_one_request()
+            if isinstance(result, tuple):  # (status, whole response): refused unread
+                return result[0], refused_unread(result[0])
+            return result
+
     listener = socket.create_server((host, port), reuse_port=False, backlog=1024)
     # Replies go out as headers then body; without TCP_NODELAY a kept-alive connection
     # waits ~40 ms on the delayed ACK for every request. Accepted sockets inherit it.
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    pywsgi.WSGIServer(listener, app, handler_class=WebSocketHandler, log=None).serve_forever()
+    pywsgi.WSGIServer(listener, app, handler_class=Handler, log=None).serve_forever()

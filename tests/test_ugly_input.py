@@ -260,3 +260,41 @@ def test_a_metrics_phase_asked_again_counts_once(world):
         again = world.client.get(url + phases, headers=world.headers("admin"))
         assert again.status_code == 200, again.get_data(as_text=True)[:300]
         assert again.get_json() == once.get_json()
+
+
+def test_what_the_http_server_refuses_unread_is_a_json_error_too(tmp_path):
+    """Requests gevent's HTTP server refuses before the app sees them (an address over 8 KB, a
+    request line that is not HTTP, a header line over 64 KB, a Content-Length that is not a
+    number) got an empty answer with no JSON; now JSON like every other error."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import requests
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+    from tests.server import running_server
+
+    url = f"sqlite:///{tmp_path / 'refused.sqlite3'}"
+    assert CliRunner().invoke(main, ["init-db"], env={"DATABASE_URL": url}).exit_code == 0
+    with running_server(url) as base:
+        long = requests.get(f"{base}/api/v1/areas?level=grid&x={'y' * 9000}", timeout=5)
+        assert long.status_code == 414
+        assert long.headers["Content-Type"] == "application/json"
+        assert long.json()["error"]["code"] == "uri_too_long"
+        # Just under the limit the app answers, as for any other address.
+        assert requests.get(f"{base}/api/v1/areas?x={'y' * 7000}", timeout=5).status_code == 200
+
+        address = urlsplit(base)
+        for raw in (b"NOT HTTP AT ALL\r\n\r\n",
+                    b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Long: " + b"z" * 70_000 + b"\r\n\r\n",
+                    b"POST /api/v1/incidents HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n"):
+            with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+                sock.sendall(raw)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400 "), (raw[:40], head)
+            assert b"Content-Type: application/json" in head
+            assert json.loads(body)["error"]["code"] == "malformed_request"
