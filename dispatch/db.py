@@ -8,6 +8,7 @@ through psycopg 3 (`postgresql://...` URLs are mapped to the psycopg driver).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +31,12 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
+# How long a SQLite transaction waits for another process's write to end before the
+# request gets a 503 (database_unavailable) and is sent again.
+SQLITE_WRITE_WAIT_S = 30.0
+
+
+def make_engine(url: str, *, sqlite_write_wait_s: float = SQLITE_WRITE_WAIT_S) -> Engine:
     """An engine for this URL, with SQLite tuned for several processes on one file."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -59,7 +66,7 @@ def make_engine(url: str) -> Engine:
             # Take the write lock up front: a deferred transaction that reads and then
             # writes fails at once (no busy wait) if another process wrote in between.
             try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                _begin_immediate_waiting(connection, sqlite_write_wait_s)
             except BaseException:
                 _release(connection)
                 raise
@@ -74,6 +81,32 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _begin_immediate_waiting(connection, wait_s: float) -> None:
+    """BEGIN IMMEDIATE, waiting for another process's write to end with `time.sleep`, not in
+    SQLite's busy handler: that one sleeps inside the C call, which under gevent stops the
+    whole server (every request, push and health check) for as long as an import or a
+    second server process holds the lock. `time.sleep` is gevent's once the server has
+    monkey-patched, so there the other greenlets run meanwhile. Once the lock is held no
+    statement of the transaction waits on another writer (WAL), so the busy handler stays
+    on for the rare waits left (a WAL recovery, say)."""
+    driver = connection.connection.driver_connection
+    deadline = time.monotonic() + wait_s
+    delay = 0.001
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    finally:
+        driver.execute("PRAGMA busy_timeout=30000")
 
 
 class Database:
