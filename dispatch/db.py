@@ -7,6 +7,7 @@ through psycopg 3 (`postgresql://...` URLs are mapped to the psycopg driver).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -93,18 +93,21 @@ def _begin_immediate_waiting(connection, wait_s: float) -> None:
     on for the rare waits left (a WAL recovery, say)."""
     driver = connection.connection.driver_connection
     deadline = time.monotonic() + wait_s
-    delay = 0.001
+    delay = 0.0005
     driver.execute("PRAGMA busy_timeout=0")
     try:
-        while True:
+        while time.monotonic() + delay < deadline:
             try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                driver.execute("BEGIN IMMEDIATE")  # straight to the driver: a refusal costs microseconds
                 return
-            except OperationalError as exc:
-                if "locked" not in str(exc.orig) or time.monotonic() + delay > deadline:
-                    raise
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    break
             time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            # Polled, not slept on at length: the lock is taken soon after it is free.
+            delay = min(delay * 2, 0.005)
+        # The last try through SQLAlchemy, so that its refusal is raised as its error (a 503).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
         driver.execute("PRAGMA busy_timeout=30000")
 
