@@ -45,8 +45,9 @@ def id_number(text: str) -> int | None:
     return None
 
 
-def bad_field(field: str, message: str, status: int = 400, **details: Any) -> ApiError:
-    """A 400 (or `status`) naming the offending field."""
+def bad_field(field: str, message: str, status: int = 400, /, **details: Any) -> ApiError:
+    """A 400 (or `status`) naming the offending field. `status` is positional only, so a
+    detail may be called status too (the state an incident is in, say)."""
     return ApiError(status, "invalid_field", f"{field}: {message}", {"field": field, **details})
 
 

@@ -221,6 +221,14 @@ def test_duplicates_are_linked_and_merged(world):
     assert "duplicate_merged" in event_types(world, first)
     response = world.act("m1", merged, "merge", duplicate_of=first["public_id"])
     assert response.status_code == 409
+    # Nothing is merged into a report that is itself merged (or cancelled): a 409 that says
+    # what the original is now (it was a 500: `status` was also bad_field's own argument).
+    third = created(world.report(category="no_water", point=near))
+    refused = world.act("m1", third, "merge", duplicate_of=second["public_id"])
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["details"] == {
+        "field": "duplicate_of", "reason": "original_ended", "status": "merged"}
+    assert world.get("m1", third)["status"] == "assigned"
 
 
 def test_duplicates_reach_across_a_large_building_and_50_m_of_open_ground(world, tmp_path):
