@@ -25,7 +25,6 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatch.api.body import unstorable_in_text
 from dispatch.failures import Failures
 from dispatch.heap import keep_long_lived
 from dispatch.incidents.events import (
@@ -43,6 +42,7 @@ from dispatch.people.directory import managed_grids
 from dispatch.people.models import User, directory_revision
 from dispatch.people.service import areas_watching
 from grids.store import IndexCache
+from grids.text import unstorable_in_text
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ rejected import leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 from grids import LEVELS, level_rank
 from grids.geometry import geometry_problem, repair
 from grids.store import Area, NewArea, add_areas, areas_by_code, existing_codes
+from grids.text import unstorable_in_text
 
 FORMATS = {
     ".geojson": "GeoJSON",
@@ -39,6 +41,8 @@ FORMATS = {
 PARENT_FIELDS = ("parent_code", "parent", "parent_cod")
 MIN_SHARE_INSIDE_PARENT = 0.5  # a child must lie at least half inside its parent
 MAX_PROBLEMS_LISTED = 50
+CODE_LENGTH = Area.__table__.c.code.type.length
+NAME_LENGTH = Area.__table__.c.name.type.length
 
 
 class ImportRejected(Exception):
@@ -124,17 +128,51 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _json_safe(value: Any) -> Any:
+class _NotStorable(ValueError):
+    """A property value that the properties' JSON cannot hold."""
+
+
+def _json_value(value: Any, where: str) -> Any:
+    """A cell (or a part of a nested one) as JSON can hold it; None when it is missing."""
+    if isinstance(value, np.ndarray):  # a list column
+        value = value.tolist()
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if value is None or value is pd.NaT:
         return None
-    if isinstance(value, (pd.Timestamp,)):
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            raise _NotStorable(f"property {where!r} is {value}, which JSON cannot hold")
+        return value
+    if isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, str):
+        found = unstorable_in_text(value, f"property {where!r}")
+        if found is not None:
+            raise _NotStorable(" ".join(found))
+        return value
+    if isinstance(value, (datetime.date, datetime.time)):  # datetimes and Timestamps too
         return value.isoformat()
-    return value
+    if isinstance(value, dict):
+        return {_key(k, where): _json_value(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise _NotStorable(f"property {where!r} holds {type(value).__name__}, which JSON cannot hold")
+
+
+def _key(key: Any, where: str) -> str:
+    found = unstorable_in_text(str(key), f"a key of property {where!r}")
+    if found is not None:
+        raise _NotStorable(" ".join(found))
+    return str(key)
 
 
 def _properties(row: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    """The feature's other columns, as JSON; _NotStorable naming the first that cannot be."""
     props: dict[str, Any] = {}
     for key, value in row.items():
         if key in skip:
@@ -146,12 +184,24 @@ def _properties(row: dict[str, Any], skip: set[str]) -> dict[str, Any]:
                 except ValueError:
                     pass
             if isinstance(value, dict):
-                props.update(value)
+                props.update(_json_value(value, "properties"))
                 continue
-        value = _json_safe(value)
+        value = _json_value(value, str(key))
         if value is not None:
-            props[str(key)] = value
+            props[_key(key, str(key))] = value
     return props
+
+
+def _text_problem(value: str | None, what: str, limit: int) -> str | None:
+    """Why a code or name cannot be stored as it is, or None."""
+    if value is None:
+        return None
+    found = unstorable_in_text(value, what)
+    if found is not None:
+        return " ".join(found)
+    if len(value) > limit:
+        return f"{what} is too long ({len(value)} characters, at most {limit})"
+    return None
 
 
 def plan_import(
@@ -171,8 +221,16 @@ def plan_import(
     """
     columns = set(frame.columns)
     problems: list[str] = []
+    geometry_column = frame.geometry.name
+    for option, name in (("--code-field", code_field), ("--name-field", name_field),
+                         ("--parent-field", parent_field)):
+        if name == geometry_column:
+            raise ImportRejected([f"{option} {name}: that is the geometry column"])
     if code_field not in columns:
-        raise ImportRejected([f"no code field {code_field!r} (columns: {', '.join(sorted(columns - {'geometry'}))})"])
+        others = sorted(columns - {geometry_column})
+        raise ImportRejected([f"no code field {code_field!r} (columns: {', '.join(others)})" if others else
+                              f"no code field {code_field!r}: the features have no attributes at all "
+                              "(a Shapefile without its .dbf?)"])
     if name_field not in columns and name_field != "name":
         raise ImportRejected([f"no name field {name_field!r}"])
     if level is None and "level" not in columns:
@@ -188,11 +246,12 @@ def plan_import(
     plan = ImportPlan(areas=[], source_crs=frame.attrs.get("source_crs", "EPSG:4326"))
     geometries = np.asarray(frame.geometry, dtype=object)
     # Vectorized first pass; only the few suspect features pay for a detailed reason.
+    bounds = shapely.bounds(geometries)  # NaN for a missing or empty geometry
     suspect = ~(
         shapely.is_valid(geometries)
         & ~shapely.is_empty(geometries)
         & np.isin(shapely.get_type_id(geometries), (3, 6))  # Polygon, MultiPolygon
-    )
+    ) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)
     # Column by column, then zipped: DataFrame.to_dict("records") boxes every cell on its
     # own and took seconds for a million features.
     names = [c for c in frame.columns if c != frame.geometry.name]
@@ -230,14 +289,24 @@ def plan_import(
                 problems.append(f"{label}: {problem}{hint}")
                 continue
         parent = _text(row.get(parent_field)) if parent_field else None
+        name = _text(row.get(name_field)) or code
+        problem = (_text_problem(code, "the code", CODE_LENGTH) or _text_problem(name, "the name", NAME_LENGTH)
+                   or _text_problem(parent, "the parent code", CODE_LENGTH))
+        try:
+            properties = _properties(row, skip)
+        except _NotStorable as exc:
+            problem = problem or str(exc)
+        if problem:
+            problems.append(f"{label}: {problem}")
+            continue
         plan.areas.append(
             NewArea(
                 code=code,
-                name=_text(row.get(name_field)) or code,
+                name=name,
                 level=row_level,
                 parent_code=parent,
                 geometry=geometry,
-                properties=_properties(row, skip),
+                properties=properties,
             )
         )
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import shapely
 from shapely.geometry import LineString, Point, Polygon, box
@@ -199,6 +201,14 @@ BAD_INPUTS = {
         _set_geometry("B3", square(0.2, 1.5, 0.5, 1.8)),
         r"code 'B3'\): lies outside its parent '320104002001001' \(only 0% of it inside\)",
     ),
+    # Found by fuzzing the import: a code or name longer than its column was a traceback on
+    # PostgreSQL and stored whole on SQLite; a valid root out of lon/lat range was imported.
+    "code too long": (_set("B3", "code", "B" * 65), r"the code is too long \(65 characters, at most 64\)"),
+    "name too long": (_set("B3", "name", "名" * 201), r"code 'B3'\): the name is too long \(201 characters"),
+    "root beyond latitude 90": (
+        _set_geometry("320104", box(118.78, 95.0, 118.784, 95.002)),
+        r"code '320104'\): coordinates outside WGS84 lon/lat range",
+    ),
 }
 
 
@@ -308,3 +318,55 @@ def test_building_straddling_grids_belongs_to_its_largest_overlap(db, tmp_path):
     write(frame, path)
     with pytest.raises(ImportRejected, match=r"code 'B2'\): lies mostly in '320104001001002' \(56%\), not in its parent '320104001001001' \(44%\)"):
         do_import(db, path)
+
+
+def test_property_values_are_stored_as_json_or_refused_by_name(db, tmp_path):
+    """Other columns become the area's properties. Dates, lists and missing times were a
+    traceback (not JSON); values JSON cannot hold are now refused, naming the property."""
+    frame = tree_frame()
+    frame["opened"] = [datetime.date(2020, 1, n + 1) for n in range(len(frame))]
+    frame["checked_at"] = [pd.NaT if code == "B1" else pd.Timestamp("2024-05-01T08:00:00")
+                           for code in frame.code]
+    frame["tags"] = [["水", "电"]] * len(frame)
+    path = tmp_path / "props.parquet"
+    frame.to_parquet(path)
+    do_import(db, path)
+    properties = {code: row[4] for code, row in stored(db).items()}
+    assert properties["B1"]["opened"] == "2020-01-09" and "checked_at" not in properties["B1"]
+    assert properties["B2"]["checked_at"] == "2024-05-01T08:00:00"
+    assert properties["B2"]["tags"] == ["水", "电"]
+    clear(db)
+
+    for column, values, match in [
+        ("blob", [b"\x00\x01"] * len(frame), r"code '320104'\): property 'blob' holds bytes"),
+        ("ratio", [float("inf")] * len(frame), r"property 'ratio' is inf, which JSON cannot hold"),
+        ("note", ["a\x00b"] * len(frame), r"property 'note' must not contain a NUL character"),
+    ]:
+        bad = tree_frame().assign(**{column: values})
+        bad.to_parquet(path)
+        with pytest.raises(ImportRejected, match=match):
+            do_import(db, path)
+        assert stored(db) == {}
+
+
+def test_a_code_holding_what_no_text_field_can_is_refused(db, tmp_path):
+    """A NUL was a traceback on PostgreSQL and stored on SQLite. (A lone surrogate cannot
+    arrive from a file: GDAL reads "\\ud800" in GeoJSON as U+FFFD, and Arrow holds UTF-8.)"""
+    frame = _set("B3", "code", "B\x003")(tree_frame())
+    frame.to_parquet(tmp_path / "nul.parquet")
+    with pytest.raises(ImportRejected, match="the code must not contain a NUL character"):
+        do_import(db, tmp_path / "nul.parquet")
+    assert stored(db) == {}
+
+
+def test_field_options_naming_the_geometry_or_nothing_say_so(db, tmp_path):
+    path = tmp_path / "tree.gpkg"
+    write(tree_frame(), path)
+    with pytest.raises(ImportRejected, match="--parent-field geometry: that is the geometry column"):
+        do_import(db, path, parent_field="geometry")
+    shapefile = tmp_path / "tree.shp"
+    write(tree_frame(), shapefile)
+    shapefile.with_suffix(".dbf").unlink()
+    with pytest.raises(ImportRejected, match=r"no attributes at all \(a Shapefile without its \.dbf\?\)"):
+        do_import(db, shapefile)
+    assert stored(db) == {}

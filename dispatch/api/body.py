@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from typing import Any
 
 from flask import request
 
 from dispatch.errors import ApiError, bad_field, id_number
+from grids.text import printable, unstorable_in_text
 
 MAX_DEPTH = 32  # no body of ours nests more than a few levels
-# What no field of ours can hold: a NUL (PostgreSQL text cannot: a 500 there, a 400 or 404 on
-# SQLite) and a lone UTF-16 surrogate such as "\ud800", which JSON can spell but which is not
-# Unicode text, so it could be neither stored, nor hashed, nor repeated in an answer.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def refuse_unstorable() -> None:
@@ -33,20 +29,6 @@ def refuse_unstorable() -> None:
     if found is not None:
         where, problem = found
         raise bad_field(printable(where), problem)
-
-
-def printable(text: str) -> str:
-    """`text` as it can be repeated in an answer: a NUL or a lone surrogate spelled out."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def unstorable_in_text(text: str, where: str) -> tuple[str, str] | None:
-    found = _UNSTORABLE.search(text)
-    if found is None:
-        return None
-    if found.group() == "\x00":
-        return where, "must not contain a NUL character"
-    return where, f"must be Unicode text (it holds a lone surrogate, {printable(found.group())})"
 
 
 def _unstorable_in(body: Any) -> tuple[str, str] | None:
