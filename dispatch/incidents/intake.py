@@ -121,7 +121,9 @@ def _locate(ctx: Context, payload: dict) -> tuple[float, float, str, dict[str, s
 
 
 def check_rate_limits(ctx: Context, *, client_key: str, phone: str | None) -> None:
-    """429 when an anonymous client or a phone number reports too often."""
+    """429 when an anonymous client or a phone number reports too often. Only residents'
+    reports count: an operator entering calls for a caller, or staff sharing a resident's
+    address (one office network), use up no resident's allowance."""
     for column, value, (limit, window), what in (
         (Incident.client_key, client_key, LIMIT_PER_CLIENT, "this client"),
         (Incident.reporter_phone, phone, LIMIT_PER_PHONE, "this phone number"),
@@ -130,7 +132,7 @@ def check_rate_limits(ctx: Context, *, client_key: str, phone: str | None) -> No
             continue
         recent = ctx.session.scalar(
             select(func.count()).select_from(Incident)
-            .where(column == value, Incident.created_at > ctx.now - window)
+            .where(column == value, Incident.channel == "resident", Incident.created_at > ctx.now - window)
         )
         if recent >= limit:
             minutes = int(window.total_seconds() // 60)
