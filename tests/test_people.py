@@ -113,6 +113,7 @@ def test_admin_manages_a_grid_manager(client, world):
 @pytest.mark.parametrize("body, status, field", [
     ({"username": "x", "password": "pw-pw", "role": "boss"}, 400, "role"),
     ({"username": "admin", "password": "pw-pw", "role": "admin"}, 409, "username"),
+    ({"username": "Admin", "password": "pw-pw", "role": "admin"}, 409, "username"),  # one name, two spellings
     ({"username": "x y", "password": "pw-pw", "role": "admin"}, 400, "username"),
     ({"username": "x", "role": "admin"}, 400, "password"),
     ({"username": "x", "password": "pw", "role": "admin"}, 400, "password"),

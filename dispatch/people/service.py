@@ -99,12 +99,15 @@ def _check_role_fields(user: User) -> None:
 
 def create_user(*, session: Session, now: datetime, username: Any = None, role: Any = None,
                 password: Any = None, display_name: Any = None, **values: Any) -> User:
-    """A new account; its username must be free (409)."""
+    """A new account; its username must be free (409), in any mix of capitals: "Admin" beside
+    "admin" would be two accounts that a colleague, or a phishing message, could mistake."""
     username = fields.text("username", username, max_length=64)
     if not USERNAME.fullmatch(username):
         raise bad_field("username", "letters, digits and . _ @ - only, starting with a letter or digit")
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ApiError(409, "username_taken", f"username {username!r} is taken", {"field": "username"})
+    taken = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise ApiError(409, "username_taken", f"username {username!r} is taken"
+                       + ("" if taken == username else f" (as {taken!r})"), {"field": "username"})
     if role is None:
         raise bad_field("role", "is required")
     if password is None:
