@@ -283,7 +283,7 @@ def plan_import(
                     problems.append(f"{label}: {problem}; repair left nothing polygonal")
                     continue
                 plan.repaired.append(f"{label}: {problem}; repaired")
-                geometry, problem = fixed, None
+                geometry, problem = fixed, geometry_problem(fixed)  # its range, say
             if problem:
                 hint = " (use --fix-invalid to repair it)" if problem.startswith("invalid geometry") else ""
                 problems.append(f"{label}: {problem}{hint}")

@@ -9,6 +9,7 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
+import shapely.affinity
 from shapely.geometry import LineString, Point, Polygon, box
 from sqlalchemy import delete, func, select
 
@@ -272,6 +273,12 @@ def test_fix_invalid_repairs_and_reports(db, tmp_path):
     assert repaired.is_valid and repaired.geom_type == "MultiPolygon"
     # Two triangles, each a quarter of the 0.0004° square the bow-tie spans.
     assert repaired.area == pytest.approx(0.0004 * 0.0004 / 2, rel=1e-6)
+    # A repair is checked like any other geometry: out of the lon/lat range it is refused.
+    far = gpd.GeoDataFrame({"code": ["FAR"], "name": ["far"], "level": ["district"]}, crs=4326,
+                           geometry=[shapely.affinity.translate(BOWTIE, yoff=63.0)])  # latitude 95
+    write(far, tmp_path / "far.gpkg")
+    with pytest.raises(ImportRejected, match=r"code 'FAR'\): coordinates outside WGS84 lon/lat range"):
+        do_import(db, tmp_path / "far.gpkg", fix_invalid=True)
 
 
 @pytest.mark.parametrize(
