@@ -34,13 +34,15 @@ def normalise_url(url: str) -> str:
 # How long a SQLite transaction waits for another process's write to end before the
 # request gets a 503 (database_unavailable) and is sent again.
 SQLITE_WRITE_WAIT_S = 30.0
+# SQLite's own busy handler, for the rare waits once a transaction holds the write lock.
+_BUSY_TIMEOUT_S = 30
 
 
 def make_engine(url: str, *, sqlite_write_wait_s: float = SQLITE_WRITE_WAIT_S) -> Engine:
     """An engine for this URL, with SQLite tuned for several processes on one file."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -48,7 +50,6 @@ def make_engine(url: str, *, sqlite_write_wait_s: float = SQLITE_WRITE_WAIT_S) -
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
@@ -109,7 +110,7 @@ def _begin_immediate_waiting(connection, wait_s: float) -> None:
         # The last try through SQLAlchemy, so that its refusal is raised as its error (a 503).
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
-        driver.execute("PRAGMA busy_timeout=30000")
+        driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
 
 
 class Database:

@@ -151,9 +151,9 @@ def _json_value(value: Any, where: str) -> Any:
     if isinstance(value, (bool, int)):
         return value
     if isinstance(value, str):
-        found = unstorable_in_text(value, f"property {where!r}")
-        if found is not None:
-            raise _NotStorable(" ".join(found))
+        problem = _unstorable(value, f"property {where!r}")
+        if problem:
+            raise _NotStorable(problem)
         return value
     if isinstance(value, (datetime.date, datetime.time)):  # datetimes and Timestamps too
         return value.isoformat()
@@ -165,10 +165,16 @@ def _json_value(value: Any, where: str) -> Any:
 
 
 def _key(key: Any, where: str) -> str:
-    found = unstorable_in_text(str(key), f"a key of property {where!r}")
-    if found is not None:
-        raise _NotStorable(" ".join(found))
+    problem = _unstorable(str(key), f"a key of property {where!r}")
+    if problem:
+        raise _NotStorable(problem)
     return str(key)
+
+
+def _unstorable(text: str, what: str) -> str | None:
+    """'<what> must not contain …' when `text` holds what no field can store, else None."""
+    found = unstorable_in_text(text, what)
+    return " ".join(found) if found is not None else None
 
 
 def _properties(row: dict[str, Any], skip: set[str]) -> dict[str, Any]:
@@ -196,9 +202,9 @@ def _text_problem(value: str | None, what: str, limit: int) -> str | None:
     """Why a code or name cannot be stored as it is, or None."""
     if value is None:
         return None
-    found = unstorable_in_text(value, what)
-    if found is not None:
-        return " ".join(found)
+    problem = _unstorable(value, what)
+    if problem:
+        return problem
     if len(value) > limit:
         return f"{what} is too long ({len(value)} characters, at most {limit})"
     return None
@@ -254,7 +260,7 @@ def plan_import(
     ) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)
     # Column by column, then zipped: DataFrame.to_dict("records") boxes every cell on its
     # own and took seconds for a million features.
-    names = [c for c in frame.columns if c != frame.geometry.name]
+    names = [c for c in frame.columns if c != geometry_column]
     # (The code field is among them, checked above, so zip() sees at least one column.)
     records = [dict(zip(names, cells)) for cells in zip(*(frame[c].tolist() for c in names))]
     seen: dict[str, int] = {}
