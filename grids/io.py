@@ -43,6 +43,10 @@ MIN_SHARE_INSIDE_PARENT = 0.5  # a child must lie at least half inside its paren
 MAX_PROBLEMS_LISTED = 50
 CODE_LENGTH = Area.__table__.c.code.type.length
 NAME_LENGTH = Area.__table__.c.name.type.length
+# How far (degrees) a feature may lie outside its CRS's area of use. A city just past a
+# projection zone's edge is still drawn well; coordinates that only make sense in another
+# CRS are far out (a Web Mercator y of 1e8 m lands within metres of the North Pole).
+AREA_OF_USE_MARGIN = 3.0
 
 
 class ImportRejected(Exception):
@@ -108,10 +112,32 @@ def read_frame(path: str | Path, *, layer: str | None = None, crs: str | None = 
             [f"{path}: the file declares no coordinate reference system; give one with --crs (e.g. --crs EPSG:4326)"]
         )
     source_crs = frame.crs.to_string()
+    frame.attrs["area_of_use"] = frame.crs.area_of_use  # None for a CRS that states none
     if not frame.crs.equals(pyproj.CRS.from_epsg(4326)):
         frame = frame.to_crs(4326)
     frame.attrs["source_crs"] = source_crs
     return frame
+
+
+def _outside_area_of_use(bounds: np.ndarray, area: Any) -> np.ndarray:
+    """Which rows of (min lon, min lat, max lon, max lat) lie beyond the CRS's area of use
+    by more than the margin; none when the CRS states no area."""
+    if area is None:
+        return np.zeros(len(bounds), dtype=bool)
+    m = AREA_OF_USE_MARGIN
+    outside = (bounds[:, 1] < area.south - m) | (bounds[:, 3] > area.north + m)
+    if area.west <= area.east:  # an area across the antimeridian is checked by latitude only
+        outside |= (bounds[:, 0] < area.west - m) | (bounds[:, 2] > area.east + m)
+    return outside
+
+
+def _area_of_use_problem(geometry: shapely.Geometry, plan: ImportPlan, area: Any) -> str | None:
+    if area is None or not _outside_area_of_use(np.array([geometry.bounds]), area)[0]:
+        return None
+    lon_lat = ", ".join(f"{v:.6g}" for v in geometry.bounds)
+    return (f"coordinates outside the area where {plan.source_crs} is used ({area.name}: "
+            f"lon {area.west:g} to {area.east:g}, lat {area.south:g} to {area.north:g}): "
+            f"lon/lat bounds ({lon_lat}); is the CRS right?")
 
 
 def _label(position: int, code: Any) -> str:
@@ -258,6 +284,8 @@ def plan_import(
         & ~shapely.is_empty(geometries)
         & np.isin(shapely.get_type_id(geometries), (3, 6))  # Polygon, MultiPolygon
     ) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)
+    area_of_use = frame.attrs.get("area_of_use")
+    suspect |= _outside_area_of_use(bounds, area_of_use)
     # Column by column, then zipped: DataFrame.to_dict("records") boxes every cell on its
     # own and took seconds for a million features.
     names = [c for c in frame.columns if c != geometry_column]
@@ -290,6 +318,7 @@ def plan_import(
                     continue
                 plan.repaired.append(f"{label}: {problem}; repaired")
                 geometry, problem = fixed, geometry_problem(fixed)  # its range, say
+            problem = problem or _area_of_use_problem(geometry, plan, area_of_use)
             if problem:
                 hint = " (use --fix-invalid to repair it)" if problem.startswith("invalid geometry") else ""
                 problems.append(f"{label}: {problem}{hint}")

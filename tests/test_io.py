@@ -105,6 +105,29 @@ def test_crs_given_for_a_file_without_one(db, tmp_path):
     assert len(stored(db)) == len(ROWS)
 
 
+def test_coordinates_far_outside_the_crs_area_of_use_are_refused(db, tmp_path):
+    # Web Mercator metres of 1e8 are no place: they land within metres of the North Pole,
+    # inside the lon/lat range, where the projection is not used (it stops at 85.06°).
+    polar = gpd.GeoDataFrame({"code": ["POLE"], "name": ["pole"], "level": ["district"]},
+                             geometry=[box(1e8, 1e8, 1.001e8, 1.001e8)], crs="EPSG:3857")
+    write(polar, tmp_path / "polar.gpkg")
+    with pytest.raises(ImportRejected, match=r"code 'POLE'\): coordinates outside the area where "
+                       r"EPSG:3857 is used \(World between 85.06°S and 85.06°N"):
+        do_import(db, tmp_path / "polar.gpkg")
+    # Nanjing labelled as the Gauss-Krüger zone centred on 75°E lands 45° west, outside that zone.
+    wrong_zone = tree_frame().to_crs("EPSG:4549").set_crs("EPSG:4534", allow_override=True)
+    write(wrong_zone, tmp_path / "wrong_zone.gpkg")
+    with pytest.raises(ImportRejected, match=r"code '320104'\): coordinates outside the area where "
+                       r"EPSG:4534 is used .*is the CRS right\?") as info:
+        do_import(db, tmp_path / "wrong_zone.gpkg")
+    assert len(info.value.problems) == len(ROWS)  # every feature, each named
+    assert stored(db) == {}
+    # Just past a zone's edge is still fine: Nanjing (118.8°E) in UTM 51N (120–126°E).
+    write(tree_frame().to_crs("EPSG:32651"), tmp_path / "next_zone.gpkg")
+    do_import(db, tmp_path / "next_zone.gpkg")
+    assert stored(db)["320104"][3].bounds[0] == pytest.approx(118.78, abs=1e-7)
+
+
 def test_parentless_areas_are_placed_by_largest_overlap(db, tmp_path):
     frame = tree_frame()
     frame.loc[frame.level.isin(["grid", "building", "unit"]), "parent_code"] = None
