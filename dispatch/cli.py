@@ -159,7 +159,8 @@ def _patch_for_gevent() -> None:
 
 def _serve(app, host: str, port: int) -> None:
     """The API, the web apps, Socket.IO and the SLA clock on one gevent server."""
-    from dispatch.live import attach, serve
+    from dispatch.live import attach
+    from dispatch.server import serve
     from dispatch.sla.worker import start_sla_worker
 
     attach(app)

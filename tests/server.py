@@ -16,18 +16,24 @@ from dispatch.bench.intake import free_port, stop
 
 @contextmanager
 def running_server(database_url: str, *args: str, command: str = "serve", env: dict | None = None,
-                   port: int | None = None):
+                   port: int | None = None, gunicorn: bool = False):
     """Start `griddispatch <command>` on a port (a free one by default); yield its base URL; stop it.
 
+    With `gunicorn`, the server is instead the README's gunicorn command (one gevent worker).
     `running_server.last_process` is the newest server's process, for tests that kill it, and
     `running_server.last_output` the temporary file its output goes to: a pipe nobody reads
     fills up (64 KB of logged tracebacks during a database outage) and then blocks the
     server on its next log line.
     """
     port = port or free_port()
+    argv = [sys.executable, "-m", "dispatch", command, "--port", str(port), *args]
+    if gunicorn:
+        argv = [sys.executable, "-m", "gunicorn", "-k", "dispatch.gunicorn_worker.Worker", "-w", "1",
+                "-b", f"127.0.0.1:{port}", "--no-control-socket", "--graceful-timeout", "5",
+                "dispatch.wsgi:app"]
     with tempfile.TemporaryFile("w+") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dispatch", command, "--port", str(port), *args],
+            argv,
             env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -45,8 +51,8 @@ def running_server(database_url: str, *args: str, command: str = "serve", env: d
                 try:
                     if requests.get(f"{base}/api/v1/health", timeout=1).ok:
                         break
-                except requests.ConnectionError:
-                    pass
+                except (requests.ConnectionError, requests.Timeout):
+                    pass  # not listening yet, or (gunicorn) listening before its worker runs
                 if time.monotonic() > deadline:
                     raise RuntimeError("server did not answer within 60 s")
                 time.sleep(0.1)

@@ -146,12 +146,15 @@ def test_server_killed_and_restarted_clients_miss_nothing(staffed):
             tablet.disconnect()
 
 
-def test_two_processes_share_rooms_through_redis(staffed):
+@pytest.mark.parametrize("gunicorn", [False, True], ids=["serve", "gunicorn"])
+def test_two_processes_share_rooms_through_redis(staffed, gunicorn):
+    """Two `griddispatch serve` processes, and the README's two gunicorn commands."""
     redis = PrivateRedis().start()
     # A long poll proves the wake-up came through Redis, not from reading the log on a timer.
     env = {"REDIS_URL": redis.url, "GRIDDISPATCH_LIVE_POLL_SECONDS": "60"}
     try:
-        with running_server(staffed, env=env) as a, running_server(staffed, env=env) as b:
+        with (running_server(staffed, env=env, gunicorn=gunicorn) as a,
+              running_server(staffed, env=env, gunicorn=gunicorn) as b):
             admin = login(a, "admin")
             manager_on_b = Tablet(token=login(b, "m1")).connect(b)
             committee_on_a = Tablet(token=login(a, "committee-s1")).connect(a)

@@ -251,6 +251,29 @@ def test_an_expired_lease_passes_on(tmp_path):
     db.dispose()
 
 
+def test_a_gunicorn_worker_runs_the_clock(database_url):
+    """The README's gunicorn deployment runs the clock in its worker, as `griddispatch serve`
+    does (it did not: deadlines never turned amber there unless `griddispatch worker` ran).
+    While the worker leads, no one else can take the lead."""
+    import time
+
+    from tests.server import running_server
+
+    db = Database(database_url)
+    db.upgrade()
+    outsider = Leadership(db, holder="outsider")
+    try:
+        with running_server(database_url, gunicorn=True):
+            deadline = time.monotonic() + 20
+            while outsider.acquire():  # the worker's first tick may be a moment away
+                outsider.release()
+                assert time.monotonic() < deadline, "the gunicorn worker never took the lead"
+                time.sleep(0.2)
+    finally:
+        outsider.release()
+        db.dispose()
+
+
 def test_test_clock_endpoint(world):
     client = world.client
     assert client.get("/api/v1/test-clock").get_json() == {"now": TUESDAY_10.astimezone(UTC).isoformat()}

@@ -262,10 +262,12 @@ def test_a_metrics_phase_asked_again_counts_once(world):
         assert again.get_json() == once.get_json()
 
 
-def test_what_the_http_server_refuses_unread_is_a_json_error_too(tmp_path):
+@pytest.mark.parametrize("gunicorn", [False, True], ids=["serve", "gunicorn"])
+def test_what_the_http_server_refuses_unread_is_a_json_error_too(tmp_path, gunicorn):
     """Requests gevent's HTTP server refuses before the app sees them (an address over 8 KB, a
     request line that is not HTTP, a header line over 64 KB, a Content-Length that is not a
-    number) got an empty answer with no JSON; now JSON like every other error."""
+    number) got an empty answer with no JSON; now JSON like every other error, from
+    `griddispatch serve` and from the README's gunicorn worker alike."""
     import socket
     from urllib.parse import urlsplit
 
@@ -277,7 +279,7 @@ def test_what_the_http_server_refuses_unread_is_a_json_error_too(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'refused.sqlite3'}"
     assert CliRunner().invoke(main, ["init-db"], env={"DATABASE_URL": url}).exit_code == 0
-    with running_server(url) as base:
+    with running_server(url, gunicorn=gunicorn) as base:
         long = requests.get(f"{base}/api/v1/areas?level=grid&x={'y' * 9000}", timeout=5)
         assert long.status_code == 414
         assert long.headers["Content-Type"] == "application/json"
