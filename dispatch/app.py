@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, has_request_context, request
 from sqlalchemy.orm import Session
 
 from dispatch.clock import Clock, ManualClock
@@ -105,9 +105,12 @@ def clock() -> Clock:
 
 
 def session() -> Session:
-    """The request's session, opened on first use and closed when the request ends."""
+    """The request's session, opened on first use and closed when the request ends. A GET
+    only reads (on SQLite its session cannot write), so it waits for no writer."""
     if "db_session" not in g:
-        g.db_session = database().sessions()
+        db = database()
+        reads_only = has_request_context() and request.method in ("GET", "HEAD")
+        g.db_session = (db.read_sessions if reads_only else db.sessions)()
     return g.db_session
 
 

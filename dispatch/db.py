@@ -1,7 +1,8 @@
 """Database engine, sessions and schema migrations.
 
-SQLite (the default, a file in the instance folder) runs in WAL mode with a busy timeout
-so the server, the CLI and the SLA worker can share one file. PostgreSQL is reached
+SQLite (the default, a file in the instance folder) runs in WAL mode, with one writer at a
+time and readers that never wait for it, so the server, the CLI and the SLA worker can
+share one file. PostgreSQL is reached
 through psycopg 3 (`postgresql://...` URLs are mapped to the psycopg driver).
 """
 
@@ -84,6 +85,27 @@ def make_engine(url: str, *, sqlite_write_wait_s: float = SQLITE_WRITE_WAIT_S) -
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def make_read_engine(url: str) -> Engine:
+    """SQLite: an engine for transactions that only read. They begin deferred and take no
+    lock, neither this process's writer lock nor SQLite's: in WAL mode a reader sees the last
+    commit before its first read and never waits for a writer, so a list, a replay or a
+    sign-in look goes on while an import or another process writes. `query_only` makes a
+    write through it an error rather than a write that skipped the writer lock."""
+    engine = create_engine(normalise_url(url), connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA query_only=ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin_deferred(connection) -> None:
+        # One snapshot for the whole transaction (without a BEGIN each statement sees its own).
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
 def _begin_immediate_waiting(connection, wait_s: float) -> None:
     """BEGIN IMMEDIATE, waiting for another process's write to end with `time.sleep`, not in
     SQLite's busy handler: that one sleeps inside the C call, which under gevent stops the
@@ -120,6 +142,11 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Read-only work (GET requests, live push's reads) on SQLite goes through its own
+        # engine, which waits for no writer; PostgreSQL's reads never wait for writers anyway.
+        self.read_engine = make_read_engine(self.url) if self.url.startswith("sqlite") else self.engine
+        self.read_sessions = (sessionmaker(self.read_engine, expire_on_commit=False)
+                              if self.read_engine is not self.engine else self.sessions)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -134,12 +161,22 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reading only; on SQLite a write through it is an error."""
+        session = self.read_sessions()
+        try:
+            yield session
+        finally:
+            session.close()  # rolls back: nothing to keep
+
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration."""
         upgrade_schema(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -160,7 +160,7 @@ class Tailer:
         # Held while pushing a batch, and while a new client joins its rooms and gets its
         # replay: so the seam between replay and live has no gap and no duplicate.
         self.gate = gevent.lock.BoundedSemaphore(1)
-        with self.db.session() as session:
+        with self.db.reading() as session:
             self.cursor = session.scalar(select(IncidentEvent.seq).order_by(IncidentEvent.seq.desc()).limit(1)) or 0
         # Committed and handed over, not yet pushed, by seq: (rooms, event, incident, here).
         self.offered: dict[int, tuple[list[str], IncidentEvent, Incident, bool]] = {}
@@ -232,7 +232,7 @@ class Tailer:
             run.append((seq, self.offered.pop(seq)))
         if not run:
             return []
-        with self.db.session() as session:
+        with self.db.reading() as session:
             # Another process's commit may follow a change of areas or people there.
             payloads = Payloads(session, self.app, current=all(here for _, (*_, here) in run))
             return [(seq, _pushes(payloads, rooms, event, incident))
@@ -245,7 +245,7 @@ class Tailer:
         Only events some client of this process may see are loaded and serialised: with
         several processes each one reads every commit, and most events have no listener here.
         """
-        with self.db.session() as session:
+        with self.db.reading() as session:
             seqs = session.scalars(select(IncidentEvent.seq).where(IncidentEvent.seq > self.cursor)
                                    .order_by(IncidentEvent.seq).limit(BATCH)).all()
             mine = {seq: self.offered.pop(seq) for seq in seqs if seq in self.offered}
@@ -288,7 +288,7 @@ class Tailer:
             return [("replayed", {"until": self.cursor, "count": 0})]
         if since > self.cursor:
             return [("resync", {"seq": self.cursor, "reason": "unknown seq"})]
-        with self.db.session() as session:
+        with self.db.reading() as session:
             seqs = session.scalars(
                 select(EventRoom.seq).where(EventRoom.room.in_(sorted(rooms)), EventRoom.seq > since,
                                             EventRoom.seq <= self.cursor)
@@ -491,7 +491,7 @@ def attach(app: Flask) -> SocketIO:
                       logger=False, engineio_logger=False)
     global _areas
     _areas = app.extensions["griddispatch.index"]
-    with app.extensions["griddispatch.db"].session() as session:
+    with app.extensions["griddispatch.db"].reading() as session:
         _areas.get(session)  # loaded now: a crew's push may come before any report needs it
     tailer = Tailer(app)
     app.extensions["griddispatch.tailer"] = tailer
@@ -560,7 +560,7 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
     def connect(auth):
         auth = auth if isinstance(auth, dict) else {}
         since = _since(auth)
-        with db.session() as session:
+        with db.reading() as session:
             if auth.get("token"):
                 from dispatch.errors import ApiError
 

@@ -121,7 +121,7 @@ def run(signins: SignIns, *, db, clock, end: Callable[[str, str, dict], None], e
     while True:
         gevent.sleep(every)
         try:
-            with db.session() as session:
+            with db.reading() as session:
                 # A thousand sockets' look takes tens of ms: pushes go on between its statements.
                 ended = signins.check(session, clock.now(), pause=lambda: gevent.sleep(0))
         except Exception as exc:  # a database hiccup must not stop the checks for good
