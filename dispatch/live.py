@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask, request
 from flask_socketio import SocketIO, join_room
+from socketio import packet as socketio_packet
 from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -110,6 +111,47 @@ class Notifier:
         def _after_rollback(session: Session) -> None:
             session.info.pop("events_appended", None)
             session.info.pop("crews_changed", None)
+
+
+UNREADABLE = "_unreadable_packet"
+# Event names python-socketio keeps for itself, which it would still pass, sent by a client as
+# an event, to the handler of that name.
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "__disconnect_final"})
+
+
+class ClientPacket(socketio_packet.Packet):
+    """Socket.IO packets as this server reads them. A packet no client of ours sends is made
+    harmless before python-socketio acts on it: a connect whose auth is unreadable is refused
+    (`invalid_packet`), anything else is ignored. Unchecked, a frame of bad or too deeply
+    nested JSON, or an event that is not [name, ...], logged a traceback and left the client
+    waiting; and an event named "connect" or "disconnect" ran those handlers again, joining
+    the rooms of another token or ending the sign-in checks of a socket that stayed."""
+
+    def decode(self, encoded_packet):
+        try:
+            attachments = super().decode(encoded_packet)
+            problem = self._problem()
+        except (ValueError, TypeError, IndexError, RecursionError):  # bad JSON is a ValueError
+            attachments, problem = 0, "not a Socket.IO packet this server reads"
+        if problem is None:
+            return attachments
+        if self.packet_type == socketio_packet.CONNECT:
+            self.data = {UNREADABLE: problem}
+        else:  # an event nobody handles
+            self.packet_type, self.data, self.id = socketio_packet.EVENT, [UNREADABLE], None
+        return 0
+
+    def _problem(self) -> str | None:
+        kind, data = self.packet_type, self.data
+        if kind == socketio_packet.CONNECT:
+            return None if data is None or isinstance(data, dict) else "the auth must be an object"
+        if kind == socketio_packet.EVENT:
+            if isinstance(data, list) and data and isinstance(data[0], str) and data[0] not in RESERVED_EVENTS:
+                return None
+            return "an event must be [name, ...] with a name of its own"
+        if kind in (socketio_packet.DISCONNECT, socketio_packet.ACK):
+            return None
+        return "this server reads no binary packets, and no connect errors from clients"
 
 
 def refuse(code: str, message: str) -> Refused:
@@ -486,7 +528,7 @@ def attach(app: Flask) -> SocketIO:
         queue["client_manager"] = python_socketio.RedisManager(
             redis_url, channel="flask-socketio", logger=_QueueLog(notifier.publishing),
             redis_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
-    socketio.init_app(app, async_mode="gevent", **queue,
+    socketio.init_app(app, async_mode="gevent", **queue, serializer=ClientPacket,
                       cors_allowed_origins=app.config.get("LIVE_CORS_ORIGINS", []),
                       logger=False, engineio_logger=False)
     global _areas
@@ -538,7 +580,9 @@ def _since(auth: dict) -> int | None:
 def _auth_text(auth: dict, key: str) -> str:
     """A token of the connect's auth as text; refused when no token could be it (a NUL or a
     lone surrogate cannot be hashed, and it must not leave the client waiting)."""
-    value = str(auth[key])
+    value = auth[key]
+    if not isinstance(value, str):
+        raise refuse("invalid_token", f"{key} must be a string")
     found = unstorable_in_text(value, key)
     if found is not None:
         raise refuse("invalid_token", f"{key} {found[1]}")
@@ -559,6 +603,8 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
     @socketio.on("connect")
     def connect(auth):
         auth = auth if isinstance(auth, dict) else {}
+        if UNREADABLE in auth:
+            raise refuse("invalid_packet", auth[UNREADABLE])
         since = _since(auth)
         with db.reading() as session:
             if auth.get("token"):
@@ -570,7 +616,7 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
                     raise refuse(exc.code, exc.message) from None
                 revision = directory_revision(session)  # read first: a move after it is seen
                 rooms, resident = rooms_for_user(session, user), user.role == "resident"
-                signed_in = SignedIn(token.token_hash, user.id, frozenset(rooms), revision)
+                signed_in = SignedIn(token.token_hash, user.id, frozenset(rooms), revision, resident)
             elif auth.get("tracking_token"):
                 rooms, resident = rooms_for_tracking(session, _auth_text(auth, "tracking_token")), True
                 signed_in = None

@@ -10,7 +10,8 @@ few seconds, in one statement for all of them, whichever process or CLI made the
   connect would get) and disconnected;
 - a socket whose rooms are no longer its user's (the directory moved: grids, role, scope,
   crew) is told so (`rooms_changed`) and disconnected, to connect again into the rooms it
-  now has. Residents' rooms are their own reports, not the directory's, and stay as joined.
+  now has (a staff account made a resident too). Residents' rooms are their own reports,
+  not the directory's, and stay as joined.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class SignedIn:
     user_id: int
     rooms: frozenset[str]
     revision: int  # the directory revision its rooms were worked out at
+    resident: bool = False  # let in as a resident: its rooms are its own reports
 
 
 class SignIns:
@@ -101,7 +103,12 @@ class SignIns:
         ended = []
         for sid, signed_in in moved:
             user = users.get(signed_in.user_id)
-            if user is None or user.role == "resident":  # gone: the next look signs it out
+            if user is None:  # gone: the next look signs it out
+                continue
+            # A resident's rooms are its own reports, joined as it files them, not the
+            # directory's. A socket let in as staff is judged whatever the role is now:
+            # made a resident, it must lose its staff rooms.
+            if signed_in.resident and user.role == "resident":
                 continue
             if user.id not in rooms_now:
                 rooms_now[user.id] = self.rooms_for(session, user)

@@ -169,6 +169,50 @@ class Tablet:
         self.client.disconnect()
 
 
+class RawSocket:
+    """Socket.IO spoken frame by frame over a websocket, for what no well-behaved client
+    sends: the server's answers are read as they come ("0" open, "40" connected, "44"
+    refused, "42" events), its pings answered."""
+
+    def __init__(self, base: str) -> None:
+        import websocket
+
+        self.ws = websocket.create_connection(
+            base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=10)
+        assert self.ws.recv().startswith("0")  # Engine.IO open
+
+    def send(self, frame: str) -> None:
+        self.ws.send(frame)
+
+    def next(self, timeout: float = 10.0) -> str:
+        """The next Socket.IO packet ("4..."), skipping pings (answered) and noops."""
+        self.ws.settimeout(timeout)
+        while True:
+            frame = self.ws.recv()
+            if frame == "2":
+                self.ws.send("3")
+                continue
+            return frame
+
+    def events(self, until, timeout: float = 15.0) -> list:
+        """[name, data] of each event received until `until(name, data)` holds."""
+        import json
+
+        got, deadline = [], time.monotonic() + timeout
+        while True:
+            frame = self.next(max(0.1, deadline - time.monotonic()))
+            if frame.startswith("42"):
+                name, *data = json.loads(frame[2:])
+                got.append([name, data[0] if data else None])
+                if until(*got[-1]):
+                    return got
+            elif frame.startswith("41") or frame == "1":
+                return got
+
+    def close(self) -> None:
+        self.ws.close()
+
+
 def timeline_seqs(base: str, token: str, incident: dict) -> list[int]:
     response = requests.get(f"{base}/api/v1/incidents/{incident['id']}/events", timeout=10,
                             headers={"Authorization": f"Bearer {token}"})

@@ -11,6 +11,7 @@ import requests
 
 from tests.live import (
     PrivateRedis,
+    RawSocket,
     Tablet,
     crew_login,
     login,
@@ -306,3 +307,35 @@ def test_a_reporter_follows_the_original_live_once_its_report_is_merged(staffed)
         assert all(e["incident"]["id"] != original["id"] for e in bystander.events)  # nobody else's
         resident.disconnect()
         bystander.disconnect()
+
+
+def test_unreadable_packets_are_refused_or_ignored_without_a_traceback(staffed):
+    """Found by fuzzing: a frame of bad or too deeply nested JSON, or an event that is not
+    [name, ...], logged a traceback per frame, and a connect so spoiled got no answer at all."""
+    import json
+
+    with running_server(staffed) as base:
+        for frame in ('40{"token":', "40" + "[" * 5000 + "]" * 5000, '40[1,2]', '40"x"'):
+            raw = RawSocket(base)
+            raw.send(frame)
+            answer = raw.next()
+            assert answer.startswith("44"), (frame[:20], answer)
+            assert json.loads(answer[2:])["data"]["code"] == "invalid_packet"
+            raw.close()
+        admin = login(base, "admin")
+        raw = RawSocket(base)
+        raw.send("40" + json.dumps({"token": admin, "since": None}))
+        assert raw.next().startswith("40")
+        raw.events(lambda name, data: name == "replayed")
+        for frame in ('42[{"a":1}]', "42[]", '42"x"', "42{}", "42" + "[" * 5000 + "]" * 5000, '42["x"',
+                      '451-["x",{"_placeholder":true,"num":0}]', '44{"message":"x"}', "49", "4x"):
+            raw.send(frame)
+        posted = report(base, B1_POINT)  # and the socket goes on as before
+        last = timeline_seqs(base, admin, posted)[-1]
+        raw.events(lambda name, data: name == "incident_event" and data["seq"] == last)
+        raw.close()
+        output = running_server.last_output
+        output.seek(0)
+        logged = output.read()
+    assert "Traceback" not in logged and "handler error" not in logged, logged[-3000:]
+

@@ -3,6 +3,7 @@ against a real running server (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import requests
 import socketio
 
-from tests.live import Tablet, login, report, staffed_database, timeline_seqs
+from tests.live import RawSocket, Tablet, login, report, staffed_database, timeline_seqs
 from tests.server import running_server
 from tests.world import B1_POINT, B3_POINT
 
@@ -107,6 +108,58 @@ def test_a_changed_scope_moves_a_live_socket_into_its_new_rooms(staffed):
         board.wait_for_seq(timeline_seqs(base, admin, again)[-1])
         assert board.disconnects == 1 and len(board.ended) == 1
         board.disconnect()
+
+
+def test_a_staff_account_made_a_resident_loses_its_staff_rooms(staffed):
+    """Found by fuzzing: the look skipped every user who is a resident now, so an operator
+    made a resident went on receiving the whole district's events."""
+    with running_server(staffed, env=QUICK) as base:
+        admin = login(base, "admin")
+        board = Tablet(token=login(base, "operator")).connect(base)
+        first = report(base, B1_POINT)
+        board.wait_for_seq(timeline_seqs(base, admin, first)[-1])
+        people = requests.get(f"{base}/api/v1/people?role=operator", timeout=10,
+                              headers={"Authorization": f"Bearer {admin}"}).json()
+        operator = next(p for p in people["people"] if p["username"] == "operator")
+        demoted = requests.patch(f"{base}/api/v1/people/{operator['id']}", timeout=10, json={"role": "resident", "scope_area_code": None},
+                                 headers={"Authorization": f"Bearer {admin}"})
+        assert demoted.status_code == 200, demoted.text
+        board.wait(lambda: board.disconnects == 1, "the server to disconnect the socket")
+        assert [(message, data["code"]) for message, data in board.ended] == [("rooms_changed", "rooms_changed")]
+        seen = board.seqs()
+        board.connect(base)  # as the resident it now is: its own reports, none of them
+        later = report(base, B1_POINT, "power_cut", token=admin)
+        witness = Tablet(token=admin).connect(base)
+        witness.wait_for_seq(timeline_seqs(base, admin, later)[-1])
+        assert board.seqs() == seen
+        board.disconnect()
+        witness.disconnect()
+
+
+def test_a_client_cannot_run_the_connect_or_disconnect_handler_again(staffed):
+    """Found by fuzzing: python-socketio passes a client's event named "connect" or
+    "disconnect" to those handlers. "disconnect" ended the sign-in checks of a socket that
+    stayed connected (a revoked token went on receiving its grid); "connect" with another
+    token joined that token's rooms too."""
+    with running_server(staffed, env=QUICK) as base:
+        admin, token = login(base, "admin"), login(base, "m1")
+        raw = RawSocket(base)
+        raw.send("40" + json.dumps({"token": token, "since": None}))
+        assert raw.next().startswith("40")
+        raw.events(lambda name, data: name == "replayed")
+        raw.send('42["disconnect"]')
+        raw.send("42" + json.dumps(["connect", {"token": admin, "since": None}]))  # an admin's rooms: "all"
+        in_g3, in_g1 = report(base, B3_POINT), report(base, B1_POINT)
+        g1_seqs = timeline_seqs(base, admin, in_g1)
+        got = raw.events(lambda name, data: name == "incident_event" and data["seq"] == g1_seqs[-1])
+        seqs = [data["seq"] for name, data in got if name == "incident_event"]
+        assert seqs == g1_seqs  # G1's, not G3's: no admin rooms, and no second replay
+        assert not set(seqs) & set(timeline_seqs(base, admin, in_g3))
+
+        _sign_out(base, token, admin, staffed)  # still watched: the look ends it
+        got = raw.events(lambda name, data: name == "signed_out")
+        assert got[-1] == ["signed_out", {"code": "token_revoked", "message": got[-1][1]["message"]}]
+        raw.close()
 
 
 def test_a_look_at_many_sockets_lets_pushes_go_on_between_its_statements(database_url, tmp_path):
