@@ -187,6 +187,44 @@ def test_concurrent_copies_of_an_action_are_done_once(postgres_server_url, copie
         assert sum(e["type"] == "acknowledged" for e in timeline) == 1
 
 
+def test_different_actions_sent_at_once_on_one_version_change_it_once(database_url):
+    """Found by fuzzing: on PostgreSQL two actions sent at once with the same expected_version
+    (a manager's acknowledge, an operator's escalate) both answered 200, with two events at
+    the same version, and the incident showed only one of them: the version was checked
+    against the incident as read before the event-log lock. Now one wins, the other gets
+    the 409 its tablet knows how to show; on two server processes, with no Idempotency-Key."""
+    import threading
+
+    from tests.web_helpers import Rest, report
+
+    with running_server(database_url, command="demo") as first, running_server(database_url) as second:
+        admin, operator = Rest(first, "admin"), Rest(second, "operator")
+
+        def act(start: threading.Barrier, rest: Rest, incident_id: int, body: dict):
+            start.wait()  # both requests leave together
+            return requests.post(f"{rest.base}/incidents/{incident_id}/actions", timeout=30,
+                                 headers=rest.headers, json=body)
+
+        for _ in range(8):
+            incident = report(first, "blocked_drain")
+            version = admin.get(f"/incidents/{incident['id']}")["version"]
+            start = threading.Barrier(2)
+            with ThreadPoolExecutor(2) as pool:
+                answers = [pool.submit(act, start, admin, incident["id"],
+                                       {"action": "acknowledge", "expected_version": version}),
+                           pool.submit(act, start, operator, incident["id"],
+                                       {"action": "escalate", "reason": "water in the street",
+                                        "expected_version": version})]
+                responses = [answer.result() for answer in answers]
+            assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
+            refused = next(r for r in responses if r.status_code == 409).json()["error"]
+            assert refused["code"] == "stale_version" and refused["details"]["version"] == version + 1
+            timeline = admin.get(f"/incidents/{incident['id']}/events")["events"]
+            assert [e["version"] for e in timeline] == list(range(1, version + 2))
+            won = next(r for r in responses if r.status_code == 200).json()
+            assert admin.get(f"/incidents/{incident['id']}")["version"] == won["version"] == version + 1
+
+
 def test_keys_are_forgotten_after_a_day(world):
     """The clock forgets day-old keys (every tap stores a whole incident view); until then a
     retry is answered, after it the key is free for a new request."""

@@ -157,15 +157,27 @@ def get_visible(db: Session, user: User, incident_ref: str) -> Incident:
     return incident
 
 
-def _find(db: Session, incident_ref: str) -> Incident:
+def _find(db: Session, incident_ref: str, *, fresh: bool = False) -> Incident:
     number = id_number(incident_ref)
-    incident = db.get(Incident, number) if number is not None else None
+    incident = db.get(Incident, number, populate_existing=fresh) if number is not None else None
     if incident is None:
-        incident = db.scalar(select(Incident).where(Incident.public_id == incident_ref))
+        incident = db.scalar(select(Incident).where(Incident.public_id == incident_ref)
+                             .execution_options(populate_existing=fresh))
     if incident is None:
         raise ApiError(404, "incident_not_found", f"no incident {incident_ref!r}",
                        {"incident": incident_ref})
     return incident
+
+
+def _find_to_change(db: Session, incident_ref: str) -> Incident:
+    """The incident as the last writer left it, for an action to check its version against.
+
+    The event-log lock first (every writer of an existing incident takes it before reading
+    it), then the row read afresh: so two actions sent at once with the same
+    expected_version cannot both pass the check, one of them gets the 409. Read before
+    the lock, both did on PostgreSQL, and the log got two events at one version."""
+    event_log.lock_event_log(db)
+    return _find(db, incident_ref, fresh=True)
 
 
 def act(ctx: Context, user: User, incident_ref: str, body: Any) -> Incident:
@@ -175,15 +187,16 @@ def act(ctx: Context, user: User, incident_ref: str, body: Any) -> Incident:
     action = body.get("action")
     if not isinstance(action, str) or not action:
         raise bad_field("action", "is required")
-    incident = _find(ctx.session, incident_ref)
+    incident = _find_to_change(ctx.session, incident_ref)
     perform(ctx, incident, user=user, action=action, params=body,
             expected_version=body.get("expected_version"))
     return incident
 
 
-def by_tracking_token(db: Session, token: str) -> Incident:
+def by_tracking_token(db: Session, token: str, *, fresh: bool = False) -> Incident:
     """The incident a reporter's token opens; a merged report follows its original."""
-    incident = db.scalar(select(Incident).where(Incident.tracking_hash == token_digest(token)))
+    incident = db.scalar(select(Incident).where(Incident.tracking_hash == token_digest(token))
+                         .execution_options(populate_existing=fresh))
     if incident is None:
         raise ApiError(404, "unknown_tracking_token", "no report has this tracking token")
     return incident
@@ -212,7 +225,8 @@ def rate_by_resident(ctx: Context, token: str, body: Any) -> Incident:
     """The resident's satisfaction rating (回访) through the tracking token."""
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    incident = by_tracking_token(ctx.session, token)
+    event_log.lock_event_log(ctx.session)  # before reading it, as in _find_to_change
+    incident = by_tracking_token(ctx.session, token, fresh=True)
     perform(ctx, incident, user=None, action="rate", params=body,
             expected_version=body.get("expected_version", incident.version), resident=True)
     return incident
