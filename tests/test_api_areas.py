@@ -139,3 +139,4 @@ def test_unknown_area_and_route_are_json(tree_client):
     assert response.status_code == 404 and "error" in response.get_json()
     response = tree_client.post("/api/v1/health")
     assert response.status_code == 405 and "error" in response.get_json()
+    assert set(response.headers["Allow"].split(", ")) >= {"GET"}  # RFC 9110 asks a 405 for it

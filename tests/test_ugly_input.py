@@ -39,8 +39,11 @@ def _real_path(world, path: str, incident: dict) -> str:
     return "/api/v1" + path
 
 
-def _assert_answered(response, what) -> None:
+def _assert_answered(response, what, operation: dict | None = None) -> None:
     assert response.status_code < 500, (what, response.status_code, response.get_data(as_text=True)[:300])
+    if operation is not None:  # the answer is one the OpenAPI document gives for this operation
+        assert str(response.status_code) in operation["responses"], (what, response.status_code,
+                                                                      response.get_data(as_text=True)[:300])
     assert response.status_code != 401 or what[0] is None or "/auth/token" in str(what), what  # signed in all along
     if response.status_code >= 400:
         error = response.get_json(silent=True)
@@ -95,7 +98,7 @@ def test_every_body_field_takes_ugly_values(world, incident, caller):
                 response = world.client.open(_real_path(world, path, incident), method=method,
                                              data=_json([sent] if listed else sent),
                                              content_type="application/json", headers=headers)
-                _assert_answered(response, (caller, method, path, field, repr(value)[:40]))
+                _assert_answered(response, (caller, method, path, field, repr(value)[:40]), operation)
                 swept += 1
     assert swept > 1000  # every documented body field was reached
 
@@ -134,7 +137,7 @@ def test_every_query_parameter_and_path_id_takes_ugly_text(world, incident):
             urls += [_real_path(world, head + text + tail, incident) for text in UGLY_PATH_IDS + UGLY_TEXT]
         for url in urls:
             _assert_answered(world.client.open(url, method=method, headers=headers, json={}),
-                             (method, url[:120]))
+                             (method, url[:120]), operation)
             swept += 1
     assert swept > 500
 
@@ -300,3 +303,45 @@ def test_what_the_http_server_refuses_unread_is_a_json_error_too(tmp_path, gunic
             assert head.startswith(b"HTTP/1.1 400 "), (raw[:40], head)
             assert b"Content-Type: application/json" in head
             assert json.loads(body)["error"]["code"] == "malformed_request"
+
+
+def test_the_document_gives_the_answers_the_server_gives(world):
+    """Found by running schemathesis against the document: answers it did not list."""
+    document = world.client.get("/api/v1/openapi.json").get_json()
+    paths = document["paths"]
+
+    # Anyone may report, but a token that is sent must be valid, and committee members watch.
+    reporting = paths["/incidents"]["post"]
+    assert reporting["security"] == [{}, {"bearer": []}] and {"401", "403"} <= reporting["responses"].keys()
+    assert world.report(as_user="committee-s1").status_code == 403
+    world.tokens["nobody"] = "not-a-token"
+    assert world.report(as_user="nobody").status_code == 401
+
+    # Retired categories are for admins; a value that is neither true nor false is a 400.
+    listing = paths["/categories"]["get"]
+    assert {"400", "401", "403"} <= listing["responses"].keys()
+    assert world.client.get("/api/v1/categories?include_inactive=1").status_code == 401
+    assert world.client.get("/api/v1/categories?include_inactive=1",
+                            headers=world.headers("operator")).status_code == 403
+    junk = world.client.get("/api/v1/categories?include_inactive=maybe")
+    assert junk.status_code == 400 and junk.get_json()["error"]["details"]["field"] == "include_inactive"
+
+    # A username is not changed: the document does not offer it, and the server refuses it.
+    assert "username" not in paths["/people/{user_id}"]["patch"]["requestBody"]["content"]["application/json"][
+        "schema"]["properties"]
+    renamed = world.client.patch(f"/api/v1/people/{world.users['m1']}", headers=world.headers("admin"),
+                                 json={"username": "m1-new"})
+    assert renamed.status_code == 400
+
+    # A 204 has no body; metrics come as CSV too.
+    for path, method in (("/auth/token", "delete"), ("/on-call/{shift_id}", "delete"),
+                         ("/calendar/{day}", "delete")):
+        assert "content" not in paths[path][method]["responses"]["204"]
+    for path in ("/metrics/rates", "/metrics/response-times"):
+        assert "text/csv" in paths[path]["get"]["responses"]["200"]["content"]
+        csv = world.client.get(f"/api/v1{path}?group_by=grid&format=csv", headers=world.headers("admin"))
+        assert csv.status_code == 200 and csv.mimetype == "text/csv"
+
+    # Every 405 says what the address takes.
+    refused = world.client.put("/api/v1/health")
+    assert refused.status_code == 405 and "GET" in refused.headers["Allow"]

@@ -78,7 +78,7 @@ PATHS = {
                            "401": "invalid_credentials (a wrong username or password) or user_disabled",
                            "429": "too_many_sign_ins: 10 failures for one account, or 30 in all, from one "
                                   "client in 15 minutes (Retry-After says when to try again)"}, auth=False),
-        "delete": op("Sign out: revoke the token used", "logout", ok=("204", {})),
+        "delete": op("Sign out: revoke the token used", "logout", ok=("204", None)),
     },
     "/auth/me": {"get": op("The signed-in user (with its grids for a grid manager)", "me")},
 }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from dispatch.api.body import json_object
 from dispatch.api.openapi import op, path_param, query
+from dispatch.api.params import bool_arg
 from dispatch.app import session
 from dispatch.incidents.models import CLOCK_KINDS, PRIORITIES, Category
 from dispatch.people import service
@@ -24,7 +25,7 @@ def category_json(category: Category) -> dict[str, Any]:
 
 @bp.get("/categories")
 def list_categories():
-    include_inactive = request.args.get("include_inactive", "").lower() in ("1", "true", "yes")
+    include_inactive = bool_arg("include_inactive") or False
     if include_inactive:
         require_user("admin")
     categories = service.list_categories(session=session(), include_inactive=include_inactive)
@@ -63,7 +64,7 @@ PATHS = {
     "/categories": {
         "get": op("Report categories (active ones unless an admin asks for all)", "listCategories",
                   params=[query("include_inactive", {"type": "boolean"}, "admins: retired ones too")],
-                  auth=False),
+                  errors={"403": "only admins see retired categories"}, auth="optional"),
         "post": op("Create a category", "createCategory",
                    body={**CATEGORY_BODY, "required": ["code", "name_zh", "name_en"]},
                    ok=("201", CATEGORY), errors={"400": "a bad field, named in details.field",

@@ -6,9 +6,9 @@ from flask import Blueprint, jsonify, request
 
 from dispatch.api.context import rule_context, views_for
 from dispatch.api.openapi import op, path_param, query
-from dispatch.api.params import bbox_arg, id_arg, int_arg
+from dispatch.api.params import bbox_arg, bool_arg, id_arg, int_arg
 from dispatch.app import session
-from dispatch.errors import ApiError, bad_field
+from dispatch.errors import ApiError
 from dispatch.incidents import service
 from dispatch.people.auth import client_key, current_user, require_user
 
@@ -39,17 +39,6 @@ def report():
     return response
 
 
-def _bool_arg(name: str) -> bool | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    if raw.lower() in ("1", "true", "yes"):
-        return True
-    if raw.lower() in ("0", "false", "no"):
-        return False
-    raise bad_field(name, f"must be true or false, got {raw!r}")
-
-
 @bp.get("/incidents")
 def list_incidents():
     user = require_user()
@@ -57,11 +46,11 @@ def list_incidents():
     offset = int_arg("offset", 0, low=0, high=10**9)
     filters = {
         "status": request.args.get("status"),
-        "open": _bool_arg("open"),
+        "open": bool_arg("open"),
         "area": request.args.get("area"),
         "category": request.args.get("category"),
         "assignee": id_arg("assignee", "user"),
-        "mine": _bool_arg("mine"),
+        "mine": bool_arg("mine"),
         "from": service.parse_time(request.args.get("from"), "from"),
         "to": service.parse_time(request.args.get("to"), "to"),
         "bbox": bbox_arg(),
@@ -151,7 +140,8 @@ PATHS = {
                    ok=("201", INCIDENT),
                    errors={"400": "a bad field, named in details.field",
                            "422": "unknown category/area or outside the managed area",
-                           "429": "too many anonymous reports from this client or phone"}, auth=False),
+                           "403": "committee members report nothing (they watch)",
+                           "429": "too many anonymous reports from this client or phone"}, auth="optional"),
         "get": op("Incidents in the caller's scope, filtered and paginated", "listIncidents", params=[
             query("status", {"type": "string"}, "comma-separated statuses"),
             query("open", {"type": "boolean"}, "only open (true) or closed (false)"),

@@ -54,10 +54,10 @@ PATHS = {
         "report→resolve and resolve→verify per group and bucket, in the caller's scope",
         "responseTimes", params=[*COMMON, query("phase", {"type": "string"},
                                                 f"comma-separated subset of {', '.join(PHASES)}")],
-        errors=ERRORS)},
+        errors=ERRORS, csv=True)},
     "/metrics/rates": {"get": op(
         "On-time per phase, closure, rework, satisfaction and first-time-fix rates per group "
         "(league table: groups under min_sample are hidden and counted)", "rates",
         params=[*COMMON, query("min_sample", {"type": "integer", "default": 5}, "hide smaller groups")],
-        errors=ERRORS)},
+        errors=ERRORS, csv=True)},
 }

@@ -31,21 +31,30 @@ def path_param(name: str, description: str = "") -> dict[str, Any]:
 
 def op(summary: str, operation_id: str, *, params: list | None = None,
        body: dict[str, Any] | None = None, ok: tuple[str, dict[str, Any]] = ("200", {"type": "object"}),
-       errors: dict[str, str] | None = None, auth: bool = True) -> dict[str, Any]:
-    """One operation: its parameters, JSON body, success and error answers."""
+       errors: dict[str, str] | None = None, auth: bool | str = True, csv: bool = False) -> dict[str, Any]:
+    """One operation: its parameters, JSON body, success and error answers.
+
+    `auth` is True (a token is needed), False (none is read) or "optional" (anyone, but a
+    token that is sent must be valid, and it may narrow what is allowed). With `csv` the
+    success answer can also be CSV (`format=csv`)."""
     status, schema = ok
-    responses = {status: _json(schema, "success")}
+    responses = {status: {"description": "done; no body"} if status == "204" else _json(schema, "success")}
+    if csv:
+        responses[status]["content"]["text/csv"] = {"schema": {"type": "string"}}
     for code, description in (errors or {}).items():
         responses[code] = _error(description)
+    # Any operation: text no field can hold (a NUL, a lone surrogate), in a parameter too.
+    responses.setdefault("400", _error("a bad parameter or field, named in details.field"))
     if auth:
-        responses.setdefault("401", _error("missing, unknown, expired or revoked token"))
+        responses.setdefault("401", _error("missing, unknown, expired or revoked token" if auth is True
+                                           else "a token was sent, but it is unknown, expired or revoked"))
     operation: dict[str, Any] = {"summary": summary, "operationId": operation_id,
                                  "parameters": params or [], "responses": responses}
     if body is not None:
         operation["requestBody"] = {"required": True,
                                     "content": {"application/json": {"schema": body}}}
     if auth:
-        operation["security"] = [{"bearer": []}]
+        operation["security"] = [{"bearer": []}] if auth is True else [{}, {"bearer": []}]
     return operation
 
 

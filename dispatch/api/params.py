@@ -23,6 +23,18 @@ def int_arg(name: str, default: int, *, low: int, high: int) -> int:
     return value
 
 
+def bool_arg(name: str) -> bool | None:
+    """true/false (1/0, yes/no); None when not given. Anything else is a 400, not a quiet false."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise bad_field(name, f"must be true or false, got {raw!r}")
+
+
 def id_arg(name: str, what: str) -> int | None:
     """An optional database id in the query string (`?assignee=7`); a 400 when it cannot be one."""
     raw = request.args.get(name)

@@ -197,6 +197,8 @@ USER_BODY = {"type": "object", "properties": {
     "phone": {"type": "string"}, "active": {"type": "boolean"},
     "scope_area_code": {"type": "string", "description": "committee (required) or operator: a district, street or community"},
     "crew_id": {"type": "integer", "description": "crew accounts only"}}}
+# A username stays as it was made: sign-ins, logs and the apps know the account by it.
+USER_CHANGE = {"type": "object", "properties": {k: v for k, v in USER_BODY["properties"].items() if k != "username"}}
 DAY_ROW = {"type": "object", "properties": {"day": {"type": "string", "format": "date"},
                                             "kind": {"type": "string", "enum": list(service.CALENDAR_KINDS)},
                                             "name": {"type": "string"}}}
@@ -218,7 +220,7 @@ PATHS = {
                   ok=("200", USER), errors={"403": "admins and operators only", "404": "no such user"}),
         "patch": op("Change an account; {\"active\": false} disables it and its tokens, a new password "
                     "revokes its tokens", "updatePerson",
-                    params=[USER_ID], body=USER_BODY, ok=("200", USER),
+                    params=[USER_ID], body=USER_CHANGE, ok=("200", USER),
                     errors={**BAD, "404": "no such user", "422": "unknown scope area or crew",
                             "409": "still_on_duty: a grid manager holding grids, on-call or a desk keeps the role"}),
     },
@@ -244,7 +246,7 @@ PATHS = {
                    errors={**BAD, "422": "unknown user or area, or not a grid manager"}),
     },
     "/on-call/{shift_id}": {"delete": op(
-        "Remove an on-call entry", "removeOnCall", params=[path_param("shift_id")], ok=("204", {}),
+        "Remove an on-call entry", "removeOnCall", params=[path_param("shift_id")], ok=("204", None),
         errors={"403": "admins only", "404": "no such entry"})},
     "/calendar": {"get": op(
         "Public holidays and worked weekend days", "listCalendar",
@@ -258,7 +260,7 @@ PATHS = {
                   body={"type": "object", "required": ["kind"], "properties": {
                       "kind": {"type": "string", "enum": list(service.CALENDAR_KINDS)}, "name": {"type": "string"}}},
                   ok=("200", DAY_ROW), errors=BAD),
-        "delete": op("Make a day ordinary again", "removeCalendarDay", params=[DAY], ok=("204", {}),
+        "delete": op("Make a day ordinary again", "removeCalendarDay", params=[DAY], ok=("204", None),
                      errors={**BAD, "404": "an ordinary day"}),
     },
     "/duty-desks": {
