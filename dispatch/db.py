@@ -2,8 +2,8 @@
 
 SQLite (the default, a file in the instance folder) runs in WAL mode, with one writer at a
 time and readers that never wait for it, so the server, the CLI and the SLA worker can
-share one file. PostgreSQL is reached
-through psycopg 3 (`postgresql://...` URLs are mapped to the psycopg driver).
+share one file. PostgreSQL is reached through psycopg 3 (`postgresql://...` URLs are
+mapped to the psycopg driver).
 """
 
 from __future__ import annotations

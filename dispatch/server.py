@@ -49,4 +49,3 @@ def serve(app: Flask, host: str, port: int) -> None:
     # (gunicorn sets it on its listeners too.)
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     pywsgi.WSGIServer(listener, app, handler_class=Handler, log=None).serve_forever()
-

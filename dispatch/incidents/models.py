@@ -119,6 +119,9 @@ class IncidentEvent(Base):
     """One change to an incident. `seq` is global and strictly increasing across all incidents."""
 
     __tablename__ = "incident_events"
+    # One event per version of an incident: a second change made from the same version is
+    # refused by the database too, whatever the code in front of it does.
+    __table_args__ = (Index("uq_incident_events_incident_version", "incident_id", "version", unique=True),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[int] = mapped_column(Integer, ForeignKey("incidents.id"), index=True)
