@@ -159,13 +159,9 @@ def _patch_for_gevent() -> None:
 
 def _serve(app, host: str, port: int) -> None:
     """The API, the web apps, Socket.IO and the SLA clock on one gevent server."""
-    from dispatch.live import attach
-    from dispatch.server import serve
-    from dispatch.sla.worker import start_sla_worker
+    from dispatch.server import attach_live_and_clock, serve
 
-    attach(app)
-    # Every server process runs the clock; a database lock lets exactly one of them act.
-    start_sla_worker(app)
+    attach_live_and_clock(app)
     click.echo(f"serving on http://{host}:{port}  (Ctrl-C stops)", err=True)
     serve(app, host, port)
 

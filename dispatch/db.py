@@ -144,9 +144,11 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Read-only work (GET requests, live push's reads) on SQLite goes through its own
         # engine, which waits for no writer; PostgreSQL's reads never wait for writers anyway.
-        self.read_engine = make_read_engine(self.url) if self.url.startswith("sqlite") else self.engine
-        self.read_sessions = (sessionmaker(self.read_engine, expire_on_commit=False)
-                              if self.read_engine is not self.engine else self.sessions)
+        if self.url.startswith("sqlite"):
+            self.read_engine = make_read_engine(self.url)
+            self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        else:
+            self.read_engine, self.read_sessions = self.engine, self.sessions
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -176,7 +178,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        self.read_engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
 
 
 def alembic_config(engine: Engine) -> Config:

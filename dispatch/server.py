@@ -41,6 +41,18 @@ class Handler(WebSocketHandler):
         return result
 
 
+def attach_live_and_clock(app: Flask) -> None:
+    """What every server process runs beside its requests, `griddispatch serve` and each
+    gunicorn worker alike: live push and the SLA clock (a database lock lets one clock act).
+    One function for both, so that neither can again go without the clock."""
+    # Imported here: the gunicorn master imports this module before its workers patch gevent.
+    from dispatch.live import attach
+    from dispatch.sla.worker import start_sla_worker
+
+    attach(app)
+    start_sla_worker(app)
+
+
 def serve(app: Flask, host: str, port: int) -> None:
     """Serve HTTP and websockets on gevent until stopped."""
     listener = socket.create_server((host, port), reuse_port=False, backlog=1024)

@@ -14,10 +14,8 @@ from gevent import monkey
 monkey.patch_all()
 
 from dispatch.app import create_app  # noqa: E402  (after patching, as gevent requires)
-from dispatch.live import attach  # noqa: E402
-from dispatch.sla.worker import start_sla_worker  # noqa: E402
+from dispatch.server import attach_live_and_clock  # noqa: E402
 
 app = create_app()
 app.extensions["griddispatch.db"].upgrade()
-attach(app)
-start_sla_worker(app)
+attach_live_and_clock(app)
