@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy.orm import Session
 
 from dispatch.clock import Clock, ManualClock
@@ -74,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.get("CLOCK") or (ManualClock() if app.config.get("TEST_CLOCK") else Clock())
     )
     app.teardown_appcontext(_close_session)
+    app.after_request(_no_content_has_no_type)
     register_error_handlers(app)
 
     from dispatch import pages
@@ -112,6 +113,14 @@ def session() -> Session:
         reads_only = has_request_context() and request.method in ("GET", "HEAD")
         g.db_session = (db.read_sessions if reads_only else db.sessions)()
     return g.db_session
+
+
+def _no_content_has_no_type(response: Response) -> Response:
+    # Flask types every response text/html; a 204 has no content for a type to describe,
+    # and the OpenAPI document promises none.
+    if response.status_code == 204:
+        del response.headers["Content-Type"]
+    return response
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -337,6 +337,10 @@ def test_the_document_gives_the_answers_the_server_gives(world):
     for path, method in (("/auth/token", "delete"), ("/on-call/{shift_id}", "delete"),
                          ("/calendar/{day}", "delete")):
         assert "content" not in paths[path][method]["responses"]["204"]
+    signed_out = world.client.delete("/api/v1/auth/token", headers=world.headers("committee-s1"))
+    world.tokens.pop("committee-s1")
+    for answer in (signed_out, world.client.get("/favicon.ico")):
+        assert answer.status_code == 204 and answer.data == b"" and "Content-Type" not in answer.headers
     for path in ("/metrics/rates", "/metrics/response-times"):
         assert "text/csv" in paths[path]["get"]["responses"]["200"]["content"]
         csv = world.client.get(f"/api/v1{path}?group_by=grid&format=csv", headers=world.headers("admin"))
@@ -345,3 +349,48 @@ def test_the_document_gives_the_answers_the_server_gives(world):
     # Every 405 says what the address takes.
     refused = world.client.put("/api/v1/health")
     assert refused.status_code == 405 and "GET" in refused.headers["Allow"]
+
+
+def test_the_limits_the_document_gives_are_the_servers(world, incident):
+    """A client (or schemathesis) may trust the document's bounds: an empty required text
+    field and an integer just past a documented bound are refused naming them; at the bound
+    the integer is taken."""
+    admin = world.headers("admin")
+    valid = {**_valid_bodies(world, incident),
+             ("PATCH", "/people/{user_id}"): {"password": "a-new-password"},
+             ("PUT", "/people/{user_id}/grids"): [{"grid_code": G1, "kind": "primary"}],
+             ("PUT", "/people/{user_id}/hours"): [{"weekday": 0, "start": "09:00", "end": "17:00"}],
+             ("POST", "/duty-desks"): {"user_id": world.users["m1"], "community_code": "320104001001"},
+             ("POST", "/categories"): {"code": "kerb", "name_zh": "路缘石", "name_en": "Kerb"}}
+    emptied = bounded = 0
+    for path, method, operation in _operations(world):
+        body = operation.get("requestBody")
+        if body:
+            schema = body["content"]["application/json"]["schema"]
+            listed = schema["type"] == "array"
+            for field, spec in (schema["items"] if listed else schema)["properties"].items():
+                if not spec.get("minLength"):
+                    continue
+                sent = {**(valid[(method, path)][0] if listed else valid[(method, path)]), field: ""}
+                response = world.client.open(_real_path(world, path, incident), method=method,
+                                             json=[sent] if listed else sent, headers=admin)
+                what = (method, path, field)
+                assert response.status_code in (400, 422), (what, response.get_json())
+                assert response.get_json()["error"]["details"]["field"].endswith(field), what
+                emptied += 1
+        for parameter in operation.get("parameters", []):
+            schema = parameter["schema"]
+            if parameter["in"] != "query" or schema.get("type") != "integer" or "maximum" not in schema:
+                continue
+            url = _real_path(world, path, incident) + f"?group_by=grid&{parameter['name']}="
+            for value, taken in ((schema["minimum"] - 1, False), (schema["minimum"], True),
+                                 (schema["maximum"], True), (schema["maximum"] + 1, False)):
+                response = world.client.open(url + str(value), method=method, headers=admin)
+                what = (method, path, parameter["name"], value)
+                if taken:
+                    assert response.status_code == 200, (what, response.get_json())
+                else:
+                    assert response.status_code == 400, what
+                    assert response.get_json()["error"]["details"]["field"] == parameter["name"], what
+                bounded += 1
+    assert emptied >= 15 and bounded >= 20

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, jsonify, request
 
 from dispatch.api.openapi import op, path_param, query
-from dispatch.api.params import bbox_arg, float_arg, int_arg
+from dispatch.api.params import IntParam, bbox_arg, float_arg
 from dispatch.app import session
 from dispatch.areas import area_feature, chain_with_names, index_cache, locate_point
 from dispatch.errors import ApiError, bad_field
@@ -17,13 +17,17 @@ from grids.store import areas_by_code, query_areas
 bp = Blueprint("areas", __name__)
 
 
+LIMIT = IntParam("limit", 100, 1, 5000, "Page size.")
+OFFSET = IntParam("offset", 0, 0, 10**9, "Page start.")
+
+
 @bp.get("/areas")
 def list_areas():
     level = request.args.get("level") or None
     if level and level not in LEVELS:
         raise bad_field("level", f"must be one of {', '.join(LEVELS)}", value=level)
-    limit = int_arg("limit", 100, low=1, high=5000)
-    offset = int_arg("offset", 0, low=0, high=10**9)
+    limit = LIMIT.read()
+    offset = OFFSET.read()
     parent = request.args.get("parent") or None
     name = request.args.get("q") or None
     if name and len(name) > 100:
@@ -75,8 +79,8 @@ PATHS = {
             query("q", {"type": "string", "maxLength": 100}, "Only areas whose name contains this text."),
             query("bbox", {"type": "string", "example": "118.77,32.02,118.79,32.04"},
                   "min_lon,min_lat,max_lon,max_lat (WGS84); areas whose bounding box overlaps it."),
-            query("limit", {"type": "integer", "minimum": 1, "maximum": 5000, "default": 100}, "Page size."),
-            query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Page start."),
+            LIMIT.documented(),
+            OFFSET.documented(),
         ],
         ok=("200", {"$ref": "#/components/schemas/AreaCollection"}),
         errors={"400": "a bad filter, named in details.field"}, auth=False)},

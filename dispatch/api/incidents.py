@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from dispatch.api.context import rule_context, views_for
 from dispatch.api.openapi import op, path_param, query
-from dispatch.api.params import bbox_arg, bool_arg, id_arg, int_arg
+from dispatch.api.params import IntParam, bbox_arg, bool_arg, id_arg
 from dispatch.app import session
 from dispatch.errors import ApiError
 from dispatch.incidents import service
@@ -39,11 +39,15 @@ def report():
     return response
 
 
+LIMIT = IntParam("limit", 50, 1, 500, "page size")
+OFFSET = IntParam("offset", 0, 0, 10**9, "page start")
+
+
 @bp.get("/incidents")
 def list_incidents():
     user = require_user()
-    limit = int_arg("limit", 50, low=1, high=500)
-    offset = int_arg("offset", 0, low=0, high=10**9)
+    limit = LIMIT.read()
+    offset = OFFSET.read()
     filters = {
         "status": request.args.get("status"),
         "open": bool_arg("open"),
@@ -154,8 +158,8 @@ PATHS = {
             query("bbox", {"type": "string"}, "min_lon,min_lat,max_lon,max_lat"),
             query("phone", {"type": "string"}, "the reporter's phone, however formatted "
                   "(operators and admins only: 403 for other roles)"),
-            query("limit", {"type": "integer", "default": 50, "maximum": 500}, "page size"),
-            query("offset", {"type": "integer", "default": 0}, "page start"),
+            LIMIT.documented(),
+            OFFSET.documented(),
         ], errors={"400": "a bad filter", "403": "a phone look-up by a role that may not"}),
     },
     "/incidents/{incident_ref}": {"get": op(

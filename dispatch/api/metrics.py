@@ -58,6 +58,7 @@ PATHS = {
     "/metrics/rates": {"get": op(
         "On-time per phase, closure, rework, satisfaction and first-time-fix rates per group "
         "(league table: groups under min_sample are hidden and counted)", "rates",
-        params=[*COMMON, query("min_sample", {"type": "integer", "default": 5}, "hide smaller groups")],
+        params=[*COMMON, query("min_sample", {"type": "integer", "minimum": 0, "maximum": 1_000_000,
+                                             "default": 5}, "hide smaller groups")],
         errors=ERRORS, csv=True)},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from flask import current_app
@@ -52,10 +53,23 @@ def op(summary: str, operation_id: str, *, params: list | None = None,
                                  "parameters": params or [], "responses": responses}
     if body is not None:
         operation["requestBody"] = {"required": True,
-                                    "content": {"application/json": {"schema": body}}}
+                                    "content": {"application/json": {"schema": _required_not_empty(body)}}}
     if auth:
         operation["security"] = [{"bearer": []}] if auth is True else [{}, {"bearer": []}]
     return operation
+
+
+def _required_not_empty(body: dict[str, Any]) -> dict[str, Any]:
+    """The body schema with minLength 1 on its required text fields: the server takes an
+    empty one as a missing one. A copy, since bodies share their properties (a POST's and
+    the PATCH's, where nothing is required)."""
+    body = copy.deepcopy(body)
+    shape = body["items"] if body.get("type") == "array" else body
+    for name in shape.get("required", ()):
+        field = shape["properties"][name]
+        if field.get("type") == "string" and "enum" not in field:
+            field.setdefault("minLength", 1)
+    return body
 
 
 def openapi_document() -> dict[str, Any]:

@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from typing import Any
 
 from flask import request
 
+from dispatch.api.openapi import query
 from dispatch.errors import bad_field, id_number
 
 
-def int_arg(name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    # Plain ASCII digits: int() would also take "1_0", other scripts' digits and 5,000 of them.
-    if not re.fullmatch(r"-?[0-9]{1,18}", raw):
-        raise bad_field(name, f"must be an integer, got {raw!r}")
-    value = int(raw)
-    if not low <= value <= high:
-        raise bad_field(name, f"must be between {low} and {high}, got {value}")
-    return value
+@dataclass(frozen=True)
+class IntParam:
+    """An integer query parameter: what the server takes and what the document says, in one place."""
+
+    name: str
+    default: int
+    low: int
+    high: int
+    description: str
+
+    def read(self) -> int:
+        raw = request.args.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        # Plain ASCII digits: int() would also take "1_0", other scripts' digits and 5,000 of them.
+        if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+            raise bad_field(self.name, f"must be an integer, got {raw!r}")
+        value = int(raw)
+        if not self.low <= value <= self.high:
+            raise bad_field(self.name, f"must be between {self.low} and {self.high}, got {value}")
+        return value
+
+    def documented(self) -> dict[str, Any]:
+        return query(self.name, {"type": "integer", "minimum": self.low, "maximum": self.high,
+                                 "default": self.default}, self.description)
 
 
 def bool_arg(name: str) -> bool | None:
