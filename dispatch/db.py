@@ -37,13 +37,15 @@ def normalise_url(url: str) -> str:
 SQLITE_WRITE_WAIT_S = 30.0
 # SQLite's own busy handler, for the rare waits once a transaction holds the write lock.
 _BUSY_TIMEOUT_S = 30
+# Every SQLite connection: the busy handler above, and greenlets of one process share a pool.
+_SQLITE_CONNECT_ARGS = {"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False}
 
 
 def make_engine(url: str, *, sqlite_write_wait_s: float = SQLITE_WRITE_WAIT_S) -> Engine:
     """An engine for this URL, with SQLite tuned for several processes on one file."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False})
+        engine = create_engine(url, connect_args=_SQLITE_CONNECT_ARGS)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -91,7 +93,7 @@ def make_read_engine(url: str) -> Engine:
     commit before its first read and never waits for a writer, so a list, a replay or a
     sign-in look goes on while an import or another process writes. `query_only` makes a
     write through it an error rather than a write that skipped the writer lock."""
-    engine = create_engine(normalise_url(url), connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False})
+    engine = create_engine(normalise_url(url), connect_args=_SQLITE_CONNECT_ARGS)
 
     @event.listens_for(engine, "connect")
     def _read_only(dbapi_connection, _record) -> None:

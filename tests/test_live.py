@@ -20,7 +20,7 @@ from tests.live import (
     staffed_database,
     timeline_seqs,
 )
-from tests.server import running_server
+from tests.server import children, holding_connections, running_server
 from tests.world import B1_POINT, B3_POINT, G2_POINT
 
 
@@ -190,6 +190,35 @@ def test_two_processes_share_rooms_through_redis(staffed, gunicorn):
             manager_on_b.wait_for_seq(timeline_seqs(a, admin, gone)[-1])
             seqs = manager_on_b.seqs()
             assert seqs == sorted(set(seqs))
+    finally:
+        redis.stop()
+
+
+def test_gunicorn_workers_on_one_port_share_rooms_through_redis(staffed):
+    """`gunicorn -w 2` on one port: a tablet's socket stays with the worker it landed on, and
+    each report is taken by either worker. Tablets on both workers get every report."""
+    redis = PrivateRedis().start()
+    env = {"REDIS_URL": redis.url, "GRIDDISPATCH_LIVE_POLL_SECONDS": "60"}
+    try:
+        with running_server(staffed, env=env, gunicorn=True, workers=2) as base:
+            port = int(base.rsplit(":", 1)[1])
+            workers = children(running_server.last_process.pid)
+            deadline = time.monotonic() + 60
+            while len(workers) < 2 and time.monotonic() < deadline:  # the second may still boot
+                time.sleep(0.2)
+                workers = children(running_server.last_process.pid)
+            tablets = []
+            while holding_connections(workers, port) != set(workers):
+                assert len(tablets) < 40, "every tablet landed on one worker"
+                tablets.append(Tablet(token=login(base, "m1")).connect(base))
+            admin = login(base, "admin")
+            posted = [report(base, B1_POINT, category) for category in
+                      ("no_water", "power_cut", "lift_fault", "rubbish", "noise", "blocked_drain")]
+            want = sorted(seq for incident in posted for seq in timeline_seqs(base, admin, incident))
+            for tablet in tablets:
+                tablet.wait_for_seq(want[-1], timeout=20)
+                assert tablet.seqs() == want
+                tablet.disconnect()
     finally:
         redis.stop()
 
