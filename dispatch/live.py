@@ -33,9 +33,10 @@ from dispatch.incidents.events import (
     event_to_json,
     incident_from_json,
     incident_to_json,
+    rooms_of,
 )
 from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
-from dispatch.incidents.views import IncidentViews, resident_view
+from dispatch.incidents.views import IncidentViews, resident_event, resident_view
 from dispatch.live_signins import SignedIn, SignIns
 from dispatch.live_signins import run as check_sign_ins
 from dispatch.people.auth import token_digest, user_for_token
@@ -54,10 +55,6 @@ POLL_SECONDS = 0.5  # how often the log is read when no wake-up arrives (Redis d
 BATCH = 500
 MESSAGE_LIMIT = 256 * 1024  # a larger commit is announced without its events
 OFFERED_LIMIT = 5000  # events committed here, waiting to be pushed, kept in memory at most
-
-RESIDENT_KEYS = {"status", "reason", "note", "rating", "rating_comment", "original",
-                 "escalation_level", "to_level", "acknowledge_due", "arrive_due", "resolve_due",
-                 "verify_due", "sla_state"}
 
 
 class Notifier:
@@ -257,10 +254,10 @@ class Tailer:
             # so no other greenlet of this process ever waits on a lock held across it.
             for seq, pushes in batch:
                 self.cursor = seq  # first: an event is pushed once, even if pushing it fails
-                for rooms, body in pushes:
+                for rooms, body, besides in pushes:
                     try:
                         socketio.server.emit("incident_event", body, to=rooms, namespace="/",
-                                             ignore_queue=True)
+                                             skip_sid=_members(besides) or None, ignore_queue=True)
                     except Exception:  # one client's broken socket must not hold up the rest
                         log.exception("live push: emitting seq %s to %s failed", seq, rooms)
 
@@ -341,7 +338,7 @@ class Tailer:
             payloads = Payloads(session, self.app)
             events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq.in_(seqs))
                                      .order_by(IncidentEvent.seq)).all()
-            messages = [("incident_event", payloads.resident(e) if resident else payloads.staff(e))
+            messages = [("incident_event", payloads.resident(e) if resident else payloads.replayed(e, rooms))
                         for e in events]
         return [*messages, ("replayed", {"until": self.cursor, "count": len(messages)})]
 
@@ -363,6 +360,14 @@ def _pushes(payloads: Payloads, rooms: list[str], event: IncidentEvent,
 def reporter_rooms(signed_in: SignedIn | None, resident: bool) -> set[str]:
     """A resident account's own room: nothing is pushed to it, it only finds its sockets."""
     return {f"reporter:{signed_in.user_id}"} if signed_in is not None and resident else set()
+
+
+def _members(rooms: list[str]) -> list[str]:
+    """This process's sockets in any of these rooms."""
+    if not rooms:
+        return []
+    manager = socketio.server.manager
+    return list({sid for room in rooms for sid, _eio_sid in manager.get_participants("/", room)})
 
 
 def _join_all(members_of: str, room: str) -> None:
@@ -404,6 +409,9 @@ class Payloads:
 
     Phones are masked in every push; the assigned manager reads the whole number over REST.
     An incident's view is built once per batch, however many of its events the batch holds.
+    Staff who could see the incident before a change but not now (the old grid of a
+    reassignment, the old crew of a redispatch) get `gone`: that it left them, not where it
+    went, who has it now or how it stands, which REST no longer shows them either.
     """
 
     def __init__(self, session: Session, app: Flask, *, current: bool = False) -> None:
@@ -418,15 +426,22 @@ class Payloads:
         self.views = IncidentViews(session, None, index.names, roster)
         self._incidents: dict[tuple[int, bool], dict[str, Any]] = {}
 
-    def pushes(self, rooms: list[str], event: IncidentEvent,
-               incident: Incident | None = None) -> list[tuple[list[str], dict[str, Any]]]:
-        """(rooms, payload) for the staff rooms and the reporters' rooms among `rooms`."""
+    def pushes(self, rooms: list[str], event: IncidentEvent, incident: Incident | None = None
+               ) -> list[tuple[list[str], dict[str, Any], list[str]]]:
+        """(rooms, payload, rooms whose clients it skips) for the staff rooms that see the
+        incident now, the staff rooms it has just left, and the reporters' rooms among `rooms`."""
+        incident = incident or self.session.get(Incident, event.incident_id)
         staff, residents = _split(rooms)
+        seeing = rooms_of(incident)
+        still = [room for room in staff if room in seeing]
+        left = [room for room in staff if room not in seeing]
         out = []
-        if staff:
-            out.append((staff, self.staff(event, incident)))
+        if still:
+            out.append((still, self.staff(event, incident), []))
+        if left:  # a client in a room that still sees it gets the full push only
+            out.append((left, self.gone(event, incident), still))
         if residents:
-            out.append((residents, self.resident(event, incident)))
+            out.append((residents, self.resident(event, incident), []))
         return out
 
     def _incident(self, incident: Incident, *, resident: bool) -> dict[str, Any]:
@@ -442,11 +457,22 @@ class Payloads:
         body["incident"] = self._incident(incident, resident=False)
         return body
 
+    def gone(self, event: IncidentEvent, incident: Incident) -> dict[str, Any]:
+        body = self.views.event(event, incident)
+        return {**{key: body[key] for key in ("seq", "incident_id", "public_id", "type", "at", "version")},
+                "actor": {"role": body["actor"]["role"]}, "data": {},
+                "incident": {"id": incident.id, "public_id": incident.public_id,
+                             "version": incident.version, "in_scope": False}}
+
+    def replayed(self, event: IncidentEvent, rooms: set[str]) -> dict[str, Any]:
+        """A staff client's replay: the event as pushed, or `gone` if the incident has left
+        every room the client is in since."""
+        incident = self.session.get(Incident, event.incident_id)
+        return self.staff(event, incident) if rooms & rooms_of(incident) else self.gone(event, incident)
+
     def resident(self, event: IncidentEvent, incident: Incident | None = None) -> dict[str, Any]:
         incident = incident or self.session.get(Incident, event.incident_id)
-        body = self.views.event(event, incident)
-        body["data"] = {k: v for k, v in body["data"].items() if k in RESIDENT_KEYS}
-        body["actor"] = {"role": body["actor"]["role"]}
+        body = resident_event(self.views.event(event, incident))
         body["incident"] = self._incident(incident, resident=True)
         return body
 

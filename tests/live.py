@@ -72,6 +72,7 @@ class Tablet:
         self.tracking_token = tracking_token
         self.since = since
         self.events: list[dict] = []
+        self.arrivals: list[int] = []  # every push's seq, duplicates too
         self.replays: list[dict] = []
         self.resyncs: list[dict] = []
         self.crews: list[dict] = []
@@ -132,6 +133,7 @@ class Tablet:
 
     def _on_event(self, data: dict) -> None:
         with self.changed:
+            self.arrivals.append(data["seq"])
             if self.since is None or data["seq"] > self.since:  # dedup by seq, as live.js does
                 self.events.append(data)
                 self.since = data["seq"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dispatch.app import create_app
-from dispatch.incidents.access import ACTION_ROLES
+from dispatch.incidents.access import ACTION_ROLES, mask_phone
 from dispatch.incidents.lifecycle import ACTIONS
 from tests.geodata import G1
-from tests.world import B1_POINT, B3_POINT
+from tests.world import B1_POINT, B3_POINT, PASSWORD
 
 # Who can see an incident in grid G1 that crew A was dispatched to.
 IN_SCOPE = {"admin": True, "operator": True, "committee-s1": True, "committee-d": True,
@@ -243,6 +243,44 @@ def test_phone_masking(world):
                               headers=world.headers("crew-a")).get_json()["events"]
     assert events[0]["data"]["reporter_phone"] == "139****5678"
     assert "tracking_hash" not in events[0]["data"] and "client_key" not in events[0]["data"]
+
+
+def test_a_short_phone_number_is_masked_more(world):
+    """A mobile keeps its first 3 and last 4 digits; an 8-digit Nanjing landline kept 7 of
+    its 8 (ten numbers to try) and a 5-digit service number all of them."""
+    assert mask_phone("13912345678") == "139****5678"
+    assert mask_phone("02588881234") == "025****1234"
+    assert mask_phone("8613912345678") == "861******5678"
+    assert mask_phone("88881234") == "******34"
+    assert mask_phone("6543210") == "*****10"
+    assert mask_phone("12345") == "*****"
+    assert mask_phone(None) is None
+    report = world.report(reporter_phone="8888-1234").get_json()
+    assert report["reporter"]["phone"] == "******34"
+    assert world.get("committee-d", report)["reporter"]["phone"] == "******34"
+    assert world.get("operator", report)["reporter"]["phone"] == "88881234"
+
+
+def test_a_resident_account_sees_its_report_as_the_reporter_does(world):
+    """Its own report over REST, but not the manager's phone, the crews' ids or how the
+    report was routed (found by a scope audit: the staff view was served)."""
+    created = world.client.post("/api/v1/people", headers=world.headers("admin"), json={
+        "username": "resident-r", "password": PASSWORD, "role": "resident", "display_name": "R"})
+    assert created.status_code == 201, created.get_json()
+    report = world.report(as_user="resident-r", category="noise").get_json()
+    for body in (world.get("resident-r", report),
+                 world.client.get("/api/v1/incidents", headers=world.headers("resident-r")).get_json()["incidents"][0]):
+        assert body["id"] == report["id"] and body["manager"] == {"display_name": "M1"}, body
+        assert set(body["recommended_crew"] or {}) <= {"name"}
+    events = world.client.get(f"/api/v1/incidents/{report['id']}/events",
+                              headers=world.headers("resident-r")).get_json()["events"]
+    assert [e["type"] for e in events][:2] == ["reported", "assigned"]
+    for event in events:
+        assert set(event["actor"]) == {"role"}, event
+        assert not {"considered", "manager_id", "reporter_user_id", "reporter_phone", "reason_code"} & set(event["data"])
+    staff_events = world.client.get(f"/api/v1/incidents/{report['id']}/events",
+                                    headers=world.headers("operator")).get_json()["events"]
+    assert "manager_id" in staff_events[1]["data"]  # what was left out is there for staff
 
 
 def test_anonymous_intake_is_rate_limited_per_phone(world):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import time
 
 import pytest
 import requests
 
+from tests.geodata import G1, G2
 from tests.live import (
     PrivateRedis,
     RawSocket,
@@ -336,6 +338,85 @@ def test_a_reporter_follows_the_original_live_once_its_report_is_merged(staffed)
         assert all(e["incident"]["id"] != original["id"] for e in bystander.events)  # nobody else's
         resident.disconnect()
         bystander.disconnect()
+
+
+def test_merged_reporters_never_see_each_others_name_phone_or_words(staffed):
+    """Found by a scope audit: the duplicate's reporter followed the original with its
+    reporter's name, phone digits and description, on the tracking page and live."""
+    with running_server(staffed) as base:
+        admin, manager = login(base, "admin"), login(base, "m1")
+        original = requests.post(f"{base}/api/v1/incidents", timeout=10, json={
+            "category": "no_water", "location": {"lon": B1_POINT[0], "lat": B1_POINT[1]},
+            "reporter_name": "Alice Wang", "reporter_phone": "13955557777",
+            "description": "Alice's flat 302, key under the mat", "address": "Alice's flat 302"}).json()
+        duplicate = report(base, B1_POINT)
+        resident = Tablet(tracking_token=duplicate["tracking_token"]).connect(base)
+        first = Tablet(tracking_token=original["tracking_token"]).connect(base)
+        _act(base, manager, duplicate, "merge", duplicate_of=original["public_id"])
+        _act(base, manager, original, "acknowledge")
+        acknowledged = timeline_seqs(base, admin, original)[-1]
+        for follower in (resident, first):
+            follower.wait_for_seq(acknowledged)
+        replayed = Tablet(tracking_token=duplicate["tracking_token"]).connect(base)
+        tracked = requests.get(f"{base}/api/v1/track/{duplicate['tracking_token']}", timeout=10).json()
+        assert tracked["id"] == original["id"] and tracked["status"] == "acknowledged"
+        seen = json.dumps([resident.events, replayed.events, tracked, first.events], ensure_ascii=False)
+        for private in ("Alice", "7777", "1395", "flat 302"):
+            assert private not in seen, private
+        for tablet in (resident, first, replayed):
+            tablet.disconnect()
+
+
+def test_who_loses_an_incident_is_told_only_that_it_left(staffed):
+    """Found by a scope audit: a reassignment's old grid and a redispatch's old crew were
+    pushed the incident as it now stands (the new manager's phone, the new crew), and could
+    read it again at any time by replaying from 0, while REST answered them 403."""
+    with running_server(staffed) as base:
+        admin, operator = login(base, "admin"), login(base, "operator")
+        # m1 is G1's primary and now also G2's backup: it still sees an incident moved to G2.
+        m1 = requests.get(f"{base}/api/v1/auth/me", timeout=10, headers={"Authorization": f"Bearer {login(base, 'm1')}"})
+        grids = requests.put(f"{base}/api/v1/people/{m1.json()['id']}/grids", timeout=10,
+                             headers={"Authorization": f"Bearer {admin}"},
+                             json=[{"grid_code": G1, "kind": "primary"}, {"grid_code": G2, "kind": "backup"}])
+        assert grids.status_code == 200, grids.text
+        backup = Tablet(token=login(base, "m1b")).connect(base)  # G1's backup only
+        both = Tablet(token=login(base, "m1")).connect(base)
+        incident = report(base, B1_POINT)
+        _act(base, operator, incident, "reassign", grid_code=G2, reason="the pipe is on G2's side")
+        _act(base, login(base, "m2"), incident, "acknowledge")
+        seqs = timeline_seqs(base, admin, incident)
+        both.wait_for_seq(seqs[-1])
+        backup.wait_for_seq(seqs[-2])
+        stub = {"id": incident["id"], "public_id": incident["public_id"], "version": len(seqs),
+                "in_scope": False}
+
+        assert backup.seqs() == seqs[:-1]  # nothing after it left
+        gone = backup.events[-1]
+        assert (gone["type"], gone["data"], gone["incident"]) == ("reassigned", {}, {**stub, "version": len(seqs) - 1})
+        # In a room that left and one that still sees it: the full push, once.
+        assert both.arrivals == seqs and both.events[-2]["incident"]["areas"]["grid"]["code"] == G2
+        # Replayed from the start, the old grid's manager learns only that it left.
+        again = Tablet(token=login(base, "m1b")).connect(base)
+        assert again.seqs() == seqs[:-1]
+        assert all(e["incident"] == stub and e["data"] == {} for e in again.events), again.events
+
+        # A redispatch: the first crew hears that the job left it, and no more.
+        crews = {}
+        for name in ("crew-a", "crew-b"):
+            token, crew_id = crew_login(base, name)
+            crews[crew_id] = Tablet(token=token).connect(base)
+        urgent = report(base, B3_POINT, "burst_pipe")  # dispatched at once to the nearest plumber
+        sent = requests.get(f"{base}/api/v1/incidents/{urgent['id']}", timeout=10,
+                            headers={"Authorization": f"Bearer {admin}"}).json()["crew"]["id"]
+        other = next(crew for crew in crews if crew != sent)
+        _act(base, login(base, "m3"), urgent, "dispatch", crew_id=other)
+        seqs = timeline_seqs(base, admin, urgent)
+        crews[other].wait_for_seq(seqs[-1])
+        crews[sent].wait_for_seq(seqs[-1])
+        assert crews[sent].events[-1]["incident"]["in_scope"] is False
+        assert crews[other].events[-1]["incident"]["crew"]["id"] == other
+        for tablet in (backup, both, again, *crews.values()):
+            tablet.disconnect()
 
 
 def test_unreadable_packets_are_refused_or_ignored_without_a_traceback(staffed):

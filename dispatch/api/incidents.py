@@ -62,14 +62,14 @@ def list_incidents():
     }
     incidents, total = service.list_visible(session(), user, filters, limit=limit, offset=offset)
     views = views_for(user)
-    return jsonify({"incidents": [views.incident(i) for i in incidents], "total": total,
+    return jsonify({"incidents": [views.shown(i) for i in incidents], "total": total,
                     "limit": limit, "offset": offset})
 
 
 @bp.get("/incidents/<incident_ref>")
 def get_incident(incident_ref: str):
     user = require_user()
-    return jsonify(views_for(user).incident(service.get_visible(session(), user, incident_ref)))
+    return jsonify(views_for(user).shown(service.get_visible(session(), user, incident_ref)))
 
 
 @bp.post("/incidents/<incident_ref>/actions")

@@ -102,10 +102,11 @@ def sees_phone(user: User | None, incident: Incident) -> bool:
 
 
 def mask_phone(phone: str | None) -> str | None:
-    """138****5678: enough to recognise, not enough to call."""
+    """138****5678: enough to recognise, not enough to call. A mobile or a landline with its
+    area code (11 digits or more) keeps its first 3 and last 4, as is usual in China; a
+    shorter number, a local landline say, only its last 2, and under 7 digits nothing, so
+    at least 5 digits are always hidden (100,000 numbers to try, not 10)."""
     if not phone:
         return phone
-    if len(phone) <= 4:
-        return "*" * len(phone)
-    keep_head = 3 if len(phone) >= 8 else 1
-    return phone[:keep_head] + "*" * (len(phone) - keep_head - 4) + phone[-4:]
+    head, tail = (3, 4) if len(phone) >= 11 else (0, 2) if len(phone) >= 7 else (0, 0)
+    return phone[:head] + "*" * (len(phone) - head - tail) + phone[len(phone) - tail:]

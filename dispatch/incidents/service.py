@@ -31,7 +31,7 @@ from dispatch.incidents.models import (
     IdempotencyKey,
     Incident,
 )
-from dispatch.incidents.views import IncidentViews, resident_answer, resident_view
+from dispatch.incidents.views import IncidentViews, resident_answer, resident_event, resident_view
 from dispatch.people import fields
 from dispatch.people.auth import token_digest
 from dispatch.people.models import User
@@ -208,17 +208,8 @@ def track(db: Session, token: str, views: IncidentViews) -> dict[str, Any]:
     shown = db.get(Incident, incident.duplicate_of_id) if incident.duplicate_of_id else incident
     body = resident_view(views, shown)
     body["your_report"] = incident.public_id
-    body["events"] = [_resident_event(views.event(e, shown)) for e in event_log.events_of(db, shown.id)]
+    body["events"] = [resident_event(views.event(e, shown)) for e in event_log.events_of(db, shown.id)]
     return body
-
-
-def _resident_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Timeline entries without internal routing detail or other people's numbers."""
-    keep = {"status", "reason", "note", "rating", "rating_comment", "original", "escalation_level",
-            "to_level", "acknowledge_due", "arrive_due", "resolve_due", "verify_due"}
-    event["data"] = {k: v for k, v in event["data"].items() if k in keep}
-    event["actor"] = {"role": event["actor"]["role"]}
-    return event
 
 
 def rate_by_resident(ctx: Context, token: str, body: Any) -> Incident:
@@ -280,7 +271,7 @@ def list_visible(db: Session, user: User, filters: dict[str, Any], *, limit: int
 
 def timeline(db: Session, user: User, incident_ref: str, views: IncidentViews) -> list[dict[str, Any]]:
     incident = get_visible(db, user, incident_ref)
-    return [views.event(e, incident) for e in event_log.events_of(db, incident.id)]
+    return [views.shown_event(e, incident) for e in event_log.events_of(db, incident.id)]
 
 
 def rebuild_projection(db: Session, incident_id: int) -> Incident:

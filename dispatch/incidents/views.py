@@ -16,6 +16,11 @@ TIMES = ("created_at", "assigned_at", "acknowledged_at", "dispatched_at", "en_ro
          "on_site_at", "resolved_at", "verified_at", "closed_at", "cancelled_at")
 DEADLINES = ("acknowledge_due", "arrive_due", "resolve_due", "verify_due")
 PRIVATE_EVENT_KEYS = {"tracking_hash", "client_key"}
+# What a reporter sees of an event: how the report stands, never who else reported it or
+# how it was routed.
+RESIDENT_EVENT_KEYS = frozenset({
+    "status", "reason", "note", "rating", "original", "escalation_level", "to_level",
+    "acknowledge_due", "arrive_due", "resolve_due", "verify_due", "sla_state"})
 
 
 def _iso(value) -> str | None:
@@ -94,6 +99,18 @@ class IncidentViews:
             "updated_at": _iso(incident.updated_at),
         }
 
+    def shown(self, incident: Incident) -> dict[str, Any]:
+        """The incident as this viewer may see it: a resident account sees its own report
+        as it was answered on reporting, without staff phones or ids."""
+        if self.viewer is not None and self.viewer.role == "resident":
+            return resident_answer(self, incident)
+        return self.incident(incident)
+
+    def shown_event(self, event: IncidentEvent, incident: Incident) -> dict[str, Any]:
+        """An event as this viewer may see it: a resident account as on the tracking page."""
+        body = self.event(event, incident)
+        return resident_event(body) if self.viewer is not None and self.viewer.role == "resident" else body
+
     def event(self, event: IncidentEvent, incident: Incident) -> dict[str, Any]:
         data = {k: v for k, v in event.data.items() if k not in PRIVATE_EVENT_KEYS}
         if "reporter_phone" in data and not sees_phone(self.viewer, incident):
@@ -123,7 +140,17 @@ def resident_answer(views: IncidentViews, incident: Incident) -> dict[str, Any]:
 
 
 def resident_view(views: IncidentViews, incident: Incident) -> dict[str, Any]:
-    """What the reporter sees on the tracking page: no other person's phone, no internals."""
+    """What a reporter sees on the tracking page, and is pushed: how the report stands and who
+    handles it, by name. No reporter's name, phone or words: everyone whose report was merged
+    into this one follows it too, and none may read another's."""
     body = resident_answer(views, incident)
-    body.pop("recommended_crew")
+    for private in ("recommended_crew", "reporter", "description", "address", "rating_comment"):
+        body.pop(private)
     return body
+
+
+def resident_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as a reporter sees it (`views.event`'s answer, trimmed in place)."""
+    event["data"] = {k: v for k, v in event["data"].items() if k in RESIDENT_EVENT_KEYS}
+    event["actor"] = {"role": event["actor"]["role"]}
+    return event

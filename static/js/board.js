@@ -76,8 +76,9 @@ function inFilter(incident) {
     && (!area || Object.values(incident.areas).some((a) => a?.code === area));
 }
 
+// A push says `in_scope: false` (and no more) when an incident has left this board's scope.
 function shown(incident) {
-  return inFilter(incident) && (OPEN.includes(incident.status)
+  return incident.in_scope !== false && inFilter(incident) && (OPEN.includes(incident.status)
     || (DONE.includes(incident.status) && incident.times.resolved_at && localDate(incident.times.resolved_at) === state.today));
 }
 

@@ -59,8 +59,9 @@ function urgency(a, b) {
     || Date.parse(a.times.created_at) - Date.parse(b.times.created_at);
 }
 
+// A push says `in_scope: false` (and no more) when an incident has left this manager's grids.
 function mine(incident) {
-  return QUEUE_STATUSES.includes(incident.status)
+  return incident.in_scope !== false && QUEUE_STATUSES.includes(incident.status)
     && (incident.manager?.id === state.me.id || state.me.grids.includes(incident.areas.grid?.code));
 }
 

@@ -31,8 +31,9 @@ function element(tag, props = {}, ...children) {
 
 // --- assignments ---
 
+// A push says `in_scope: false` (and no more) when another crew was sent instead.
 function isMine(incident) {
-  return incident.crew?.id === crewId && SHOWN.includes(incident.status);
+  return incident.in_scope !== false && incident.crew?.id === crewId && SHOWN.includes(incident.status);
 }
 
 /** Take a newer copy of an incident (from REST or the live push); older copies are ignored. */
