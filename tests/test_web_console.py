@@ -349,3 +349,26 @@ def test_refused_choices_are_said_in_the_managers_words(demo_server, open_page):
     expect(notice).to_have_text("Nothing found for this original incident number")
     expect_console_error(watched, "422")
     assert incident(demo_server, login(demo_server, f"manager-{GRID}"), first["public_id"])["status"] == "assigned"
+
+
+MARKUP = '<img src=x onerror="window.injected = 1">'
+
+
+def test_words_and_names_with_markup_are_shown_as_text(demo_server, open_page):
+    """Found by a browser audit: the map marker's tooltip put the category name in as HTML
+    (Leaflet takes a string as HTML), and the markup ran. A report's words, an admin's
+    category name: data, shown as text wherever they appear."""
+    Rest(demo_server, "admin").call("PATCH", "/categories/blocked_drain",
+                                    json={"name_zh": "下水道" + MARKUP, "name_en": "Drain" + MARKUP})
+    drain = requests.post(f"{demo_server}/api/v1/incidents", timeout=10, json={
+        "category": "blocked_drain", "description": MARKUP + "\n第二行", "address": MARKUP,
+        "location": {"building_code": building_in(demo_server, GRID, 6)}}).json()
+    watched = console(open_page, demo_server, GRID, TABLET, "console-markup")
+    page = watched.page
+    card(watched, drain["public_id"]).click()
+    expect(page.locator("#detail dd.description")).to_have_text(MARKUP + "\n第二行")
+    page.locator(f'[data-incident="{drain["public_id"]}"]').hover()
+    expect(page.locator(".leaflet-tooltip")).to_contain_text("下水道" + MARKUP)
+    expect(card(watched, drain["public_id"])).to_contain_text("下水道" + MARKUP)
+    assert page.evaluate("window.injected") is None
+    assert page.locator("img[src=x]").count() == 0

@@ -6,6 +6,7 @@ import pytest
 
 from tests.browser import PHONE, sign_in_storage
 from tests.web_helpers import (
+    DEMO_BUILDING,
     Rest,
     crew_for,
     crew_members,
@@ -138,3 +139,24 @@ def test_a_tap_during_a_database_outage_is_retried_then_explained(postgres_serve
         expect(job).to_have_attribute("data-status", "en_route")
         timeline = Rest(base, "admin").get(f"/incidents/{answer['id']}/events")["events"]
         assert [e["type"] for e in timeline].count("en_route") == 1
+
+
+def test_a_long_unbroken_word_does_not_widen_the_phone_page(demo_server, open_page, plumbers):
+    """Found by a browser audit: a pasted link in a description made the page 5,000 px wide
+    on a phone, with the action buttons off screen. Line breaks the resident typed are kept."""
+    _, members = plumbers
+    answer = Rest(demo_server).call("POST", "/incidents", status=201, json={
+        "category": "burst_pipe", "description": "https://example.com/" + "W" * 300 + "\n第二行",
+        "location": {"building_code": DEMO_BUILDING}})
+    watched = open_page(demo_server, "/crew", PHONE, "crew-long-word")
+    page = watched.page
+    page.locator("#username").fill(members[0])
+    page.locator("#password").fill("demo")
+    page.locator("#signin button[type=submit]").click()
+    job = card(page, answer["id"])
+    expect(job).to_be_visible(timeout=LIVE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    box = job.locator('[data-action="resolve"]').bounding_box()
+    assert box["x"] + box["width"] <= PHONE["width"]
+    assert "\n" in job.locator(".description").inner_text()
+    watched.screenshot("long-word")

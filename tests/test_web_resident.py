@@ -146,6 +146,15 @@ def test_low_rating_shows_the_rework(demo_server, open_page):
     expect(timeline_step(page, "rework")).to_be_visible()
     watched.screenshot("sent-back")
     assert Rest(demo_server).get(f"/track/{answer['tracking_token']}")["rework_count"] == 1
+    # Fixed again: the new fix is rated afresh (found by a browser audit: the form stayed hidden).
+    expect(page.locator("#rating")).to_be_hidden()
+    for action in ("en_route", "on_site", "resolve"):
+        crew.act(answer["id"], action)
+    expect(page.locator("#rating")).to_be_visible(timeout=LIVE)
+    expect(page.locator("#rated")).to_be_hidden()
+    page.locator('.stars input[value="4"]').check()
+    page.locator("#rate-submit").click()
+    expect(page.locator("#rated-text")).to_contain_text("4")
 
 
 def test_a_report_merged_into_another_follows_that_one_live(demo_server, open_page):
@@ -282,6 +291,28 @@ def test_lost_answers_are_retried_with_the_same_key_and_file_one_report(demo_ser
     page.wait_for_url(re.compile(r"/track/[^/]+$"))
     expect_console_error(watched, "net::ERR_FAILED")
     assert Rest(demo_server, "admin").get("/incidents")["total"] == 1
+
+
+def test_a_report_edited_after_its_answers_were_lost_is_filed_not_refused(demo_server, open_page):
+    """Found by a browser audit: sent again after an edit, under the key of the version whose
+    answers were lost, the report was refused (422, in English) though the first was filed.
+    An edited report is another request: it goes under a new key, and is filed as the first
+    one's suspected duplicate, with a tracking page for the resident."""
+    watched = open_page(demo_server, "/report", PHONE, "resident-edited")
+    page = watched.page
+    lost = lose_answers(page, first=5)
+    choose_category(page)
+    tap_building(watched)
+    page.locator("#submit").click()
+    expect(page.locator("#error-form")).to_contain_text("网络不通", timeout=30000)
+    assert lost == [201] * 5
+    page.locator("#description").fill("补充：水已经漫到楼道")
+    page.locator("#submit").click()
+    page.wait_for_url(re.compile(r"/track/[^/]+$"))
+    expect_console_error(watched, "net::ERR_FAILED")
+    filed = Rest(demo_server, "admin").get("/incidents")["incidents"]
+    assert len(filed) == 2 and filed[0]["suspected_duplicate_of"] == filed[1]["public_id"]
+    assert filed[0]["description"] == "补充：水已经漫到楼道"
 
 
 DESCRIPTION = "地下室水管爆裂，手机信号很差"

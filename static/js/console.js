@@ -91,7 +91,8 @@ function applyIncident(incident, { live = false } = {}) {
   } else {
     const created = incidentMarker(incident).addTo(markerLayer).on("click", () => select(incident.id));
     created.getElement()?.setAttribute("data-incident", incident.public_id);
-    created.bindTooltip(() => `${incident.public_id} ${categoryName(state.incidents.get(incident.id) || incident)}`);
+    // Leaflet puts a tooltip's string in as HTML: the names are data, so escaped.
+    created.bindTooltip(() => `${esc(incident.public_id)} ${esc(categoryName(state.incidents.get(incident.id) || incident))}`);
     state.markers.set(incident.id, created);
   }
   if (!known && live) {
@@ -184,6 +185,9 @@ function onCrew(crew) {
 
 // --- the selected incident ---
 
+// Not this manager's any more (another grid's now, or gone); a 403 for the role is not that.
+const movedAway = (error) => error instanceof ApiError && (error.status === 404 || error.code === "out_of_scope");
+
 async function select(id) {
   state.selected = id;
   state.fresh.delete(id);
@@ -191,7 +195,17 @@ async function select(id) {
   renderDetail();
   const marker = state.markers.get(id);
   if (marker) map.panTo(marker.getLatLng());
-  await loadDetail(id);
+  try {
+    await loadDetail(id);
+  } catch (error) {
+    if (!movedAway(error)) throw error;
+    // Moved to another grid (or gone) while this console did not hear of it, as in act().
+    forget(id);
+    if (state.selected === id) state.selected = null;
+    renderQueue();
+    renderDetail();
+    notice(problem(error), "warn");
+  }
 }
 
 async function loadDetail(id) {
@@ -358,7 +372,7 @@ function renderDetail() {
       <dt>${esc(t("console.place"))}</dt><dd>${esc(incident.areas.building?.name || incident.address || "—")}${incident.areas.unit ? ` · ${esc(incident.areas.unit.name)}` : ""}</dd>
       <dt>${esc(t("console.grid"))}</dt><dd>${esc(incident.areas.grid?.name || "—")}</dd>
       <dt>${esc(t("console.reported_at"))}</dt><dd>${esc(localTime(incident.times.created_at))}</dd>
-      <dt>${esc(t("console.description"))}</dt><dd>${esc(incident.description || "—")}</dd>
+      <dt>${esc(t("console.description"))}</dt><dd class="description">${esc(incident.description || "—")}</dd>
       <dt>${esc(t("console.reporter"))}</dt><dd>${esc(incident.reporter.name || "")}
         ${phone && !phone.includes("*") ? `<a class="tel" id="reporter-phone" href="tel:${esc(phone)}">${esc(phone)}</a>
           <small>${esc(t("console.call"))}</small>` : esc(phone || masked || t("console.no_phone"))}</dd>
@@ -396,7 +410,7 @@ async function act(action, extra = {}) {
       // Perhaps done with only the answer lost: show the incident as it now stands.
       await loadDetail(incident.id).catch(() => renderDetail());
       notice(problem(error), "warn");
-    } else if (error instanceof ApiError && [403, 404].includes(error.status)) {
+    } else if (movedAway(error)) {
       // Moved to another grid (or gone) while this console did not hear of it.
       forget(incident.id);
       renderQueue();

@@ -322,6 +322,12 @@ form.addEventListener("submit", async (event) => {
     ...(phone ? { reporter_phone: phone } : {}),
     ...(callTaker && name ? { reporter_name: name } : {}),
   };
+  // One key per report as sent: sent again unchanged (after an outage) it is the same report,
+  // but once edited it is another request, which the server refuses under the first key.
+  // Then the first may have been filed, and the edited one comes as its suspected duplicate.
+  const sent = JSON.stringify(body);
+  if (state.keyFor !== undefined && state.keyFor !== sent) state.idempotencyKey = newKey();
+  state.keyFor = sent;
   const unsent = { body, key: state.idempotencyKey, at: Date.now() };
   localStorage.setItem(UNSENT_KEY, JSON.stringify(unsent));
   try {
@@ -504,7 +510,8 @@ function renderCallerReports() {
 /** An empty form with a new Idempotency-Key; the map stays where the last call was. */
 function nextCall() {
   form.reset();
-  Object.assign(state, { category: null, place: null, building: null, sending: false, idempotencyKey: newKey() });
+  Object.assign(state, { category: null, place: null, building: null, sending: false, idempotencyKey: newKey(),
+    keyFor: undefined });
   pointMarker?.remove();
   pointMarker = null;
   clearUnits();

@@ -71,7 +71,9 @@ function render() {
 
 function renderRating() {
   const ordered = [...events.values()].filter((e) => e.incident_id === incident.id).sort((a, b) => a.seq - b.seq);
-  const rated = ordered.findLast((e) => e.type === "rated");
+  const last = ordered.findLast((e) => e.type === "rated");
+  // A low rating sends the job back; once it is fixed again, the new fix is rated afresh.
+  const rated = last && !ordered.some((e) => e.type === "resolved" && e.seq > last.seq) ? last : null;
   $("rated").hidden = !rated;
   if (rated) {
     $("rated-text").textContent = t("track.rated", { n: rated.data?.rating ?? incident.rating });
