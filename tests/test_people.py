@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,6 +14,7 @@ from dispatch.clock import ManualClock
 from dispatch.incidents.categories import seed_categories
 from dispatch.people.auth import hash_password, issue_token
 from dispatch.people.models import Crew, User
+from dispatch.sla.calendar import coverage_warning, covered_years
 from grids.geometry import wgs84_to_gcj02
 from grids.io import import_file
 from tests.geodata import G1, G2, G3, at, tree_file
@@ -208,6 +210,11 @@ def test_calendar(client, world):
     call(client, "PUT", "/calendar/2025-09-28", admin, {"kind": "workday", "name": "调休"})
     listed = call(client, "GET", "/calendar?from=2025-09-01&to=2025-09-30", world.headers["operator"])
     assert [d["day"] for d in listed.get_json()["days"]] == ["2025-09-28"]
+    # Which years' official holidays are known, and a warning when the coming ones are not.
+    official = covered_years()
+    assert listed.get_json()["official_years"] == {"from": official.start, "to": official.stop - 1}
+    today = client.application.extensions["griddispatch.clock"].now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    assert listed.get_json()["warning"] == coverage_warning(today)
     assert call(client, "GET", "/calendar/2025-10-01", admin).get_json()["kind"] == "holiday"
     assert call(client, "DELETE", "/calendar/2025-10-01", admin).status_code == 204
     assert_error(call(client, "GET", "/calendar/2025-10-01", admin), 404)

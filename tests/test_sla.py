@@ -4,7 +4,8 @@ restart idempotency, racing workers, leadership, the test-clock endpoint and the
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -16,8 +17,9 @@ from dispatch.db import Database
 from dispatch.incidents.models import Incident, IncidentEvent
 from dispatch.incidents.service import rebuild_projection
 from dispatch.sla.models import SlaWatch
-from dispatch.sla.worker import Leadership, SlaWorker, run_once
-from tests.world import SHANGHAI, TUESDAY_10
+from dispatch.sla.worker import Leadership, SlaWorker, run_forever, run_once
+from tests.geodata import G3
+from tests.world import SHANGHAI, TUESDAY_10, build_world
 
 SLA_EVENTS = ("sla_changed", "escalated")
 
@@ -215,6 +217,105 @@ def test_resuming_after_a_breach_does_not_repeat_it(world):
         ("escalated", "community", "acknowledge", 1),
         ("escalated", "street", "acknowledge", 2),
     ]
+
+
+def _closed_on_time(world, pipe) -> None:
+    world.clock.advance(3)
+    act(world, "m1", pipe, "acknowledge")
+    act(world, "crew-a", pipe, "on_site")
+    world.clock.advance(57)
+    act(world, "crew-a", pipe, "resolve")  # 11:00, of a 14:00 deadline
+    act(world, "m1", pipe, "verify")
+    act(world, "m1", pipe, "close")
+    tick(world)
+
+
+def test_a_job_sent_back_days_later_gets_a_new_resolve_deadline(world):
+    """Found by an SLA audit: a rework two days after an on-time fix kept the first resolve
+    deadline, so it was red at 12x the limit when it reopened, and one tick escalated it to
+    the community, the street and the district for time it spent closed."""
+    pipe = report(world)
+    _closed_on_time(world, pipe)
+    world.clock.set(datetime(2026, 12, 3, 10, 0, tzinfo=SHANGHAI))
+    reworked = act(world, "operator", pipe, "rate", rating=1)
+    assert reworked["status"] == "dispatched" and reworked["escalation_level"] == 0
+    assert reworked["deadlines"]["resolve_due"] == "2026-12-03T06:00:00+00:00"  # 14:00, 4 h on
+    assert tick(world)["escalated"] == 0
+    world.clock.advance(4 * 60)  # the new deadline passes unmet: one step, to the community
+    tick(world)
+    assert [e[:4] for e in sla_events(world, pipe)][-1] == ("escalated", "community", "resolve", 1)
+    assert world.get("admin", pipe)["escalation_level"] == 1
+
+
+def test_a_pause_ends_with_the_work(world):
+    """Found by an SLA audit: paused after the fix, then verified and closed, an incident kept
+    its pause; reopened by a low rating it came back paused, with no clock running."""
+    pipe = report(world)
+    world.clock.advance(3)
+    act(world, "m1", pipe, "acknowledge")
+    act(world, "crew-a", pipe, "on_site")
+    act(world, "crew-a", pipe, "resolve")
+    act(world, "m1", pipe, "pause", reason="等居民确认")
+    act(world, "m1", pipe, "verify")
+    closed = act(world, "m1", pipe, "close")
+    assert closed["paused"] is None
+    world.clock.advance(24 * 60)
+    reworked = act(world, "operator", closed, "rate", rating=1)
+    assert reworked["paused"] is None and reworked["status"] == "dispatched"
+    world.clock.advance(4 * 60)
+    tick(world)
+    assert world.get("admin", pipe)["sla_state"] == "red"  # its clock runs again
+    cancelled = report(world, category="power_cut")
+    act(world, "operator", cancelled, "pause", reason="等待")
+    assert act(world, "operator", cancelled, "cancel", reason="误报")["paused"] is None
+
+
+def test_a_reassignment_escalates_through_the_new_grids_tree(world):
+    """Found by an SLA audit: escalated to G1's street, then moved to G3 (another street), the
+    next breach went straight to the district; G3's community and street were never told."""
+    drain = report(world, category="no_water")  # acknowledge in 15 (service hours)
+    world.clock.advance(30)  # 10:30: two full limits: community, then street
+    tick(world)
+    assert world.get("admin", drain)["escalation_level"] == 2
+    moved = act(world, "operator", drain, "reassign", grid_code=G3, reason="属于第3网格")
+    assert moved["escalation_level"] == 0
+    world.clock.advance(15)  # the new acknowledge deadline
+    tick(world)
+    last = sla_events(world, drain)[-1]
+    assert last[:4] == ("escalated", "community", "acknowledge", 1)
+    with world.app.extensions["griddispatch.db"].session() as s:
+        escalation = s.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == drain["id"],
+                                                           IncidentEvent.type == "escalated")
+                               .order_by(IncidentEvent.seq.desc())).first()
+        assert escalation.data["area_code"] == "320104002001"  # G3's community
+
+
+def test_the_clock_counts_metric_days_in_the_apps_time_zone(db, tmp_path, monkeypatch):
+    """Found by an SLA audit: the clock's loop ran outside the app's context, so the metrics
+    an escalation moved counted days in the environment's zone, not the app's: a report at
+    23:00 UTC (07:00 in Shanghai) moved to the next day on its first breach."""
+    from dispatch.metrics.models import MetricFact
+
+    monkeypatch.delenv("GRIDDISPATCH_TZ", raising=False)  # the environment says Shanghai
+    app = create_app({"TESTING": True, "DATABASE_URL": db.url, "TEST_CLOCK": True, "GRIDDISPATCH_TZ": "UTC"})
+    world = build_world(app, tmp_path)
+    world.clock.set(datetime(2026, 12, 1, 23, 0, tzinfo=UTC))
+    pipe = report(world)
+    world.clock.advance(6)
+    stop = threading.Event()
+    clock = threading.Thread(target=run_forever, args=(app, 0.05), kwargs={"stop": stop})
+    clock.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(e[0] == "escalated" for e in sla_events(world, pipe)):
+            assert time.monotonic() < deadline, "the clock never escalated"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        clock.join(30)
+    with app.extensions["griddispatch.db"].session() as s:
+        assert s.get(MetricFact, pipe["id"]).day == date(2026, 12, 1)
+    app.extensions["griddispatch.db"].dispose()
 
 
 def test_one_leader_at_a_time(world):

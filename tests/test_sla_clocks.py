@@ -3,7 +3,7 @@ adjusted working Saturday (调休), for both clock kinds; and the calendar they 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +11,13 @@ import pytest
 from dispatch.people.models import CalendarDay
 from dispatch.people.roster import Roster
 from dispatch.routing import Calendar
-from dispatch.sla.calendar import covered_years, merge, public_calendar, working_calendar
+from dispatch.sla.calendar import (
+    coverage_warning,
+    covered_years,
+    merge,
+    public_calendar,
+    working_calendar,
+)
 from dispatch.sla.clocks import deadline, elapsed
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -91,6 +97,27 @@ def test_the_library_covers_2004_to_2026():
     assert years.start <= 2004 and years.stop - 1 >= 2026
     assert date(2026, 10, 1) in OFFICIAL.holidays and date(2026, 10, 10) in OFFICIAL.extra_workdays
     assert date(2026, 12, 1) not in OFFICIAL.holidays
+
+
+def test_past_the_library_the_fixed_date_holidays_are_days_off_and_the_gap_is_said():
+    """Found by an SLA audit: for 2027, which chinese-calendar 1.11 does not know, New Year's
+    Day and National Day were working days, silently. The law fixes those by date; the lunar
+    holidays need the year's announcement, so the gap is said, from two months before."""
+    first_unknown = covered_years().stop
+    for month, day in ((1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)):
+        assert date(first_unknown, month, day) in OFFICIAL.holidays
+        assert date(first_unknown + 5, month, day) in OFFICIAL.holidays
+    new_year = date(first_unknown, 1, 1)
+    next_workday = min(d for d in (date(first_unknown, 1, n) for n in range(2, 9))
+                       if d.weekday() < 5 and d not in OFFICIAL.holidays)
+    assert deadline(t(12, 31, 16, year=first_unknown - 1), 120, kind="service_hours", tz=SH, calendar=OFFICIAL) \
+        == datetime.combine(next_workday, time(10), tzinfo=SH)
+    assert new_year.weekday() >= 5 or next_workday > new_year
+
+    assert coverage_warning(date(first_unknown - 1, 10, 31)) is None  # 61 days on: still known
+    said = coverage_warning(date(first_unknown - 1, 11, 1))
+    assert f"of {first_unknown} are not known" in said and "PUT /api/v1/calendar/<day>" in said
+    assert f"of {first_unknown + 1} " in coverage_warning(date(first_unknown + 1, 3, 1))
 
 
 def test_an_admin_day_wins_over_the_library():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from flask import current_app, g
@@ -50,6 +51,11 @@ def _roster():
 def rule_context() -> Context:
     return Context(session(), now=clock().now(), tz=ZoneInfo(current_app.config["GRIDDISPATCH_TZ"]),
                    index=area_index(), roster=_roster())
+
+
+def local_today() -> date:
+    """Today in GRIDDISPATCH_TZ, by the app's clock."""
+    return clock().now().astimezone(ZoneInfo(current_app.config["GRIDDISPATCH_TZ"])).date()
 
 
 def views_for(viewer: User | None) -> IncidentViews:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from dispatch.api.body import json_list, json_object, path_id
+from dispatch.api.context import local_today
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import id_arg
 from dispatch.app import clock, session
@@ -17,6 +18,7 @@ from dispatch.people import fields, service
 from dispatch.people.auth import require_user
 from dispatch.people.models import ROLES, CalendarDay, DutyDesk, GridAssignment, OnCallShift, User
 from dispatch.routing import DEFAULT_HOURS
+from dispatch.sla.calendar import coverage_warning, covered_years
 
 bp = Blueprint("people", __name__)
 READERS = ("admin", "operator")
@@ -138,7 +140,10 @@ def list_calendar():
     rows = service.list_calendar_days(session=session(),
                                       start=fields.day("from", start) if start else None,
                                       end=fields.day("to", end) if end else None)
-    return jsonify({"days": [day_json(r) for r in rows]})
+    official = covered_years()
+    return jsonify({"days": [day_json(r) for r in rows],
+                    "official_years": {"from": official.start, "to": official.stop - 1},
+                    "warning": coverage_warning(local_today())})
 
 
 @bp.get("/calendar/<day>")
@@ -249,7 +254,8 @@ PATHS = {
         "Remove an on-call entry", "removeOnCall", params=[path_param("shift_id")], ok=("204", None),
         errors={"403": "admins only", "404": "no such entry"})},
     "/calendar": {"get": op(
-        "Public holidays and worked weekend days", "listCalendar",
+        "The admin's holidays and worked weekend days; the years whose official schedule is "
+        "known, and a warning when this year's or the next one's is not", "listCalendar",
         params=[query("from", {"type": "string", "format": "date"}, "first day"),
                 query("to", {"type": "string", "format": "date"}, "last day")],
         errors={"400": "a bad date", "403": "admins and operators only"})},

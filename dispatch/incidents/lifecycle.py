@@ -91,15 +91,23 @@ def perform(ctx: Context, incident: Incident, *, user: User | None, action: str,
     HANDLERS[action](ctx, incident, category, actor, params, user)
 
 
-def _stamp(type_: str):
-    """An action that only moves the state and stamps its time."""
+def _stamp(type_: str, *, ends_pause: bool = False):
+    """An action that only moves the state and stamps its time (and, for one that ends the
+    work, ends a pause: no clock of it runs afterwards for a pause to stop)."""
     def handler(ctx, incident, category, actor, params, user):
-        data = {}
+        data = _pause_ended(incident) if ends_pause else {}
         note = _note(params)
         if note:
             data["note"] = note
         events.append(ctx.session, incident, type_, at=ctx.now, data=data, **actor)
     return handler
+
+
+def _pause_ended(incident: Incident) -> dict[str, Any]:
+    """The event data that lifts a pause, if the incident is paused. An incident reopened
+    later (a rework) must not come back paused with no clock running, nor have its whole
+    time closed counted as a pause when resumed."""
+    return {"paused_at": None, "pause_reason": None} if incident.paused_at else {}
 
 
 def _note(params: dict, field: str = "note", *, required: bool = False) -> str | None:
@@ -151,7 +159,8 @@ def _end(type_: str):
     """Cancel: close without a fix, freeing the crew."""
     def handler(ctx, incident, category, actor, params, user):
         events.append(ctx.session, incident, type_, at=ctx.now,
-                      data={"reason": _note(params, "reason", required=True)}, **actor)
+                      data={"reason": _note(params, "reason", required=True), **_pause_ended(incident)},
+                      **actor)
         free_crew_if_idle(ctx, incident.crew_id)
     return handler
 
@@ -171,8 +180,10 @@ def _reassign(ctx, incident, category, actor, params, user):
     reason = _note(params, "reason", required=True)
     chain = ctx.index.chain_of(grid_code)
     moved = {f"{level}_code": chain.get(level) for level in ("grid", "community", "street", "district")}
-    # The building belongs to another grid, so the report no longer names it.
-    moved.update(unit_code=None, building_code=None, status="assigned", acknowledged_at=None)
+    # The building belongs to another grid, so the report no longer names it. Escalation
+    # starts again from the new grid: its community and street are the next to be told.
+    moved.update(unit_code=None, building_code=None, status="assigned", acknowledged_at=None,
+                 escalation_level=0)
     decision = choose_for_grid(ctx, grid_code, chain.get("community"))
     route_manager(ctx, incident, category, decision, actor=actor, event_type="reassigned",
                   extra={**moved, "from_grid": incident.grid_code, "reason_text": reason})
@@ -191,19 +202,26 @@ def _merge(ctx, incident, category, actor, params, user):
         raise bad_field("duplicate_of", f"{target.public_id} is {target.status}", 409, reason="original_ended",
                         status=target.status)
     events.append(ctx.session, incident, "merged", at=ctx.now,
-                  data={"duplicate_of_id": target.id, "original": target.public_id}, **actor)
+                  data={"duplicate_of_id": target.id, "original": target.public_id, **_pause_ended(incident)},
+                  **actor)
     events.append(ctx.session, target, "duplicate_merged", at=ctx.now,
                   data={"merged_incident": incident.public_id}, **actor)
     free_crew_if_idle(ctx, incident.crew_id)
 
 
 def _rework(ctx, incident, category, actor, params, user, *, reason: str | None = None):
+    """Back to work: the fix is redone against a new resolve deadline, and escalation starts
+    again from the grid. (Held to the first deadline, a job sent back days later was a breach
+    the moment it reopened, and went to the district in one tick.) The first arrival stands."""
     back_to = "dispatched" if incident.crew_id else "acknowledged"
     events.append(ctx.session, incident, "rework", at=ctx.now, data={
         "status": back_to,
         "reason": reason or _note(params, "reason", required=True),
         "rework_count": (incident.rework_count or 0) + 1,
         "resolved_at": None, "verified_at": None, "closed_at": None, "verify_due": None,
+        "resolve_due": due(ctx, category, ctx.now, category.resolve_minutes),
+        "escalation_level": 0,
+        **_pause_ended(incident),
     }, **actor)
     if incident.crew_id:
         crew = ctx.session.get(Crew, incident.crew_id)
@@ -250,8 +268,8 @@ HANDLERS = {
     "en_route": _stamp("en_route"),
     "on_site": _stamp("on_site"),
     "resolve": _resolve,
-    "verify": _stamp("verified"),
-    "close": _stamp("closed"),
+    "verify": _stamp("verified", ends_pause=True),
+    "close": _stamp("closed", ends_pause=True),
     "cancel": _end("cancelled"),
     "reassign": _reassign,
     "merge": _merge,

@@ -2,13 +2,16 @@
 maintained `chinese-calendar` library, with an admin's CalendarDay rows winning over it.
 
 The library ships the State Council's schedules as offline data, one release per year's
-announcement (1.11: 2004 to 2026). For a year it does not know yet only weekends are
-days off until an admin enters that year's days or the library is upgraded.
+announcement (1.11: 2004 to 2026). For a later year the holidays the law fixes by date
+(全国年节及纪念日放假办法: 1 January, 1–2 May, 1–3 October) are days off as well as
+weekends; the lunar holidays and that year's worked weekends are known once an admin enters
+them (PUT /api/v1/calendar/<day>) or the library is upgraded. `coverage_warning` says so,
+and servers log it, from two months before such a year begins.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 
 from chinese_calendar import constants
@@ -18,17 +21,41 @@ from sqlalchemy.orm import Session
 from dispatch.people.models import CalendarDay
 from dispatch.routing import Calendar
 
+# Holidays on fixed dates (month, day), as the law has them since 2025; the others follow
+# the lunar calendar or solar terms and are placed by each year's announcement.
+FIXED_DATE_HOLIDAYS = ((1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3))
+YEARS_AHEAD = 20  # how far past the library's last year the fixed-date holidays are known
+WARN_AHEAD = timedelta(days=61)
+
 
 @cache
 def public_calendar() -> Calendar:
-    """The official holidays and worked weekends, as the library knows them."""
-    return Calendar(holidays=frozenset(constants.holidays), extra_workdays=frozenset(constants.workdays))
+    """The official holidays and worked weekends as the library knows them, and the
+    fixed-date holidays of the years after."""
+    last = covered_years().stop
+    fixed = {date(year, month, day) for year in range(last, last + YEARS_AHEAD)
+             for month, day in FIXED_DATE_HOLIDAYS}
+    return Calendar(holidays=frozenset(constants.holidays) | fixed,
+                    extra_workdays=frozenset(constants.workdays))
 
 
 def covered_years() -> range:
     """The years whose official schedule the installed library carries."""
     days = [*constants.holidays, *constants.workdays]
     return range(min(days).year, max(days).year + 1)
+
+
+def coverage_warning(today: date) -> str | None:
+    """What to tell an operator when the official schedule of this year, or of the next one
+    within two months, is not known: routing and service-hours deadlines will treat its lunar
+    holidays as working days until someone enters them."""
+    years = sorted({today.year, (today + WARN_AHEAD).year} - set(covered_years()))
+    if not years:
+        return None
+    return (f"the official holidays of {', '.join(map(str, years))} are not known (chinese-calendar "
+            f"{covered_years().start}–{covered_years().stop - 1}): only weekends and 1 January, "
+            "1–2 May and 1–3 October are days off; enter the State Council's schedule with "
+            "PUT /api/v1/calendar/<day> (holiday or workday), or upgrade chinese-calendar")
 
 
 def merge(official: Calendar, overrides: dict[date, str]) -> Calendar:

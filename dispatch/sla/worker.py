@@ -33,6 +33,7 @@ from dispatch.incidents.models import Incident
 from dispatch.incidents.service import forget_old_keys
 from dispatch.people.auth import forget_old_sign_in_failures
 from dispatch.people.roster import RosterCache
+from dispatch.sla.calendar import coverage_warning
 from dispatch.sla.models import WorkerLease
 from dispatch.sla.schedule import due_for_evaluation, evaluate
 from grids.store import IndexCache
@@ -165,8 +166,18 @@ def run_forever(app: Flask, interval_s: float = 5, *, stop: threading.Event | No
     stop = stop or threading.Event()
     worker = SlaWorker(app, interval_s=interval_s)
     failures = Failures(log, "SLA tick")
+    # In the app's context, as a request is: what reads the app's config (the metrics' time
+    # zone) must read the same one here, not the environment's.
+    context = app.app_context()
+    context.push()
+    said = None
     try:
         while not stop.is_set():
+            # Each clock says it (once) when the coming year's holidays are unknown.
+            warning = coverage_warning(worker.clock.now().astimezone(worker.tz).date())
+            if warning and warning != said:
+                log.warning("working calendar: %s", warning)
+            said = warning
             try:
                 result = worker.tick()
                 failures.succeeded()
@@ -177,6 +188,7 @@ def run_forever(app: Flask, interval_s: float = 5, *, stop: threading.Event | No
             stop.wait(interval_s)
     finally:
         worker.leadership.release()
+        context.pop()
 
 
 def start_sla_worker(app: Flask, interval_s: float = 5):
