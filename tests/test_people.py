@@ -206,7 +206,7 @@ def test_on_call_rota(client, world):
 def test_calendar(client, world):
     admin = world.headers["admin"]
     put = call(client, "PUT", "/calendar/2025-10-01", admin, {"kind": "holiday", "name": "国庆节"})
-    assert put.get_json() == {"day": "2025-10-01", "kind": "holiday", "name": "国庆节"}
+    assert put.get_json() == {"day": "2025-10-01", "kind": "holiday", "name": "国庆节", "deadlines_moved": 0}
     call(client, "PUT", "/calendar/2025-09-28", admin, {"kind": "workday", "name": "调休"})
     listed = call(client, "GET", "/calendar?from=2025-09-01&to=2025-09-30", world.headers["operator"])
     assert [d["day"] for d in listed.get_json()["days"]] == ["2025-09-28"]

@@ -318,6 +318,37 @@ def test_the_clock_counts_metric_days_in_the_apps_time_zone(db, tmp_path, monkey
     app.extensions["griddispatch.db"].dispose()
 
 
+def test_a_holiday_entered_late_moves_open_service_hours_deadlines(world):
+    """Found by an SLA audit: a day made a holiday after reports were filed kept their
+    deadlines on it, so at that hour on the holiday each read 100 % used, went red and
+    escalated, with only 10 service minutes run. Each keeps the service time it had left."""
+    world.clock.set(datetime(2026, 12, 1, 16, 50, tzinfo=SHANGHAI))
+    drain = report(world, category="blocked_drain")  # service hours: acknowledge in 30
+    pipe = report(world)  # wall clock: the calendar does not move it
+    assert drain["deadlines"]["acknowledge_due"] == "2026-12-02T01:20:00+00:00"  # Wed 09:20
+    world.tokens.clear()
+    made = world.client.put("/api/v1/calendar/2026-12-02", headers=world.headers("admin"),
+                            json={"kind": "holiday", "name": "临时调休"})
+    assert made.status_code == 200 and made.get_json()["deadlines_moved"] == 1, made.get_json()
+    moved = world.get("admin", drain)
+    assert moved["deadlines"]["acknowledge_due"] == "2026-12-03T01:20:00+00:00"  # Thu 09:20
+    assert world.get("admin", pipe)["deadlines"] == pipe["deadlines"]
+    timeline = world.client.get(f"/api/v1/incidents/{drain['id']}/events",
+                                headers=world.headers("admin")).get_json()["events"]
+    assert timeline[-1]["type"] == "deadlines_moved" and timeline[-1]["actor"]["role"] == "admin"
+
+    world.clock.set(datetime(2026, 12, 2, 9, 20, tzinfo=SHANGHAI))  # on the holiday
+    world.tokens.clear()
+    tick(world)
+    assert [e for e in sla_events(world, drain) if e[0] == "escalated"] == []
+    assert world.get("admin", drain)["sla_state"] == "green"
+    # Taken back (before its hours run out), the day gives the time back.
+    world.clock.set(datetime(2026, 12, 1, 17, 30, tzinfo=SHANGHAI))
+    world.tokens.clear()
+    assert world.client.delete("/api/v1/calendar/2026-12-02", headers=world.headers("admin")).status_code == 204
+    assert world.get("admin", drain)["deadlines"]["acknowledge_due"] == "2026-12-02T01:20:00+00:00"
+
+
 def test_one_leader_at_a_time(world):
     db = world.app.extensions["griddispatch.db"]
     first, second = Leadership(db, holder="one"), Leadership(db, holder="two")

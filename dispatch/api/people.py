@@ -10,15 +10,17 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from dispatch.api.body import json_list, json_object, path_id
-from dispatch.api.context import local_today
+from dispatch.api.context import local_today, rule_context
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import id_arg
 from dispatch.app import clock, session
+from dispatch.incidents.flows import Context
 from dispatch.people import fields, service
 from dispatch.people.auth import require_user
 from dispatch.people.models import ROLES, CalendarDay, DutyDesk, GridAssignment, OnCallShift, User
 from dispatch.routing import DEFAULT_HOURS
-from dispatch.sla.calendar import coverage_warning, covered_years
+from dispatch.sla.calendar import coverage_warning, covered_years, working_calendar
+from dispatch.sla.calendar_change import move_deadlines
 
 bp = Blueprint("people", __name__)
 READERS = ("admin", "operator")
@@ -154,19 +156,30 @@ def get_calendar_day(day: str):
 
 @bp.put("/calendar/<day>")
 def set_calendar_day(day: str):
-    require_user("admin")
+    admin = require_user("admin")
+    before = rule_context()
     row = service.set_calendar_day(session=session(), day=fields.day("day", day),
                                    **json_object(("kind", "name")))
+    moved = _move_deadlines(before, admin)
     session().commit()
-    return jsonify(day_json(row))
+    return jsonify({**day_json(row), "deadlines_moved": moved})
 
 
 @bp.delete("/calendar/<day>")
 def remove_calendar_day(day: str):
-    require_user("admin")
+    admin = require_user("admin")
+    before = rule_context()
     service.remove_calendar_day(session=session(), day=fields.day("day", day))
+    _move_deadlines(before, admin)
     session().commit()
     return "", 204
+
+
+def _move_deadlines(before: Context, admin: User) -> int:
+    """Open service-hours deadlines follow the changed calendar (in the same transaction)."""
+    session().flush()
+    return move_deadlines(before, working_calendar(session()),
+                          actor={"actor_id": admin.id, "actor_role": admin.role})
 
 
 def desk_json(row: DutyDesk) -> dict[str, Any]:
@@ -206,7 +219,10 @@ USER_BODY = {"type": "object", "properties": {
 USER_CHANGE = {"type": "object", "properties": {k: v for k, v in USER_BODY["properties"].items() if k != "username"}}
 DAY_ROW = {"type": "object", "properties": {"day": {"type": "string", "format": "date"},
                                             "kind": {"type": "string", "enum": list(service.CALENDAR_KINDS)},
-                                            "name": {"type": "string"}}}
+                                            "name": {"type": "string"},
+                                            "deadlines_moved": {"type": "integer", "description":
+                                                                "on a change: open incidents whose "
+                                                                "service-hours deadlines moved with it"}}}
 ON_CALL = {"type": "object", "required": ["user_id", "area_code", "starts_at", "ends_at"], "properties": {
     "user_id": {"type": "integer"}, "area_code": {"type": "string", "description": "a grid or a community"},
     "starts_at": {"type": "string", "format": "date-time"}, "ends_at": {"type": "string", "format": "date-time"}}}

@@ -43,6 +43,7 @@ TRANSITIONS: dict[str, tuple[str | None, str | None]] = {
     "paused": (None, None),
     "resumed": (None, None),
     "duplicate_merged": (None, None),
+    "deadlines_moved": (None, None),
 }
 _ALL_COLUMNS = [c.key for c in inspect(Incident).mapper.column_attrs]
 _COLUMNS = set(_ALL_COLUMNS) - {"id", "version", "updated_at"}  # what an event's data may set
