@@ -10,6 +10,7 @@ import requests
 from tests.browser import (
     TABLET,
     TABLET_PORTRAIT,
+    Watched,
     building_in,
     set_clock,
     sign_in_form,
@@ -372,3 +373,22 @@ def test_words_and_names_with_markup_are_shown_as_text(demo_server, open_page):
     expect(card(watched, drain["public_id"])).to_contain_text("下水道" + MARKUP)
     assert page.evaluate("window.injected") is None
     assert page.locator("img[src=x]").count() == 0
+
+
+def test_a_board_signed_in_in_another_tab_leaves_the_console_its_own(demo_server, open_page):
+    """Found by a browser audit: every app kept one stored token and read it on each request,
+    so a committee member signing in to /board in a second tab made the console's next tap go
+    out as the committee member: 403, and the incident dropped from the manager's queue."""
+    watched, drain = drain_report_opened(open_page, demo_server, "console-two-tabs", "13800000011")
+    board = Watched(watched.page.context.new_page(), demo_server, "board-two-tabs")
+    board.page.goto(f"{demo_server}/board")
+    sign_in_form(board, "committee")
+    page = watched.page
+    page.bring_to_front()
+    page.click("button[data-action=acknowledge]")
+    expect(page.locator("#notice")).to_contain_text("已接单")
+    expect(card(watched, drain["public_id"])).to_have_count(1)
+    acknowledged = Rest(demo_server, "admin").get(f"/incidents/{drain['id']}")
+    assert acknowledged["times"]["acknowledged_at"] and acknowledged["manager"]["id"] == \
+        Rest(demo_server, f"manager-{GRID}").get("/auth/me")["id"]
+    board.check()

@@ -13,13 +13,26 @@ export class ApiError extends Error {
   }
 }
 
+// The sign-in this page works under: the stored one when the page opened, or its own since.
+// Another tab signing in (as someone else: a board beside a console) changes what is stored
+// for the next page to open, not this page's: its requests and its live socket stay its own
+// user's, instead of going out under the other tab's token.
+let mine;
+
+function signInOfPage() {
+  if (mine === undefined) {
+    const user = localStorage.getItem(USER_KEY);
+    mine = { token: localStorage.getItem(TOKEN_KEY), user: user ? JSON.parse(user) : null };
+  }
+  return mine;
+}
+
 export function token() {
-  return localStorage.getItem(TOKEN_KEY);
+  return signInOfPage().token;
 }
 
 export function currentUser() {
-  const raw = localStorage.getItem(USER_KEY);
-  return raw ? JSON.parse(raw) : null;
+  return signInOfPage().user;
 }
 
 export async function api(path, { method = "GET", body, headers = {} } = {}) {
@@ -41,6 +54,7 @@ export async function signIn(username, password) {
   const data = await api("/auth/token", { method: "POST", body: { username, password } });
   localStorage.setItem(TOKEN_KEY, data.token);
   localStorage.setItem(USER_KEY, JSON.stringify(data.user));
+  mine = { token: data.token, user: data.user };
   return data.user;
 }
 
@@ -54,8 +68,11 @@ export async function signOut() {
 
 /** Forget the stored sign-in without telling the server (which no longer takes it). */
 export function forgetSignIn() {
-  localStorage.removeItem(TOKEN_KEY);
-  localStorage.removeItem(USER_KEY);
+  if (localStorage.getItem(TOKEN_KEY) === token()) { // not another tab's newer sign-in
+    localStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(USER_KEY);
+  }
+  mine = { token: null, user: null };
 }
 
 /** A fresh Idempotency-Key. crypto.randomUUID needs a secure context; a phone or tablet on
