@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -392,3 +393,15 @@ def test_a_board_signed_in_in_another_tab_leaves_the_console_its_own(demo_server
     assert acknowledged["times"]["acknowledged_at"] and acknowledged["manager"]["id"] == \
         Rest(demo_server, f"manager-{GRID}").get("/auth/me")["id"]
     board.check()
+
+
+def test_countdowns_run_on_the_servers_clock_when_the_tablet_runs_ahead(demo_server, open_page):
+    """Found by a browser audit: the console took the server's time only as a lower bound,
+    right for a tablet whose clock is behind; one that runs ahead showed each deadline that
+    much early (4:56 left of 15 minutes on a tablet 10 minutes fast)."""
+    set_clock(demo_server, "2026-11-02T10:00:00+08:00")  # weeks behind this machine's clock
+    watched = console(open_page, demo_server, GRID, TABLET, "console-tablet-ahead")
+    pipe = report(demo_server, building_in(demo_server, GRID, 3), "burst_pipe", "13800000012")
+    card(watched, pipe["public_id"]).click()
+    left = watched.page.locator("#detail .countdown[data-due]").first
+    expect(left).to_have_text(re.compile(r"^0[45]:\d\d$"))  # 5 minutes to acknowledge

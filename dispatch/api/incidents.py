@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request
 from dispatch.api.context import rule_context, views_for
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import IntParam, bbox_arg, bool_arg, id_arg
-from dispatch.app import session
+from dispatch.app import clock, session
 from dispatch.errors import ApiError
 from dispatch.incidents import service
 from dispatch.people.auth import client_key, current_user, require_user
@@ -62,8 +62,9 @@ def list_incidents():
     }
     incidents, total = service.list_visible(session(), user, filters, limit=limit, offset=offset)
     views = views_for(user)
+    # `now`: the server's clock, which the apps' countdowns run on (a tablet's may be wrong).
     return jsonify({"incidents": [views.shown(i) for i in incidents], "total": total,
-                    "limit": limit, "offset": offset})
+                    "limit": limit, "offset": offset, "now": clock().now().isoformat()})
 
 
 @bp.get("/incidents/<incident_ref>")
@@ -160,7 +161,12 @@ PATHS = {
                   "(operators and admins only: 403 for other roles)"),
             LIMIT.documented(),
             OFFSET.documented(),
-        ], errors={"400": "a bad filter", "403": "a phone look-up by a role that may not"}),
+        ], ok=("200", {"type": "object", "properties": {
+            "incidents": {"type": "array", "items": INCIDENT}, "total": {"type": "integer"},
+            "limit": {"type": "integer"}, "offset": {"type": "integer"},
+            "now": {"type": "string", "format": "date-time",
+                    "description": "the server's clock, for countdowns on a device whose clock is wrong"}}}),
+           errors={"400": "a bad filter", "403": "a phone look-up by a role that may not"}),
     },
     "/incidents/{incident_ref}": {"get": op(
         "One incident", "getIncident", params=[INCIDENT_REF], ok=("200", INCIDENT),

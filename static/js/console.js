@@ -5,7 +5,7 @@ import { has, language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
 import { keepForReload, keepSignedIn, keptOverReload, signOutButton, signedIn } from "./signin.js";
-import { beep, countdown, esc, localTime, observeServerTime, serverNow, unlockAudio } from "./ui.js";
+import { anchorServerTime, beep, countdown, esc, localTime, observeServerTime, serverNow, unlockAudio } from "./ui.js";
 
 // The statuses a manager still has work on (resolved: waiting to be verified), and the
 // states each action starts from (as the lifecycle allows them; the server has the last word).
@@ -77,7 +77,6 @@ function forget(id) {
 }
 
 function applyIncident(incident, { live = false } = {}) {
-  observeServerTime(incident.updated_at);
   const known = state.incidents.get(incident.id);
   if (known && known.version > incident.version) return false;
   if (!mine(incident)) {
@@ -149,7 +148,9 @@ function tick() {
 async function loadQueue() {
   const incidents = [];
   for (let offset = 0; ; offset += 500) {
+    const sent = Date.now();
     const page = await api(`/incidents?${new URLSearchParams({ status: QUEUE_STATUSES.join(","), limit: 500, offset })}`);
+    if (offset === 0) anchorServerTime(page.now, sent, Date.now());
     incidents.push(...page.incidents);
     if (offset + 500 >= page.total) break;
   }

@@ -7,9 +7,16 @@ export function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
-// The server's clock may run ahead of this device's (a test clock, a wrong tablet clock):
-// every server timestamp seen is a lower bound for the server's "now".
+// The server's clock and this device's differ (a tablet set wrong, either way; a test
+// clock): countdowns run on the server's. A list answer says the server's "now", read
+// between sending and receiving (`anchorServerTime`); every live event's time after it is a
+// lower bound, for a clock that jumped forward since (a test clock).
 let offset = 0;
+
+export function anchorServerTime(iso, sent, received) {
+  const at = Date.parse(iso);
+  if (!Number.isNaN(at)) offset = at - (sent + received) / 2;
+}
 
 export function observeServerTime(iso) {
   const at = Date.parse(iso);
