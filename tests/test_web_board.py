@@ -44,7 +44,7 @@ def wait_for_counters(watched, expected: dict[str, int]) -> None:
 def downloaded_csv(watched, link: str) -> list[list[str]]:
     with watched.page.expect_download() as download:
         watched.page.click(link)
-    return list(csv.reader(Path(download.value.path()).read_text(encoding="utf-8").splitlines()))
+    return list(csv.reader(Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()))
 
 
 def test_district_board_moves_live_and_exports_csv(demo_server, open_page):

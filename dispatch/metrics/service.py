@@ -333,11 +333,27 @@ def rates_csv(table: dict[str, Any]) -> str:
     return to_csv(header, [[row[c] for c in header] for row in table["rows"]])
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula: names are data
+# (an admin types crew and category names), so such a text cell is kept as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    """CSV for a spreadsheet: a byte-order mark first, so Excel reads the Chinese names as
+    UTF-8, and no cell it would run as a formula."""
     out = io.StringIO()
+    out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    writer.writerows([_cell(v) for v in row] for row in rows)
     return out.getvalue()
 
 
