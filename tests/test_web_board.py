@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.browser import DESKTOP, TABLET, building_in, set_clock, sign_in_form
+from tests.browser import DESKTOP, PHONE, TABLET, building_in, set_clock, sign_in_form
 from tests.web_helpers import Rest, crew_for, crew_members
 
 pytest.importorskip("playwright")
@@ -128,3 +128,19 @@ def test_crews_serving_the_scope_move_and_change_live(demo_server, open_page):
     district.page.wait_for_timeout(500)
     assert other.page.locator(f'[data-crew="{crew["id"]}"]').count() == 0
     district.screenshot("crew-off-duty")
+
+
+def test_the_board_fits_a_phone(demo_server, open_page):
+    """Found by a browser audit: at 375 px the board was 661 px wide (the filters and the
+    CSV links kept their desktop widths). Wide league tables scroll in their own box."""
+    watched = board(open_page, demo_server, "committee", PHONE, "board-phone")
+    page = watched.page
+    for language in ("中文", "EN"):
+        if language == "EN":
+            page.click("#lang")
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], language
+        for link in ("#csv-times", "#csv-rates"):
+            box = page.locator(link).bounding_box()
+            assert box["x"] + box["width"] <= PHONE["width"], (language, link)
+    watched.screenshot("phone")
