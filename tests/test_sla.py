@@ -349,6 +349,36 @@ def test_a_holiday_entered_late_moves_open_service_hours_deadlines(world):
     assert world.get("admin", drain)["deadlines"]["acknowledge_due"] == "2026-12-02T01:20:00+00:00"
 
 
+def test_new_minutes_for_a_category_keep_the_time_its_open_clocks_used(world):
+    """Found by an SLA audit: raised from 30 to 240 minutes, a drain's acknowledge clock was
+    read against 240 while its deadline stayed at 30 (amber at 97.5 %, then red and an
+    escalation at the old deadline, the next step 240 minutes on). Now the time used stays
+    used and the rest of the new limit runs from the change; a cut below it is due now."""
+    drain = report(world, category="blocked_drain")  # acknowledge in 30: 10:30
+    world.clock.advance(24)
+    tick(world)  # 10:24: amber
+    world.tokens.clear()
+    changed = world.client.patch("/api/v1/categories/blocked_drain", headers=world.headers("admin"),
+                                 json={"acknowledge_minutes": 240})
+    assert changed.status_code == 200 and changed.get_json()["deadlines_moved"] == 1, changed.get_json()
+    assert world.get("admin", drain)["deadlines"]["acknowledge_due"] == "2026-12-01T06:00:00+00:00"  # 14:00
+    world.clock.advance(6)  # 10:30, the old deadline
+    tick(world)
+    assert world.get("admin", drain)["sla_state"] == "green"  # 30 of 240 minutes
+    assert [e for e in sla_events(world, drain) if e[0] == "escalated"] == []
+
+    cut = world.client.patch("/api/v1/categories/blocked_drain", headers=world.headers("admin"),
+                             json={"acknowledge_minutes": 20})
+    assert cut.get_json()["deadlines_moved"] == 1
+    assert world.get("admin", drain)["deadlines"]["acknowledge_due"] == "2026-12-01T02:30:00+00:00"  # now
+    tick(world)
+    # One step (above the crew shortfall's), not every one the cut would have taken so far.
+    assert [e[2:4] for e in sla_events(world, drain) if e[0] == "escalated"] == [("acknowledge", 1)]
+    unchanged = world.client.patch("/api/v1/categories/blocked_drain", headers=world.headers("admin"),
+                                   json={"name_en": "Blocked drain"})
+    assert unchanged.get_json()["deadlines_moved"] == 0
+
+
 def test_one_leader_at_a_time(world):
     db = world.app.extensions["griddispatch.db"]
     first, second = Leadership(db, holder="one"), Leadership(db, holder="two")

@@ -7,12 +7,14 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from dispatch.api.body import json_object
+from dispatch.api.context import rule_context
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import bool_arg
 from dispatch.app import session
 from dispatch.incidents.models import CLOCK_KINDS, PRIORITIES, Category
 from dispatch.people import service
 from dispatch.people.auth import require_user
+from dispatch.sla import deadline_moves
 
 bp = Blueprint("categories", __name__)
 CATEGORY_FIELDS = tuple(service.CATEGORY_CHECKS)
@@ -42,10 +44,17 @@ def create_category():
 
 @bp.patch("/categories/<code>")
 def update_category(code: str):
-    require_user("admin")
+    admin = require_user("admin")
+    ctx = rule_context()
+    stored = service.get_category(session=session(), code=code)
+    before = Category(**{column.key: getattr(stored, column.key) for column in Category.__table__.columns})
     category = service.update_category(session=session(), code=code, **json_object(CATEGORY_FIELDS))
+    session().flush()
+    # Open incidents of it keep the time their clocks have used, against the new limits.
+    moved = deadline_moves.for_category(ctx, before, category,
+                                        actor={"actor_id": admin.id, "actor_role": admin.role})
     session().commit()
-    return jsonify(category_json(category))
+    return jsonify({**category_json(category), "deadlines_moved": moved})
 
 
 MINUTES = {"type": "integer", "minimum": 1}
@@ -71,7 +80,9 @@ PATHS = {
                                                  "403": "admins only", "409": "code taken"}),
     },
     "/categories/{code}": {"patch": op(
-        "Change SLA minutes, priority, skill, needs_crew or retire a category (active)",
+        "Change SLA minutes, priority, skill, needs_crew or retire a category (active); open "
+        "incidents of it keep the time their clocks have used, against the new minutes "
+        "(deadlines_moved: how many moved)",
         "updateCategory", params=[path_param("code")], body=CATEGORY_BODY, ok=("200", CATEGORY),
         errors={"400": "a bad field", "403": "admins only", "404": "no such category"})},
 }

@@ -19,8 +19,8 @@ from dispatch.people import fields, service
 from dispatch.people.auth import require_user
 from dispatch.people.models import ROLES, CalendarDay, DutyDesk, GridAssignment, OnCallShift, User
 from dispatch.routing import DEFAULT_HOURS
+from dispatch.sla import deadline_moves
 from dispatch.sla.calendar import coverage_warning, covered_years, working_calendar
-from dispatch.sla.calendar_change import move_deadlines
 
 bp = Blueprint("people", __name__)
 READERS = ("admin", "operator")
@@ -178,8 +178,8 @@ def remove_calendar_day(day: str):
 def _move_deadlines(before: Context, admin: User) -> int:
     """Open service-hours deadlines follow the changed calendar (in the same transaction)."""
     session().flush()
-    return move_deadlines(before, working_calendar(session()),
-                          actor={"actor_id": admin.id, "actor_role": admin.role})
+    return deadline_moves.for_calendar(before, working_calendar(session()),
+                                       actor={"actor_id": admin.id, "actor_role": admin.role})
 
 
 def desk_json(row: DutyDesk) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Open deadlines that move when the rules under them change, so that each running clock
+keeps the time it has used:
+
+- an admin changes the working calendar (a holiday announced late, a worked weekend): each
+  open incident on service hours keeps the service time it had left, counted from now in
+  the new calendar. Otherwise a deadline set for a day that has just become a holiday
+  would be a breach there, with only minutes of service time run;
+- an admin changes a category's minutes or clock kind: each open incident of it keeps the
+  time it has used, and the rest of the new limit runs from now on the new clock. Otherwise
+  its colour would be read against a limit its deadline was not set with (amber at 97.5 %
+  of a limit raised from 30 to 240 minutes, then red with the next step 240 minutes on).
+
+A deadline already passed stays: its breach happened. A limit cut below the time already
+used falls due now. Each move is a `deadlines_moved` event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from dispatch.incidents import events
+from dispatch.incidents.flows import Context
+from dispatch.incidents.models import Category, Incident
+from dispatch.routing import Calendar
+from dispatch.sla.schedule import WATCHED_STATUSES
+from dispatch.sla.state import Clock, Phase, running_phases
+
+
+def for_calendar(ctx: Context, calendar: Calendar, *, actor: dict) -> int:
+    """After the calendar changed from `ctx.calendar` to `calendar`: how many incidents moved."""
+    on_service_hours = [code for code, category in ctx.roster.categories.items()
+                        if category.clock_kind == "service_hours"]
+    if not on_service_hours or calendar == ctx.calendar:
+        return 0
+    before, after = (Clock("service_hours", ctx.tz, c) for c in (ctx.calendar, calendar))
+    moved = 0
+    for incident in _open(ctx, on_service_hours):
+        category = ctx.roster.categories[incident.category_code]
+        moved += _move(ctx, incident, {
+            phase: _kept(phase, ctx.now, before, after, phase.limit)
+            for phase in running_phases(incident, category)}, "calendar_changed", actor)
+    return moved
+
+
+def for_category(ctx: Context, before: Category, after: Category, *, actor: dict) -> int:
+    """After a category's rules changed from `before` to `after`: how many incidents moved."""
+    limits = {phase: getattr(after, f"{phase}_minutes") for phase in ("acknowledge", "arrive", "resolve", "verify")}
+    if before.clock_kind == after.clock_kind and all(
+            getattr(before, f"{phase}_minutes") == limit for phase, limit in limits.items()):
+        return 0
+    old, new = Clock(before.clock_kind, ctx.tz, ctx.calendar), Clock(after.clock_kind, ctx.tz, ctx.calendar)
+    moved = 0
+    for incident in _open(ctx, [after.code]):
+        moved += _move(ctx, incident, {
+            phase: _kept(phase, ctx.now, old, new, limits[phase.name])
+            for phase in running_phases(incident, before) if limits[phase.name] > 0}, "category_changed", actor)
+    return moved
+
+
+def _open(ctx: Context, categories: list[str]):
+    return ctx.session.scalars(select(Incident).where(
+        Incident.status.in_(WATCHED_STATUSES), Incident.category_code.in_(categories)).order_by(Incident.id))
+
+
+def _kept(phase: Phase, now: datetime, old: Clock, new: Clock, limit: float) -> datetime:
+    """The deadline that leaves this phase the time it has used, under the new clock and
+    limit; no earlier than now (a limit cut below the time used is due now: one breach step,
+    not every step the new limit would have taken so far)."""
+    used = phase.limit - old.minutes(now, phase.due)
+    return max(new.after(now, limit - used), now)
+
+
+def _move(ctx: Context, incident: Incident, dues: dict[Phase, datetime], reason: str, actor: dict) -> int:
+    changes: dict[str, object] = {}
+    marks = dict(incident.sla_marks or {})
+    for phase, due in dues.items():
+        if phase.due <= ctx.now or due == phase.due:
+            continue
+        changes[f"{phase.name}_due"] = due
+        mark = marks.get(phase.name)
+        if mark and datetime.fromisoformat(mark["due"]) == phase.due:  # moved past a breach by a pause
+            marks[phase.name] = {**mark, "due": due.isoformat()}
+    if not changes:
+        return 0
+    if marks != (incident.sla_marks or {}):
+        changes["sla_marks"] = marks
+    events.append(ctx.session, incident, "deadlines_moved", at=ctx.now, data={**changes, "reason": reason}, **actor)
+    return 1
