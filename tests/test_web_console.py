@@ -363,12 +363,13 @@ def test_words_and_names_with_markup_are_shown_as_text(demo_server, open_page):
     Rest(demo_server, "admin").call("PATCH", "/categories/blocked_drain",
                                     json={"name_zh": "下水道" + MARKUP, "name_en": "Drain" + MARKUP})
     drain = requests.post(f"{demo_server}/api/v1/incidents", timeout=10, json={
-        "category": "blocked_drain", "description": MARKUP + "\n第二行", "address": MARKUP,
+        "category": "blocked_drain", "description": MARKUP + "\n第二行", "address": "302室" + MARKUP,
         "location": {"building_code": building_in(demo_server, GRID, 6)}}).json()
     watched = console(open_page, demo_server, GRID, TABLET, "console-markup")
     page = watched.page
     card(watched, drain["public_id"]).click()
     expect(page.locator("#detail dd.description")).to_have_text(MARKUP + "\n第二行")
+    expect(page.locator("#detail")).to_contain_text("302室" + MARKUP)  # the address, beside the building
     page.locator(f'[data-incident="{drain["public_id"]}"]').hover()
     expect(page.locator(".leaflet-tooltip")).to_contain_text("下水道" + MARKUP)
     expect(card(watched, drain["public_id"])).to_contain_text("下水道" + MARKUP)

@@ -253,6 +253,18 @@ def test_missing_category_is_shown_next_to_the_field(demo_server, open_page):
     assert Rest(demo_server, "admin").get("/incidents")["total"] == 0
 
 
+def test_an_empty_report_says_every_missing_field_at_once(demo_server, open_page):
+    """Found by a browser audit: an empty form flagged only the category, and the place only
+    on the next try."""
+    watched = open_page(demo_server, "/report", PHONE, "resident-empty")
+    page = watched.page
+    page.locator("#submit").click()
+    expect(page.locator("#error-category")).to_have_text("请选择问题类型")
+    expect(page.locator("#error-location")).to_have_text("请标出问题所在的楼栋或位置")
+    expect_console_error(watched, "status of 400")
+    assert Rest(demo_server, "admin").get("/incidents")["total"] == 0
+
+
 def test_english_toggle_switches_the_labels(demo_server, open_page):
     watched = open_page(demo_server, "/report", PHONE, "resident-english")
     page = watched.page

@@ -370,7 +370,8 @@ function renderDetail() {
     ${deadline ? `<p>${esc(t(`console.due.${deadline.name}`))} <span class="countdown" data-due="${deadline.at}"></span></p>` : ""}
     <div id="notice" role="status" hidden></div>
     <dl class="facts">
-      <dt>${esc(t("console.place"))}</dt><dd>${esc(incident.areas.building?.name || incident.address || "—")}${incident.areas.unit ? ` · ${esc(incident.areas.unit.name)}` : ""}</dd>
+      <dt>${esc(t("console.place"))}</dt><dd>${esc(incident.areas.building?.name || incident.address || "—")}${incident.areas.unit ? ` · ${esc(incident.areas.unit.name)}` : ""}${
+        incident.areas.building && incident.address ? `<br>${esc(incident.address)}` : ""}</dd>
       <dt>${esc(t("console.grid"))}</dt><dd>${esc(incident.areas.grid?.name || "—")}</dd>
       <dt>${esc(t("console.reported_at"))}</dt><dd>${esc(localTime(incident.times.created_at))}</dd>
       <dt>${esc(t("console.description"))}</dt><dd class="description">${esc(incident.description || "—")}</dd>

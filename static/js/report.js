@@ -303,6 +303,9 @@ function showError(error) {
   if (error.code === "outside_managed_area") message = t("report.place.outside");
   else if (error.code === "invalid_field") message = t(`report.error.${field}`);
   setFieldError(field, message);
+  // The server names the first field it refuses; a place not marked yet is said at once too,
+  // not on the next try.
+  if (field === "category" && !state.place) setFieldError("location", t("report.error.location"));
   document.getElementById(`field-${field}`).scrollIntoView({ block: "center" });
 }
 
