@@ -101,11 +101,9 @@ def on_duty(manager: GridManager, when: datetime, tz: tzinfo,
     if not manager.active:
         return False
     local = _local(when, tz)
-    weekday = _working_weekday(local.date(), calendar)
-    if weekday is None:
-        return False
     hours = DEFAULT_HOURS if manager.hours is None else manager.hours
-    return any(span.covers(weekday, local.time()) for span in hours)
+    return any(span.covers(weekday, local.time()) for weekday in _working_weekdays(local.date(), calendar)
+               for span in hours)
 
 
 def choose_manager(*, grid_code: str, community_code: str | None, when: datetime, tz: tzinfo,
@@ -158,13 +156,15 @@ def _local(when: datetime, tz: tzinfo) -> datetime:
     return when.astimezone(tz)
 
 
-def _working_weekday(day: date, calendar: Calendar) -> int | None:
-    """The weekday whose hours apply on a local date; None on a public holiday."""
+def _working_weekdays(day: date, calendar: Calendar) -> tuple[int, ...]:
+    """The weekdays whose hours apply on a local date: none on a public holiday; on an
+    adjusted working day (调休) Monday's as well as its own, so it takes nobody off duty
+    who works that weekday anyway."""
     if day in calendar.holidays:
-        return None
+        return ()
     if day in calendar.extra_workdays:
-        return 0  # an adjusted working weekend day runs on Monday's hours
-    return day.weekday()
+        return tuple(dict.fromkeys((day.weekday(), 0)))
+    return (day.weekday(),)
 
 
 def _describe_time(local: datetime, tz: tzinfo, calendar: Calendar) -> str:
@@ -173,7 +173,7 @@ def _describe_time(local: datetime, tz: tzinfo, calendar: Calendar) -> str:
     if local.date() in calendar.holidays:
         return f"{line}, public holiday"
     if local.date() in calendar.extra_workdays:
-        return f"{line}, adjusted working day (Monday hours)"
+        return f"{line}, adjusted working day (Monday's hours as well as its own)"
     return line
 
 
@@ -232,6 +232,7 @@ class CrewCandidate:
     lat: float | None
     open_assignments: int
     idle_since: datetime | None  # None = unknown, ranked as the most recently idle
+    active_members: int = 1  # crew accounts that can work its jobs
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,8 @@ def _exclusion_reason(crew: CrewCandidate, skill: str, chain: list[str]) -> str 
     """Why a crew cannot take the job, or None when it can."""
     if skill not in crew.skills:
         return f"lacks skill {skill}"
+    if not crew.active_members:
+        return "no active member"
     if crew.status != "available":
         return crew.status
     if crew.service_areas.isdisjoint(chain):

@@ -450,6 +450,11 @@ def test_disabled_user_is_refused(client, world):
     assert assert_error(call(client, "GET", "/auth/me", manager), 401)["code"] == "user_disabled"
     login = call(client, "POST", "/auth/token", body={"username": "manager", "password": PASSWORD})
     assert assert_error(login, 401)["code"] == "user_disabled"
+    # Enabled again, the account signs in afresh: a lost tablet's token stays dead (found by
+    # a people audit: it came back to life).
+    call(client, "PATCH", f"/people/{world.ids['grid_manager']}", world.headers["admin"], {"active": True})
+    assert assert_error(call(client, "GET", "/auth/me", manager), 401)["code"] == "token_revoked"
+    assert call(client, "POST", "/auth/token", body={"username": "manager", "password": PASSWORD}).status_code == 201
 
 
 def test_revoked_token_is_refused(client, world):

@@ -80,8 +80,10 @@ def rota(user_id: int, area: str, starts: datetime = WEEK_ROTA[0],
     pytest.param(HOLIDAY_10, hours((0, 8, 20)), True, False, id="holiday-beats-custom-hours"),
     pytest.param(ADJUSTED_SAT_10, None, True, True, id="adjusted-working-saturday"),
     pytest.param(at(9, 14, 8), hours((0, 7, 9)), True, True, id="adjusted-saturday-uses-monday"),
-    pytest.param(ADJUSTED_SAT_10, SATURDAY_MORNING, True, False,
-                 id="adjusted-saturday-ignores-saturday-hours"),
+    # A worked weekend takes nobody off duty who works that weekday anyway (found by a
+    # routing audit: Saturday's own hours were replaced by Monday's).
+    pytest.param(ADJUSTED_SAT_10, SATURDAY_MORNING, True, True,
+                 id="adjusted-saturday-keeps-saturday-hours"),
     pytest.param(SAT_10, SATURDAY_MORNING, True, True, id="custom-saturday-morning"),
     pytest.param(at(6, 8, 12), SATURDAY_MORNING, True, False, id="custom-hours-end-is-off"),
     pytest.param(MON_10, SATURDAY_MORNING, True, False, id="custom-hours-replace-default"),

@@ -144,3 +144,54 @@ def test_names_and_committee_members_come_from_the_directory_as_it_stands(world)
     with db.session() as s:
         s.get(User, member_id).active = False
     assert notified() == []
+
+
+def _reassign(world, incident: dict, grid: str) -> dict:
+    world.tokens.clear()  # the clock may have moved past the tokens' lifetime
+    current = world.get("admin", incident)
+    response = world.act("operator", current, "reassign", grid_code=grid, reason="交回本网格")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_a_report_the_desk_took_overnight_goes_back_to_its_grid_in_the_morning(world):
+    """Found by a routing audit: a report at 08:59 went to the duty desk, and at 09:05, with
+    its grid's manager on duty, reassigning it to its own grid was refused as the same grid."""
+    world.clock.set(datetime(2026, 12, 1, 8, 59, tzinfo=SHANGHAI))
+    incident, data = routed(world)
+    assert data["reason"] == "community_duty_desk"
+    world.clock.set(datetime(2026, 12, 1, 9, 5, tzinfo=SHANGHAI))
+    moved = _reassign(world, incident, G2)
+    assert moved["manager"]["display_name"] == "M2" and moved["areas"]["building"] == incident["areas"]["building"]
+    again = world.act("operator", world.get("admin", moved), "reassign", grid_code=G2, reason="x")
+    assert again.status_code == 409 and again.get_json()["error"]["details"]["reason"] == "same_grid"
+
+
+def test_a_report_of_a_disabled_manager_is_routed_again_in_its_grid(world):
+    """Found by a routing audit: a report assigned to a manager who was then disabled stayed
+    with them, and could not be handed on within its grid."""
+    incident, _ = routed(world)
+    assert incident["manager"]["display_name"] == "M2"
+    world.tokens.clear()
+    disabled = world.client.patch(f"/api/v1/people/{world.users['m2']}", headers=world.headers("admin"),
+                                  json={"active": False})
+    assert disabled.status_code == 200
+    moved = _reassign(world, incident, G2)
+    assert moved["manager"]["display_name"] in ("M1", "M3")  # a neighbour on duty
+    events = world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                              headers=world.headers("admin")).get_json()["events"]
+    assert events[-1]["type"] == "reassigned" and events[-1]["data"]["reason"] == "adjacent_grid"
+
+
+def test_a_crew_with_no_active_member_is_sent_nowhere(world):
+    """Found by a routing audit: a crew whose only member was disabled was still
+    auto-dispatched to an urgent report, which nobody could then work."""
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.get(User, world.users["crew-a"]).active = False
+    response = world.report(category="burst_pipe")  # at B1: crew A is the plumber serving it
+    assert response.status_code == 201
+    events = world.client.get(f"/api/v1/incidents/{response.get_json()['id']}/events",
+                              headers=world.headers("admin")).get_json()["events"]
+    assert all(e["type"] != "dispatched" for e in events)
+    excluded = {e["crew_id"]: e["reason"] for event in events for e in event["data"].get("excluded", [])}
+    assert excluded[world.crews["A"]] == "no active member"

@@ -230,20 +230,23 @@ def _closed_on_time(world, pipe) -> None:
     tick(world)
 
 
-def test_a_job_sent_back_days_later_gets_a_new_resolve_deadline(world):
-    """Found by an SLA audit: a rework two days after an on-time fix kept the first resolve
-    deadline, so it was red at 12x the limit when it reopened, and one tick escalated it to
-    the community, the street and the district for time it spent closed."""
+def test_a_job_sent_back_days_later_takes_no_back_dated_steps(world):
+    """Found by an SLA audit: a rework two days after an on-time fix was a breach of 12 limits
+    when it reopened, and one tick escalated it to the community, the street and the district
+    for time it spent closed. It stays held to the deadline promised at the report (so it
+    counts as late), but escalation climbs again from the grid at the next step only."""
     pipe = report(world)
     _closed_on_time(world, pipe)
     world.clock.set(datetime(2026, 12, 3, 10, 0, tzinfo=SHANGHAI))
     reworked = act(world, "operator", pipe, "rate", rating=1)
     assert reworked["status"] == "dispatched" and reworked["escalation_level"] == 0
-    assert reworked["deadlines"]["resolve_due"] == "2026-12-03T06:00:00+00:00"  # 14:00, 4 h on
+    assert reworked["deadlines"]["resolve_due"] == pipe["deadlines"]["resolve_due"]  # 12-01 14:00
     assert tick(world)["escalated"] == 0
-    world.clock.advance(4 * 60)  # the new deadline passes unmet: one step, to the community
+    assert world.get("admin", pipe)["sla_state"] == "red"
+    world.clock.advance(4 * 60)  # one more limit unmet: one step, to the community
     tick(world)
-    assert [e[:4] for e in sla_events(world, pipe)][-1] == ("escalated", "community", "resolve", 1)
+    assert [e[:4] for e in sla_events(world, pipe) if e[0] == "escalated"] == [
+        ("escalated", "community", "resolve", 13)]
     assert world.get("admin", pipe)["escalation_level"] == 1
 
 
@@ -288,6 +291,17 @@ def test_a_reassignment_escalates_through_the_new_grids_tree(world):
                                                            IncidentEvent.type == "escalated")
                                .order_by(IncidentEvent.seq.desc())).first()
         assert escalation.data["area_code"] == "320104002001"  # G3's community
+
+    # At the district already, reassigned: the steps its other clocks owe since are not taken
+    # back-dated, all at once (found in review: three escalations in one tick).
+    late = report(world, category="no_water")
+    world.clock.advance(4 * 60)
+    tick(world)
+    assert world.get("admin", late)["escalation_level"] == 3
+    act(world, "operator", late, "reassign", grid_code=G3, reason="属于第3网格")
+    before = len(sla_events(world, late))
+    tick(world)
+    assert [e for e in sla_events(world, late)[before:] if e[0] == "escalated"] == []
 
 
 def test_the_clock_counts_metric_days_in_the_apps_time_zone(db, tmp_path, monkeypatch):
@@ -377,6 +391,27 @@ def test_new_minutes_for_a_category_keep_the_time_its_open_clocks_used(world):
     unchanged = world.client.patch("/api/v1/categories/blocked_drain", headers=world.headers("admin"),
                                    json={"name_en": "Blocked drain"})
     assert unchanged.get_json()["deadlines_moved"] == 0
+
+
+def test_new_minutes_reach_a_paused_incident_from_its_pause(world):
+    """Found in review: a paused drain whose deadline passed during the pause was skipped
+    (no breach while paused), then read against the new limit after resuming: amber after
+    5 minutes of 240. Its clock stood at the pause: the time used then stays used."""
+    drain = report(world, category="blocked_drain")  # acknowledge in 30: 10:30
+    world.clock.advance(5)
+    act(world, "m1", drain, "pause", reason="居民不在家")
+    world.clock.advance(55)  # 11:00: the old deadline passed during the pause
+    world.tokens.clear()
+    changed = world.client.patch("/api/v1/categories/blocked_drain", headers=world.headers("admin"),
+                                 json={"acknowledge_minutes": 240})
+    assert changed.get_json()["deadlines_moved"] == 1
+    world.clock.advance(30)  # 11:30
+    resumed = act(world, "m1", drain, "resume")
+    # 5 minutes used at the pause, 235 left from the resume: 15:25.
+    assert resumed["deadlines"]["acknowledge_due"] == "2026-12-01T07:25:00+00:00"
+    world.clock.advance(1)
+    tick(world)
+    assert world.get("admin", drain)["sla_state"] == "green"
 
 
 def test_one_leader_at_a_time(world):

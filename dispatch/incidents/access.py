@@ -105,7 +105,7 @@ def mask_phone(phone: str | None) -> str | None:
     """138****5678: enough to recognise, not enough to call. A mobile or a landline with its
     area code (11 digits or more) keeps its first 3 and last 4, as is usual in China; a
     shorter number, a local landline say, only its last 2, and under 7 digits nothing, so
-    at least 5 digits are always hidden (100,000 numbers to try, not 10)."""
+    a short number too keeps at least 5 digits hidden (100,000 numbers to try, not 10)."""
     if not phone:
         return phone
     head, tail = (3, 4) if len(phone) >= 11 else (0, 2) if len(phone) >= 7 else (0, 0)

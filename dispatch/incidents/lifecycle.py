@@ -26,6 +26,7 @@ from dispatch.incidents.flows import (
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
 from dispatch.people.models import Crew, User
 from dispatch.sla.pause import resumed_deadlines
+from dispatch.sla.state import Clock, Phase, caught_up, running_phases
 
 ACTIONS = ("acknowledge", "dispatch", "en_route", "on_site", "resolve", "verify", "close",
            "cancel", "reassign", "merge", "rework", "rate", "escalate", "pause", "resume")
@@ -166,6 +167,9 @@ def _end(type_: str):
 
 
 def _reassign(ctx, incident, category, actor, params, user):
+    """To another grid, or to its own grid again: routed afresh, which hands a report the
+    duty desk took overnight to the grid's manager once on duty, or one whose manager was
+    disabled to whoever covers the grid now."""
     grid_code = params.get("grid_code")
     if not isinstance(grid_code, str) or not grid_code:
         raise bad_field("grid_code", "is required", reason="required")
@@ -175,18 +179,27 @@ def _reassign(ctx, incident, category, actor, params, user):
         raise bad_field("grid_code", f"unknown grid {grid_code!r}", 422, reason="unknown") from None
     if level != "grid":
         raise bad_field("grid_code", f"{grid_code!r} is a {level}, not a grid", 422, reason="not_a_grid")
-    if grid_code == incident.grid_code:
-        raise bad_field("grid_code", "is already the incident's grid", 409, reason="same_grid")
-    reason = _note(params, "reason", required=True)
     chain = ctx.index.chain_of(grid_code)
-    moved = {f"{level}_code": chain.get(level) for level in ("grid", "community", "street", "district")}
-    # The building belongs to another grid, so the report no longer names it. Escalation
-    # starts again from the new grid: its community and street are the next to be told.
-    moved.update(unit_code=None, building_code=None, status="assigned", acknowledged_at=None,
-                 escalation_level=0)
     decision = choose_for_grid(ctx, grid_code, chain.get("community"))
+    same_grid = grid_code == incident.grid_code
+    if same_grid and decision.user_id == incident.manager_id:
+        raise bad_field("grid_code", "is already the incident's grid, and its report would go to the "
+                        "same manager again", 409, reason="same_grid")
+    reason = _note(params, "reason", required=True)
+    moved = {} if same_grid else {f"{level}_code": chain.get(level) for level in ("grid", "community", "street", "district")}
+    if not same_grid:  # the building belongs to another grid, so the report no longer names it
+        moved.update(unit_code=None, building_code=None)
+    # Escalation starts again from the (new) grid: its community and street are the next
+    # to be told, at the next breach; steps already owed are not taken back-dated.
+    moved.update(status="assigned", acknowledged_at=None, escalation_level=0,
+                 sla_marks=_caught_up(ctx, incident, category, running_phases(incident, category)))
     route_manager(ctx, incident, category, decision, actor=actor, event_type="reassigned",
                   extra={**moved, "from_grid": incident.grid_code, "reason_text": reason})
+
+
+def _caught_up(ctx, incident: Incident, category: Category, phases: list) -> dict[str, Any]:
+    clock = Clock(category.clock_kind, ctx.tz, ctx.calendar)
+    return caught_up(incident.sla_marks, phases, incident.paused_at or ctx.now, clock)
 
 
 def _merge(ctx, incident, category, actor, params, user):
@@ -210,17 +223,20 @@ def _merge(ctx, incident, category, actor, params, user):
 
 
 def _rework(ctx, incident, category, actor, params, user, *, reason: str | None = None):
-    """Back to work: the fix is redone against a new resolve deadline, and escalation starts
-    again from the grid. (Held to the first deadline, a job sent back days later was a breach
-    the moment it reopened, and went to the district in one tick.) The first arrival stands."""
+    """Back to work, still held to the resolve deadline promised at the report (a job sent
+    back after it is late, and counts so in the metrics). Escalation starts again from the
+    grid at the next breach step: the steps owed while it stood resolved or closed are not
+    taken back-dated (they took a job sent back days later to the district in one tick).
+    The first arrival stands."""
     back_to = "dispatched" if incident.crew_id else "acknowledged"
+    resolve = [Phase("resolve", incident.resolve_due, category.resolve_minutes, incident.created_at)]
     events.append(ctx.session, incident, "rework", at=ctx.now, data={
         "status": back_to,
         "reason": reason or _note(params, "reason", required=True),
         "rework_count": (incident.rework_count or 0) + 1,
         "resolved_at": None, "verified_at": None, "closed_at": None, "verify_due": None,
-        "resolve_due": due(ctx, category, ctx.now, category.resolve_minutes),
         "escalation_level": 0,
+        "sla_marks": _caught_up(ctx, incident, category, resolve if incident.resolve_due else []),
         **_pause_ended(incident),
     }, **actor)
     if incident.crew_id:

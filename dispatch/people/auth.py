@@ -103,12 +103,13 @@ def why_refused(row: ApiToken | None, user: User | None, now: datetime) -> ApiEr
     Reads `revoked_at`, `expires_at` and `active` only, so result rows with those columns do."""
     if row is None:
         return ApiError(401, "invalid_token", "the token is not known")
+    # A disabled account's tokens are revoked too; saying why is the more useful answer.
+    if user is None or not user.active:
+        return ApiError(401, "user_disabled", "this account is disabled")
     if row.revoked_at is not None:
         return ApiError(401, "token_revoked", "the token was revoked; sign in again")
     if row.expires_at <= now:
         return ApiError(401, "token_expired", "the token has expired; sign in again")
-    if user is None or not user.active:
-        return ApiError(401, "user_disabled", "this account is disabled")
     return None
 
 

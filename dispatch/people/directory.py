@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dispatch.incidents.models import OPEN_STATUSES, Incident
-from dispatch.people.models import Crew, GridAssignment
+from dispatch.people.models import Crew, GridAssignment, User
 from dispatch.routing import CrewCandidate
 
 
@@ -24,7 +24,14 @@ def _crews_with_load():
         .correlate(Crew)
         .scalar_subquery()
     )
-    return select(Crew, load.label("open_assignments")).order_by(Crew.id)
+    # Who can work its jobs: a crew with no active member is recommended to nobody.
+    members = (
+        select(func.count()).select_from(User)
+        .where(User.crew_id == Crew.id, User.role == "crew", User.active.is_(True))
+        .correlate(Crew)
+        .scalar_subquery()
+    )
+    return select(Crew, load.label("open_assignments"), members.label("members")).order_by(Crew.id)
 
 
 def crew_candidates(session: Session) -> list[CrewCandidate]:
@@ -34,7 +41,7 @@ def crew_candidates(session: Session) -> list[CrewCandidate]:
     holds them only weakly, and the report then dispatches one of them and names the crew
     in its answer, which would otherwise read it again (and flush early to do so)."""
     rows = session.execute(_crews_with_load()).all()
-    session.info["crews_read"] = [crew for crew, _load in rows]
+    session.info["crews_read"] = [crew for crew, _load, _members in rows]
     return [
         CrewCandidate(
             crew_id=c.id,
@@ -46,8 +53,9 @@ def crew_candidates(session: Session) -> list[CrewCandidate]:
             lat=c.lat,
             open_assignments=open_assignments or 0,
             idle_since=c.idle_since,
+            active_members=members,
         )
-        for c, open_assignments in rows
+        for c, open_assignments, members in rows
     ]
 
 

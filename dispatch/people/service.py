@@ -134,7 +134,9 @@ def update_user(*, session: Session, user: User, now: datetime, **changes: Any) 
     _check_role_fields(user)
     if was_manager and user.role != "grid_manager":
         _check_off_duty(session, user, now)
-    if changes.get("password") is not None:
+    # Disabled, an account's tokens end too: enabled again, a lost tablet's token must not
+    # come back to life.
+    if changes.get("password") is not None or changes.get("active") is False:
         session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
                         .values(revoked_at=now))
     return user

@@ -11,7 +11,9 @@ keeps the time it has used:
   of a limit raised from 30 to 240 minutes, then red with the next step 240 minutes on).
 
 A deadline already passed stays: its breach happened. A limit cut below the time already
-used falls due now. Each move is a `deadlines_moved` event.
+used falls due now. A paused incident's clocks stood still at the pause: its time is
+counted to then, and resuming moves the deadlines on by the pause as always. Each move is
+a `deadlines_moved` event.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def for_calendar(ctx: Context, calendar: Calendar, *, actor: dict) -> int:
     moved = 0
     for incident in _open(ctx, on_service_hours):
         category = ctx.roster.categories[incident.category_code]
-        moved += _move(ctx, incident, {
-            phase: _kept(phase, ctx.now, before, after, phase.limit)
+        at = incident.paused_at or ctx.now
+        moved += _move(ctx, incident, at, {
+            phase: _kept(phase, at, before, after, phase.limit)
             for phase in running_phases(incident, category)}, "calendar_changed", actor)
     return moved
 
@@ -53,30 +56,36 @@ def for_category(ctx: Context, before: Category, after: Category, *, actor: dict
     old, new = Clock(before.clock_kind, ctx.tz, ctx.calendar), Clock(after.clock_kind, ctx.tz, ctx.calendar)
     moved = 0
     for incident in _open(ctx, [after.code]):
-        moved += _move(ctx, incident, {
-            phase: _kept(phase, ctx.now, old, new, limits[phase.name])
+        at = incident.paused_at or ctx.now
+        moved += _move(ctx, incident, at, {
+            phase: _kept(phase, at, old, new, limits[phase.name])
             for phase in running_phases(incident, before) if limits[phase.name] > 0}, "category_changed", actor)
     return moved
 
 
 def _open(ctx: Context, categories: list[str]):
+    """The open incidents of these categories as the last writer left them: the event log's
+    lock first, then the rows read afresh, as every writer of an existing incident does."""
+    events.lock_event_log(ctx.session)
     return ctx.session.scalars(select(Incident).where(
-        Incident.status.in_(WATCHED_STATUSES), Incident.category_code.in_(categories)).order_by(Incident.id))
+        Incident.status.in_(WATCHED_STATUSES), Incident.category_code.in_(categories))
+        .order_by(Incident.id).execution_options(populate_existing=True))
 
 
-def _kept(phase: Phase, now: datetime, old: Clock, new: Clock, limit: float) -> datetime:
-    """The deadline that leaves this phase the time it has used, under the new clock and
-    limit; no earlier than now (a limit cut below the time used is due now: one breach step,
-    not every step the new limit would have taken so far)."""
-    used = phase.limit - old.minutes(now, phase.due)
-    return max(new.after(now, limit - used), now)
+def _kept(phase: Phase, at: datetime, old: Clock, new: Clock, limit: float) -> datetime:
+    """The deadline that leaves this phase the time it had used at `at` (now, or the pause),
+    under the new clock and limit; no earlier than `at` (a limit cut below the time used is
+    due at once: one breach step, not every step the new limit would have taken so far)."""
+    used = phase.limit - old.minutes(at, phase.due)
+    return max(new.after(at, limit - used), at)
 
 
-def _move(ctx: Context, incident: Incident, dues: dict[Phase, datetime], reason: str, actor: dict) -> int:
+def _move(ctx: Context, incident: Incident, at: datetime, dues: dict[Phase, datetime], reason: str,
+          actor: dict) -> int:
     changes: dict[str, object] = {}
     marks = dict(incident.sla_marks or {})
     for phase, due in dues.items():
-        if phase.due <= ctx.now or due == phase.due:
+        if phase.due <= at or due == phase.due:
             continue
         changes[f"{phase.name}_due"] = due
         mark = marks.get(phase.name)

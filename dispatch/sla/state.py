@@ -98,6 +98,19 @@ def steps_taken(marks: dict[str, Any] | None, phase: Phase) -> int:
     return mark["steps"]
 
 
+def caught_up(marks: dict[str, Any] | None, phases: list[Phase], at: datetime, clock: Clock) -> dict[str, Any]:
+    """The breach marks with every step already due by `at` recorded as taken. For a reset of
+    the escalation level (a reassignment, a rework): escalation then climbs again from the
+    next breach on, instead of taking at once every step a phase has owed since its deadline
+    (the district, where steps stop climbing, takes but does not record them)."""
+    marks = dict(marks or {})
+    for phase in phases:
+        steps = read(phase, at, clock).breach_steps
+        if steps > steps_taken(marks, phase):
+            marks[phase.name] = {"due": phase.due.isoformat(), "steps": steps}
+    return marks
+
+
 def steps_to_take(reading: Reading, marks: dict[str, Any] | None, level: int) -> list[int]:
     """Breach steps now due and not yet taken: the first always, later ones while below the top."""
     taken = steps_taken(marks, reading.phase)

@@ -187,8 +187,10 @@ def run_forever(app: Flask, interval_s: float = 5, *, stop: threading.Event | No
                 failures.failed(exc)
             stop.wait(interval_s)
     finally:
-        worker.leadership.release()
-        context.pop()
+        try:
+            worker.leadership.release()
+        finally:
+            context.pop()
 
 
 def start_sla_worker(app: Flask, interval_s: float = 5):
