@@ -39,8 +39,10 @@ def public_calendar() -> Calendar:
                     extra_workdays=frozenset(constants.workdays))
 
 
+@cache
 def covered_years() -> range:
-    """The years whose official schedule the installed library carries."""
+    """The years whose official schedule the installed library carries (read once: every
+    SLA tick asks, through `coverage_warning`)."""
     days = [*constants.holidays, *constants.workdays]
     return range(min(days).year, max(days).year + 1)
 

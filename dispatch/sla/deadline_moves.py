@@ -27,7 +27,7 @@ from dispatch.incidents.flows import Context
 from dispatch.incidents.models import Category, Incident
 from dispatch.routing import Calendar
 from dispatch.sla.schedule import WATCHED_STATUSES
-from dispatch.sla.state import Clock, Phase, running_phases
+from dispatch.sla.state import Clock, Phase, moved_deadlines, running_phases
 
 
 def for_calendar(ctx: Context, calendar: Calendar, *, actor: dict) -> int:
@@ -82,18 +82,9 @@ def _kept(phase: Phase, at: datetime, old: Clock, new: Clock, limit: float) -> d
 
 def _move(ctx: Context, incident: Incident, at: datetime, dues: dict[Phase, datetime], reason: str,
           actor: dict) -> int:
-    changes: dict[str, object] = {}
-    marks = dict(incident.sla_marks or {})
-    for phase, due in dues.items():
-        if phase.due <= at or due == phase.due:
-            continue
-        changes[f"{phase.name}_due"] = due
-        mark = marks.get(phase.name)
-        if mark and datetime.fromisoformat(mark["due"]) == phase.due:  # moved past a breach by a pause
-            marks[phase.name] = {**mark, "due": due.isoformat()}
+    changes = moved_deadlines(incident, {phase: due for phase, due in dues.items()
+                                         if phase.due > at and due != phase.due})
     if not changes:
         return 0
-    if marks != (incident.sla_marks or {}):
-        changes["sla_marks"] = marks
     events.append(ctx.session, incident, "deadlines_moved", at=ctx.now, data={**changes, "reason": reason}, **actor)
     return 1

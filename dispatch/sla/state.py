@@ -98,6 +98,22 @@ def steps_taken(marks: dict[str, Any] | None, phase: Phase) -> int:
     return mark["steps"]
 
 
+def moved_deadlines(incident: Incident, dues: dict[Phase, datetime]) -> dict[str, Any]:
+    """The deadline columns for these phases' new deadlines, with the breach marks that were
+    set against the old ones following them (a pause or a change of rules moves a deadline
+    past which a step was already taken: the step stays taken)."""
+    marks = dict(incident.sla_marks or {})
+    changes: dict[str, Any] = {}
+    for phase, due in dues.items():
+        changes[f"{phase.name}_due"] = due
+        mark = marks.get(phase.name)
+        if mark and datetime.fromisoformat(mark["due"]) == phase.due:
+            marks[phase.name] = {**mark, "due": due.isoformat()}
+    if marks != (incident.sla_marks or {}):
+        changes["sla_marks"] = marks
+    return changes
+
+
 def caught_up(marks: dict[str, Any] | None, phases: list[Phase], at: datetime, clock: Clock) -> dict[str, Any]:
     """The breach marks with every step already due by `at` recorded as taken. For a reset of
     the escalation level (a reassignment, a rework): escalation then climbs again from the
