@@ -233,7 +233,7 @@ def _accounts():
     db = app.extensions["griddispatch.db"]
     db.upgrade()
     try:
-        with db.session() as db_session:
+        with app.app_context(), db.session() as db_session:
             yield db_session, app.extensions["griddispatch.clock"].now()
     except ApiError as exc:
         click.echo(f"error: {exc.message}", err=True)
@@ -284,13 +284,27 @@ def users_list(role) -> None:
 @users.command("disable")
 @click.argument("username")
 def users_disable(username) -> None:
-    """Disable an account: it can no longer sign in and its tokens stop working."""
+    """Disable an account: it can no longer sign in and its tokens stop working. A grid
+    manager's unfinished incidents go to whoever routing picks now."""
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+
+    from dispatch.incidents.flows import SYSTEM
+    from dispatch.incidents.handover import update_account
     from dispatch.people import service
 
     with _accounts() as (db_session, now):
+        app = current_app._get_current_object()
         user = service.user_by_username(session=db_session, username=username)
-        service.update_user(session=db_session, user=user, now=now, active=False)
+        handed = update_account(db_session, user, now=now, tz=ZoneInfo(app.config["GRIDDISPATCH_TZ"]),
+                                index=app.extensions["griddispatch.index"].get(db_session),
+                                actor=SYSTEM, active=False)
+        handed_ids = [i.public_id for i in handed]
     click.echo(f"disabled {username}")
+    if handed_ids:
+        click.echo(f"handed over {len(handed_ids)} unfinished incident{'' if len(handed_ids) == 1 else 's'}: "
+                   + ", ".join(handed_ids))
 
 
 @main.command("worker")

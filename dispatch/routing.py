@@ -38,8 +38,9 @@ class WeeklyHours:
             raise ValueError(f"shift end {self.end} must be after its start {self.start}")
 
     def covers(self, weekday: int, moment: time) -> bool:
-        """Whether this span covers a local weekday and time of day."""
-        return self.weekday == weekday and self.start <= moment < self.end
+        """Whether this span covers a local weekday and time of day. A span to the end of
+        the day (time.max, "24:00") covers its last microsecond too."""
+        return self.weekday == weekday and self.start <= moment and (moment < self.end or self.end == time.max)
 
 
 DEFAULT_HOURS = tuple(WeeklyHours(day, time(9), time(17)) for day in range(5))
@@ -189,11 +190,14 @@ def _manager_on_duty(grid_code: str, managers: Sequence[GridManager], when: date
     active = [m for m in assigned if m.active]
     inactive = len(assigned) - len(active)
     present = sorted((m for m in active if on_duty(m, when, tz, calendar)), key=_seniority)
+    # A disabled manager passed over is named in the trace: "why not the primary?"
+    skipped = f"{inactive} inactive" if inactive else ""
     if present:
         chosen = present[0]
-        return chosen, f"{label} {grid_code}: {chosen.kind} user {chosen.user_id} on duty", True
+        suffix = f" ({skipped})" if skipped else ""
+        return chosen, f"{label} {grid_code}: {chosen.kind} user {chosen.user_id} on duty{suffix}", True
     counts = [f"{len(active)} off duty"] if active else []
-    counts += [f"{inactive} inactive"] if inactive else []
+    counts += [skipped] if skipped else []
     detail = "no manager on duty" if active else "no active manager"
     suffix = f" ({', '.join(counts)})" if counts else ""
     return None, f"{label} {grid_code}: {detail}{suffix}", bool(active)

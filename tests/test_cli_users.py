@@ -59,3 +59,17 @@ def test_bad_input_exits_non_zero_with_a_message(database_url):
     unknown = run(database_url, "users", "disable", "nobody")
     assert unknown.exit_code == 1 and "nobody" in unknown.output
     assert run(database_url, "users", "list", "--role", "boss").exit_code == 1
+
+
+def test_disabling_a_manager_hands_their_unfinished_incidents_on(world):
+    """As over REST: `users disable` routes a manager's unfinished reports afresh."""
+    incident = world.report(category="no_water").get_json()  # in G1: M1
+    database_url = world.app.extensions["griddispatch.db"].url
+    disabled = run(database_url, "users", "disable", "m1")
+    assert disabled.exit_code == 0, disabled.output
+    assert f"handed over 1 unfinished incident: {incident['public_id']}" in disabled.output
+    now = world.get("admin", incident)
+    assert now["manager"]["display_name"] not in ("M1", None) and now["version"] == incident["version"] + 1
+    events = world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                              headers=world.headers("admin")).get_json()["events"]
+    assert (events[-1]["type"], events[-1]["actor"]["role"]) == ("handed_over", "system")

@@ -299,8 +299,17 @@ def test_crew_reports_its_own_position_converted_from_gcj02(client, app, world):
 
 def test_crew_status(client, world):
     url = f"/crews/{world.crew_a}/status"
-    busy = call(client, "POST", url, world.headers["grid_manager"], {"status": "busy"})
+    manager = world.headers["grid_manager"]
+    # A grid manager with no grids: crew A works in none of them (SPEC §7: its grids only).
+    assert assert_error(call(client, "POST", url, manager, {"status": "busy"}), 403)["code"] == "out_of_scope"
+    assert call(client, "PUT", f"/people/{world.ids['grid_manager']}/grids", world.headers["admin"],
+                [{"grid_code": G1}]).status_code == 200
+    busy = call(client, "POST", url, manager, {"status": "busy"})
     assert busy.status_code == 200 and busy.get_json()["status"] == "busy"
+    elsewhere = call(client, "POST", f"/crews/{far_crew(client, world)}/status", manager, {"status": "off"})
+    assert assert_error(elsewhere, 403)["code"] == "out_of_scope"  # another street's crew
+    district_wide = call(client, "POST", f"/crews/{world.crew_b}/status", manager, {"status": "busy"})
+    assert district_wide.status_code == 200
     assert_error(call(client, "POST", url, world.headers["crew_b"], {"status": "off"}), 403)
     assert_error(call(client, "POST", url, world.headers["operator"], {"status": "off"}), 403)
     assert_error(call(client, "POST", url, world.headers["crew"], {"status": "asleep"}), 400, "status")
@@ -590,3 +599,37 @@ def test_failed_sign_ins_slow_down_the_next_try(db, world):
     with app.extensions["griddispatch.db"].session() as s:
         assert forget_old_sign_in_failures(s, clock.now()) == FAILURES_PER_CLIENT
     app.extensions["griddispatch.db"].dispose()
+
+
+def test_the_last_admin_cannot_lock_everyone_out(client, world):
+    """Found by a people audit: the only admin could disable or demote themselves, after
+    which no account could be added, enabled or repaired over the API."""
+    admin, me = world.headers["admin"], f"/people/{world.ids['admin']}"
+    assert assert_error(call(client, "PATCH", me, admin, {"active": False}), 409, "active")["code"] == "last_admin"
+    assert assert_error(call(client, "PATCH", me, admin, {"role": "operator", "scope_area_code": "320104"}),
+                        409, "role")["code"] == "last_admin"
+    assert call(client, "GET", "/auth/me", admin).get_json()["role"] == "admin"  # nothing changed
+    second = call(client, "POST", "/people", admin, {"username": "admin2", "password": "pw-pw", "role": "admin"})
+    assert second.status_code == 201
+    assert call(client, "PATCH", me, admin, {"active": False}).status_code == 200
+
+
+def test_crew_names_are_taken_in_any_mix_of_capitals(client, world):
+    """Found by a people audit: "Drain Team" and "drain team" were two crews."""
+    admin = world.headers["admin"]
+    assert call(client, "POST", "/crews", admin, {"name": "Drain Team", "skills": ["drainage"]}).status_code == 201
+    twin = call(client, "POST", "/crews", admin, {"name": "drain TEAM", "skills": ["drainage"]})
+    assert assert_error(twin, 409, "name")["code"] == "crew_name_taken" and "Drain Team" in twin.get_json()["error"]["message"]
+    renamed = call(client, "PATCH", f"/crews/{world.crew_a}", admin, {"name": "DRAIN TEAM"})
+    assert assert_error(renamed, 409, "name")["code"] == "crew_name_taken"
+
+
+def test_a_password_is_the_same_however_its_accents_were_typed(client, world):
+    """Found by a people audit: "café" with a composed é did not sign in when typed as e
+    plus a combining accent, which some keyboards send."""
+    composed, decomposed = "caf\u00e9-pw", "cafe\u0301-pw"
+    assert call(client, "POST", "/people", world.headers["admin"],
+                {"username": "zhou", "password": composed, "role": "operator"}).status_code == 201
+    for typed in (composed, decomposed):
+        assert call(client, "POST", "/auth/token", body={"username": "zhou", "password": typed}).status_code == 201
+    assert call(client, "POST", "/auth/token", body={"username": "zhou", "password": "cafe-pw"}).status_code == 401

@@ -89,6 +89,11 @@ def rota(user_id: int, area: str, starts: datetime = WEEK_ROTA[0],
     pytest.param(MON_10, SATURDAY_MORNING, True, False, id="custom-hours-replace-default"),
     pytest.param(MON_10, (), True, False, id="empty-hours-never-on"),
     pytest.param(MON_10, None, False, False, id="inactive"),
+    # "24:00" is stored as time.max: its last microsecond is on duty too (found by a routing
+    # audit: the span was half-open at 23:59:59.999999, with nobody on duty for that moment).
+    pytest.param(at(6, 3, 23, 59, 59).replace(microsecond=999_999),
+                 (WeeklyHours(0, time(20), time.max), WeeklyHours(1, time(0), time(8))), True, True,
+                 id="24:00-covers-the-last-microsecond"),
     # 01:30 UTC is 09:30 in Shanghai; 09:30 UTC is 17:30 there.
     pytest.param(datetime(2024, 6, 3, 1, 30, tzinfo=UTC), None, True, True, id="utc-0130-on"),
     pytest.param(datetime(2024, 6, 3, 9, 30, tzinfo=UTC), None, True, False, id="utc-0930-off"),

@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from dispatch.people.models import CalendarDay, GridAssignment, OnCallShift, User
-from tests.geodata import G1, G2
-from tests.world import G2_POINT, SHANGHAI
+from dispatch.people.models import CalendarDay, DutyDesk, GridAssignment, OnCallShift, User
+from tests.geodata import G1, G2, at
+from tests.world import B3_POINT, G2_POINT, SHANGHAI
 
 
 def routed(world, point=G2_POINT, category="no_water") -> tuple[dict, dict]:
@@ -167,20 +167,77 @@ def test_a_report_the_desk_took_overnight_goes_back_to_its_grid_in_the_morning(w
     assert again.status_code == 409 and again.get_json()["error"]["details"]["reason"] == "same_grid"
 
 
-def test_a_report_of_a_disabled_manager_is_routed_again_in_its_grid(world):
-    """Found by a routing audit: a report assigned to a manager who was then disabled stayed
-    with them, and could not be handed on within its grid."""
-    incident, _ = routed(world)
-    assert incident["manager"]["display_name"] == "M2"
+def _events(world, incident: dict) -> list[dict]:
+    return world.client.get(f"/api/v1/incidents/{incident['id']}/events",
+                            headers=world.headers("admin")).get_json()["events"]
+
+
+def _disable(world, username: str) -> dict:
     world.tokens.clear()
-    disabled = world.client.patch(f"/api/v1/people/{world.users['m2']}", headers=world.headers("admin"),
+    response = world.client.patch(f"/api/v1/people/{world.users[username]}", headers=world.headers("admin"),
                                   json={"active": False})
-    assert disabled.status_code == 200
-    moved = _reassign(world, incident, G2)
-    assert moved["manager"]["display_name"] in ("M1", "M3")  # a neighbour on duty
-    events = world.client.get(f"/api/v1/incidents/{incident['id']}/events",
-                              headers=world.headers("admin")).get_json()["events"]
-    assert events[-1]["type"] == "reassigned" and events[-1]["data"]["reason"] == "adjacent_grid"
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_disabling_a_manager_hands_their_unfinished_incidents_on(world):
+    """Found by a routing audit: a disabled manager kept the reports routed to them,
+    acknowledged, dispatched or fixed and waiting for their check, and nobody else was told."""
+    waiting = world.report(category="no_water").get_json()  # at B1, in G1: M1
+    acknowledged = world.report(category="street_light", point=at(0.7, 0.7)).get_json()
+    acknowledged = world.act("m1", acknowledged, "acknowledge").get_json()
+    fixed = world.report(category="safety_hazard", point=at(0.2, 0.8)).get_json()
+    fixed = world.act("m1", fixed, "dispatch", crew_id=world.crews["A"]).get_json()
+    for step in ("en_route", "on_site", "resolve"):
+        fixed = world.act("crew-a", fixed, step).get_json()
+    closed = world.report(category="noise", point=at(0.8, 0.2)).get_json()
+    closed = world.act("m1", closed, "cancel", reason="已处理").get_json()
+    assert {i["manager"]["display_name"] for i in (waiting, acknowledged, fixed, closed)} == {"M1"}
+    before = {i["id"]: world.get("admin", i) for i in (waiting, acknowledged, fixed)}
+
+    answer = _disable(world, "m1")
+
+    assert sorted(answer["handed_over"]) == sorted(i["public_id"] for i in (waiting, acknowledged, fixed))
+    for incident in (waiting, acknowledged, fixed):
+        now = world.get("admin", incident)
+        assert now["manager"]["display_name"] == "M1B"  # the grid's backup, on duty
+        unchanged = ("status", "crew", "deadlines", "escalation_level")
+        assert {k: now[k] for k in unchanged} == {k: before[incident["id"]][k] for k in unchanged}
+        last = _events(world, incident)[-1]
+        assert last["type"] == "handed_over" and last["actor"]["role"] == "admin"
+        assert last["data"]["reason"] == "on_duty_backup" and last["data"]["from_manager_id"] == world.users["m1"]
+        assert any("1 inactive" in line for line in last["data"]["considered"])
+    assert world.get("admin", closed)["version"] == closed["version"]  # finished: left alone
+    # The backup can now check the fix, which only a manager of the incident may do.
+    assert world.act("m1b", world.get("m1b", fixed), "verify").status_code == 200
+    assert _disable(world, "m1")["handed_over"] == []  # nothing left to hand on
+
+
+def test_a_manager_nobody_can_replace_hands_on_with_a_shortfall(world):
+    """A disabled manager's report with no one to take it escalates, as a report would."""
+    incident, _ = routed(world)  # in G2: M2
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.query(DutyDesk).delete()
+    world.clock.set(datetime(2026, 12, 1, 20, 0, tzinfo=SHANGHAI))  # neighbours off duty, no rota
+    _disable(world, "m2")
+    now = world.get("admin", incident)
+    assert now["manager"] is None and now["escalation_level"] == 1
+    handed, escalated = _events(world, incident)[-2:]
+    assert (handed["type"], handed["data"]["shortfall"]) == ("handed_over", "no_one_available")
+    assert (escalated["type"], escalated["data"]["reason"]) == ("escalated", "no_one_available")
+
+
+def test_a_manager_given_another_role_hands_on_the_reports_of_neighbouring_grids(world):
+    """A manager with no grid of their own may take another role; the reports routed to
+    them from a neighbouring grid go to whoever covers that grid now."""
+    incident, _ = routed(world)  # in G2: M2
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.query(GridAssignment).filter_by(user_id=world.users["m2"]).delete()
+    response = world.client.patch(f"/api/v1/people/{world.users['m2']}", headers=world.headers("admin"),
+                                  json={"role": "operator", "scope_area_code": "320104"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["handed_over"] == [incident["public_id"]]
+    assert _events(world, incident)[-1]["data"]["reason"] == "adjacent_grid"
 
 
 def test_a_crew_with_no_active_member_is_sent_nowhere(world):
@@ -195,3 +252,32 @@ def test_a_crew_with_no_active_member_is_sent_nowhere(world):
     assert all(e["type"] != "dispatched" for e in events)
     excluded = {e["crew_id"]: e["reason"] for event in events for e in event["data"].get("excluded", [])}
     assert excluded[world.crews["A"]] == "no active member"
+
+
+def test_a_manager_sets_the_status_of_a_crew_on_their_incident_in_a_neighbouring_grid(world):
+    """A grid manager sets the status of crews working in its grids, and of a crew on one of
+    its incidents: here one routed to it from a neighbouring grid whose manager is away."""
+    _disable(world, "m3")
+    incident = world.report(category="no_water", point=B3_POINT).get_json()  # in G3
+    manager = "m2" if incident["manager"]["display_name"] == "M2" else "m1"
+    status = f"/api/v1/crews/{world.crews['B']}/status"  # crew B serves street 320104002 only
+    refused = world.client.post(status, headers=world.headers(manager), json={"status": "busy"})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "out_of_scope"
+    assert world.act(manager, incident, "dispatch", crew_id=world.crews["B"]).status_code == 200
+    allowed = world.client.post(status, headers=world.headers(manager), json={"status": "busy"})
+    assert allowed.status_code == 200, allowed.get_json()
+
+
+def test_a_crew_available_before_its_job_ends_is_idle_from_the_end(world):
+    """Found by a routing audit: a crew that marked itself available mid-job kept that
+    moment as its idle start, and so outranked crews that had waited longer."""
+    incident = world.report(category="no_water").get_json()
+    incident = world.act("m1", incident, "dispatch", crew_id=world.crews["A"]).get_json()
+    status = f"/api/v1/crews/{world.crews['A']}/status"
+    assert world.client.post(status, headers=world.headers("crew-a"), json={"status": "available"}).status_code == 200
+    world.clock.set(world.clock.now() + timedelta(minutes=40))
+    for step in ("en_route", "on_site", "resolve"):
+        incident = world.act("crew-a", incident, step).get_json()
+    crew = world.client.get(f"/api/v1/crews/{world.crews['A']}", headers=world.headers("admin")).get_json()
+    assert datetime.fromisoformat(crew["idle_since"]) == world.clock.now()
+    assert crew["status"] == "available"

@@ -144,3 +144,26 @@ def test_the_board_fits_a_phone(demo_server, open_page):
             box = page.locator(link).bounding_box()
             assert box["x"] + box["width"] <= PHONE["width"], (language, link)
     watched.screenshot("phone")
+
+
+@pytest.mark.parametrize("app, role, extra", [
+    ("/board", "committee", {"scope_area_code": STREET}),
+    ("/console", "grid_manager", {}),
+])
+def test_a_long_name_leaves_sign_out_on_a_phone(demo_server, open_page, app, role, extra):
+    """Found by a browser audit: in English, a long display name pushed "Sign out" 12 px past
+    the right edge of a 375 px screen."""
+    Rest(demo_server, "admin").call("POST", "/people", status=201, json={
+        "username": "long-name", "password": "demo", "role": role, **extra,
+        "display_name": "Alexandra Konstantinopoulou-Richardson of Qinhuai"})
+    watched = sign_in_form(open_page(demo_server, app, PHONE, f"long-name{app.replace('/', '-')}"), "long-name")
+    page = watched.page
+    for language in ("中文", "EN"):
+        if language == "EN":
+            page.click("#lang")
+        page.wait_for_timeout(300)
+        for button in ("#signout", "#lang"):
+            box = page.locator(button).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (language, button, box)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], language
+    watched.screenshot("long-name")

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy import or_, select
 
 from dispatch.api.body import json_object, path_id
 from dispatch.api.context import area_index
 from dispatch.api.openapi import op, path_param, query
 from dispatch.app import clock, session
 from dispatch.errors import ApiError, a_or_an, bad_field
+from dispatch.incidents.models import OPEN_STATUSES, Incident
 from dispatch.live import push_crew
 from dispatch.people import service
 from dispatch.people.auth import require_user
+from dispatch.people.directory import managed_grids
 from dispatch.people.models import CREW_STATUSES, Crew, User, public_user
 
 bp = Blueprint("crews", __name__)
@@ -104,9 +107,28 @@ def report_position(crew_id: str):
     return jsonify(crew_json(crew))
 
 
+def _check_manager_works_with(user: User, crew: Crew) -> None:
+    """A grid manager sets the status of a crew working in one of its grids, or on one of
+    its incidents, and no other (SPEC §7: its grids only): taking another street's crew
+    off duty would stop its reports reaching it."""
+    grids = managed_grids(session(), user.id)
+    chain_of = area_index().chain_of
+    if any(service.serves(crew, grid, chain_of) for grid in grids):
+        return
+    if session().scalar(select(Incident.id).where(
+            Incident.crew_id == crew.id, Incident.status.in_(OPEN_STATUSES),
+            or_(Incident.manager_id == user.id, Incident.grid_code.in_(grids))).limit(1)) is not None:
+        return
+    raise ApiError(403, "out_of_scope", f"crew {crew.id} works in none of your grids",
+                   {"crew": crew.id, "role": user.role})
+
+
 @bp.post("/crews/<crew_id>/status")
 def set_status(crew_id: str):
-    crew = _crew(crew_id, require_user("admin", "crew", "grid_manager"), also=("grid_manager",))
+    user = require_user("admin", "crew", "grid_manager")
+    crew = _crew(crew_id, user, also=("grid_manager",))
+    if user.role == "grid_manager":
+        _check_manager_works_with(user, crew)
     now = clock().now()
     service.set_crew_status(crew=crew, now=now, **json_object(("status",)))
     session().commit()
@@ -158,9 +180,10 @@ PATHS = {
             "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"}}},
         ok=("200", CREW), errors={"400": "a bad coordinate or crs", "403": FORBIDDEN, "404": "no such crew"})},
     "/crews/{crew_id}/status": {"post": op(
-        "Set available, busy or off (its members, grid managers, admins)", "setCrewStatus",
-        params=[CREW_ID],
+        "Set available, busy or off (its members; a grid manager of a grid it works in, or of an "
+        "incident it is on; admins)", "setCrewStatus", params=[CREW_ID],
         body={"type": "object", "required": ["status"], "properties": {
             "status": {"type": "string", "enum": list(CREW_STATUSES)}}},
-        ok=("200", CREW), errors={"400": "unknown status", "403": FORBIDDEN, "404": "no such crew"})},
+        ok=("200", CREW), errors={"400": "unknown status", "403": FORBIDDEN + "; out_of_scope: a "
+                                  "crew working in none of a grid manager's grids", "404": "no such crew"})},
 }

@@ -15,6 +15,7 @@ from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import id_arg
 from dispatch.app import clock, session
 from dispatch.incidents.flows import Context
+from dispatch.incidents.handover import update_account
 from dispatch.people import fields, service
 from dispatch.people.auth import require_user
 from dispatch.people.models import ROLES, CalendarDay, DutyDesk, GridAssignment, OnCallShift, User
@@ -74,11 +75,16 @@ def get_person(user_id: str):
 
 @bp.patch("/people/<user_id>")
 def update_person(user_id: str):
-    require_user("admin")
+    admin = require_user("admin")
     changes = json_object([f for f in USER_FIELDS if f != "username"])
-    user = service.update_user(session=session(), user=_user(user_id), now=clock().now(), **changes)
+    ctx = rule_context()
+    user = _user(user_id)
+    handed = update_account(session(), user, now=ctx.now, tz=ctx.tz, index=ctx.index,
+                            actor={"actor_id": admin.id, "actor_role": admin.role}, **changes)
     session().commit()
-    return _user_answer(user)
+    grids = service.grid_assignments(session=session(), user_ids=[user.id])[user.id]
+    # Which incidents went to someone else: the admin should know whom to brief.
+    return jsonify({**user_json(user, grids, with_hours=True), "handed_over": [i.public_id for i in handed]})
 
 
 @bp.put("/people/<user_id>/grids")
@@ -216,6 +222,9 @@ USER_BODY = {"type": "object", "properties": {
     "scope_area_code": {"type": "string", "description": "committee (required) or operator: a district, street or community"},
     "crew_id": {"type": "integer", "description": "crew accounts only"}}}
 # A username stays as it was made: sign-ins, logs and the apps know the account by it.
+USER_CHANGED = {**USER, "properties": {**USER["properties"], "handed_over": {
+    "type": "array", "items": {"type": "string"},
+    "description": "public ids of the incidents this change routed to someone else"}}}
 USER_CHANGE = {"type": "object", "properties": {k: v for k, v in USER_BODY["properties"].items() if k != "username"}}
 DAY_ROW = {"type": "object", "properties": {"day": {"type": "string", "format": "date"},
                                             "kind": {"type": "string", "enum": list(service.CALENDAR_KINDS)},
@@ -240,8 +249,9 @@ PATHS = {
         "get": op("One account with its grids and weekly hours", "getPerson", params=[USER_ID],
                   ok=("200", USER), errors={"403": "admins and operators only", "404": "no such user"}),
         "patch": op("Change an account; {\"active\": false} disables it and its tokens, a new password "
-                    "revokes its tokens", "updatePerson",
-                    params=[USER_ID], body=USER_CHANGE, ok=("200", USER),
+                    "revokes its tokens. A grid manager disabled or given another role hands their "
+                    "unfinished incidents to whoever routing picks now (handed_over)", "updatePerson",
+                    params=[USER_ID], body=USER_CHANGE, ok=("200", USER_CHANGED),
                     errors={**BAD, "404": "no such user", "422": "unknown scope area or crew",
                             "409": "still_on_duty: a grid manager holding grids, on-call or a desk keeps the role"}),
     },

@@ -34,6 +34,7 @@ TRANSITIONS: dict[str, tuple[str | None, str | None]] = {
     "cancelled": ("cancelled", "cancelled_at"),
     "merged": ("merged", "closed_at"),
     "reassigned": ("assigned", "assigned_at"),
+    "handed_over": (None, None),  # to another manager, its manager having left routing
     "rework": (None, None),
     "rated": (None, None),
     "escalated": (None, None),

@@ -153,7 +153,9 @@ def dispatch_crew(ctx: Context, incident: Incident, category: Category, *, crew_
 
 
 def free_crew_if_idle(ctx: Context, crew_id: int | None) -> None:
-    """A crew with no open job left becomes available again, idle from now."""
+    """A crew with no open job left becomes available again, idle from now. One that marked
+    itself available while still on the job is idle from now too, not from then: the
+    ranking's "longest idle" would otherwise favour it over crews truly waiting."""
     if crew_id is None:
         return
     open_jobs = ctx.session.scalar(
@@ -161,7 +163,7 @@ def free_crew_if_idle(ctx: Context, crew_id: int | None) -> None:
         .where(Incident.crew_id == crew_id, Incident.status.in_(OPEN_STATUSES))
     )
     crew = ctx.session.get(Crew, crew_id)
-    if crew is not None and not open_jobs and crew.status == "busy":
+    if crew is not None and not open_jobs and crew.status in ("busy", "available"):
         crew.status = "available"
         crew.idle_since = ctx.now
         crew_changed(ctx.session, crew)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
@@ -24,15 +25,21 @@ FAILURES_PER_ACCOUNT = 10
 FAILURES_PER_CLIENT = 30
 
 
+def _normalised(password: str) -> str:
+    """One form per password (NFC, as RFC 8265's OpaqueString): "é" typed as one character on
+    one keyboard and as e plus an accent on another is the same password."""
+    return unicodedata.normalize("NFC", password)
+
+
 def hash_password(password: str) -> str:
-    """A salted scrypt hash (werkzeug)."""
-    return generate_password_hash(password)
+    """A salted scrypt hash (werkzeug) of the normalised password."""
+    return generate_password_hash(_normalised(password))
 
 
 def password_matches(user: User | None, password: str) -> bool:
     """Whether `password` is the user's. With no such user a hash is checked all the same,
     so the answer takes as long whether or not the username exists."""
-    return check_password_hash(user.password_hash if user else _no_one(), password) and user is not None
+    return check_password_hash(user.password_hash if user else _no_one(), _normalised(password)) and user is not None
 
 
 @functools.cache

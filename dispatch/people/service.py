@@ -130,16 +130,30 @@ def update_user(*, session: Session, user: User, now: datetime, **changes: Any) 
     grids, a current on-call shift or a duty desk: routing would give reports to someone who
     may not see them."""
     was_manager = user.role == "grid_manager"
+    was_admin = user.role == "admin" and user.active
     _apply(user, changes, _user_checks(session), "user", {"password": "password_hash"})
     _check_role_fields(user)
     if was_manager and user.role != "grid_manager":
         _check_off_duty(session, user, now)
+    if was_admin and not (user.role == "admin" and user.active):
+        _check_another_admin(session, user)
     # Disabled, an account's tokens end too: enabled again, a lost tablet's token must not
     # come back to life.
     if changes.get("password") is not None or changes.get("active") is False:
         session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
                         .values(revoked_at=now))
     return user
+
+
+def _check_another_admin(session: Session, user: User) -> None:
+    """409 when this is the last active admin: with none left, nobody could add, enable or
+    repair an account over the API again."""
+    others = session.scalar(select(func.count()).where(
+        User.role == "admin", User.active.is_(True), User.id != user.id))
+    if not others:
+        field = "active" if not user.active else "role"
+        raise ApiError(409, "last_admin", f"{user.username} is the last active admin: make another "
+                       "admin first", {"field": field})
 
 
 def _check_off_duty(session: Session, user: User, now: datetime) -> None:
@@ -360,10 +374,12 @@ def list_duty_desks(*, session: Session, community_code: str | None = None) -> l
 
 
 def _crew_name(session: Session, crew: Crew, value: Any) -> str:
+    """A free crew name, in any mix of capitals: "Plumbers A" beside "plumbers a" would be
+    two crews a manager picking from a list could not tell apart."""
     name = fields.text("name", value, max_length=100)
-    taken = session.scalar(select(Crew.id).where(Crew.name == name, Crew.id != crew.id))
+    taken = session.scalar(select(Crew.name).where(func.lower(Crew.name) == name.lower(), Crew.id != crew.id))
     if taken is not None:
-        raise ApiError(409, "crew_name_taken", f"a crew is already called {name!r}", {"field": "name"})
+        raise ApiError(409, "crew_name_taken", f"a crew is already called {taken!r}", {"field": "name"})
     return name
 
 

@@ -14,7 +14,7 @@ const NEXT_DEADLINE = {
   reported: "acknowledge", assigned: "acknowledge", acknowledged: "arrive", dispatched: "arrive",
   en_route: "arrive", on_site: "resolve",
 };
-const NAMED = { assigned: "manager", reassigned: "manager", dispatched: "crew" };
+const NAMED = { assigned: "manager", reassigned: "manager", handed_over: "manager", dispatched: "crew" };
 
 const $ = (id) => document.getElementById(id);
 let incident = null;
