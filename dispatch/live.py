@@ -178,8 +178,11 @@ def rooms_for_tracking(session: Session, token: str) -> set[str]:
     if incident is None:
         raise refuse("unknown_tracking_token", "no report has this tracking token")
     rooms = {f"incident:{incident.id}"}
-    if incident.duplicate_of_id:
-        rooms.add(f"incident:{incident.duplicate_of_id}")
+    # Each original along the chain: a socket that joined one at its merge (`_pushes`)
+    # hears the same after a reconnect.
+    while incident.status == "merged" and incident.duplicate_of_id:
+        incident = session.get(Incident, incident.duplicate_of_id)
+        rooms.add(f"incident:{incident.id}")
     return rooms
 
 

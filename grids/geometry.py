@@ -146,11 +146,18 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | None = None) -> tuple:
     x, y = _arrays(lon, lat)
     _check_range("longitude", x, 180.0)
     _check_range("latitude", y, 90.0)
-    if name == "gcj02":
-        return gcj02_to_wgs84(x, y)
-    if name == "bd09":
-        return bd09_to_wgs84(x, y)
-    return _shaped(x, y)
+    if name in WGS84_NAMES:
+        return _shaped(x, y)
+    converted = gcj02_to_wgs84(x, y) if name == "gcj02" else bd09_to_wgs84(x, y)
+    # BD-09's fixed shift carries a point at a pole or the date line out of the globe
+    # (a latitude of -90.0055), where distances are NaN and any grid looks nearest.
+    wx, wy = _arrays(*converted)
+    for axis, values, given, limit in (("longitude", wx, x, 180.0), ("latitude", wy, y, 90.0)):
+        bad = ~np.isfinite(values) | (np.abs(values) > limit)
+        if np.any(bad):
+            value = given.flat[int(np.flatnonzero(bad.ravel())[0])]
+            raise ValueError(f"{axis} {value} in {name} lies outside the globe in WGS84")
+    return converted
 
 
 def geometry_problem(geom: BaseGeometry | None) -> str | None:

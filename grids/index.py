@@ -304,7 +304,7 @@ class AreaIndex:
         metres = self._metres_to_grids(lon, lat, candidates)
         codes = self._grid_codes[candidates]
         best = min(range(len(candidates)), key=lambda k: (metres[k], codes[k]))
-        if metres[best] > within_m:
+        if not metres[best] <= within_m:  # NaN (a point past a pole) is never near
             return None
         return int(candidates[best]), float(metres[best])
 

@@ -106,6 +106,10 @@ def test_locate_gcj02(tree_client):
         ("/api/v1/locate?lon=nan&lat=32", 400, "lon"),
         ("/api/v1/locate?lon=118&lat=95", 400, "lat"),
         ("/api/v1/locate?lon=118.78&lat=32.03&crs=bd42", 400, "crs"),
+        # Found by an intake audit: BD-09's shift carried these past the pole, where every
+        # distance was NaN and the point was "snapped" into a Nanjing grid.
+        ("/api/v1/locate?lon=-180&lat=-90&crs=bd09", 400, "lon"),
+        ("/api/v1/locate?lon=118.78&lat=-90&crs=bd09", 400, "lat"),
     ],
 )
 def test_bad_parameters_name_the_field(tree_client, url, status, field):
@@ -122,6 +126,14 @@ def test_outside_the_managed_area_is_422(tree_client):
     error = response.get_json()["error"]
     assert error["code"] == "outside_managed_area"
     assert error["details"]["nearest_distance_m"] > 30
+
+
+def test_a_point_near_a_pole_is_nowhere_near(tree_client):
+    """Converted to WGS84 it is still on the globe, a world away: never a nearest grid."""
+    for crs in ("bd09", "gcj02", "wgs84"):
+        response = tree_client.get(f"/api/v1/locate?lon=118.78&lat=-89.99&crs={crs}")
+        assert response.status_code == 422, (crs, response.get_json())
+        assert response.get_json()["error"]["code"] == "outside_managed_area"
 
 
 def test_snaps_within_tolerance(tree_client):

@@ -8,6 +8,7 @@ from sqlalchemy import inspect, select
 
 from dispatch.incidents.models import Incident
 from dispatch.incidents.service import rebuild_projection
+from dispatch.live import rooms_for_tracking
 from grids.geometry import metres_between
 from grids.io import import_file
 from tests.geodata import G1, G3, at, square, tree_frame
@@ -182,6 +183,28 @@ def test_low_rating_reopens_as_rework(world):
     assert bad.status_code in (400, 409)
 
 
+def test_a_fix_is_rated_once(world):
+    """Found by an intake audit: the same fix could be rated again and again, so a 5 could
+    become a rework days later, and a retried rating counted twice."""
+    report = created(world.report())
+    incident = report
+    for user, action in [("m1", "acknowledge"), ("crew-a", "en_route"), ("crew-a", "on_site"),
+                         ("crew-a", "resolve")]:
+        incident = ok(world.act(user, incident, action))
+    track_url = "/api/v1/track/" + report["tracking_token"]
+    assert ok(world.client.post(track_url + "/rating", json={"rating": 5}))["rating"] == 5
+    for again in (world.client.post(track_url + "/rating", json={"rating": 1}),
+                  world.act("operator", world.get("admin", report), "rate", rating=1)):
+        assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_rated"
+    incident = world.get("admin", report)
+    assert (incident["status"], incident["rating"], incident["rework_count"]) == ("resolved", 5, 0)
+    # Sent back by the manager and fixed again, the new fix is rated afresh.
+    incident = ok(world.act("m1", incident, "rework", reason="仍然漏水"))
+    for user, action in [("crew-a", "on_site"), ("crew-a", "resolve")]:
+        incident = ok(world.act(user, incident, action))
+    assert ok(world.client.post(track_url + "/rating", json={"rating": 4}))["rating"] == 4
+
+
 def test_verification_failure_sends_it_back(world):
     incident = created(world.report())
     for user, action in [("m1", "acknowledge"), ("crew-a", "on_site"), ("crew-a", "resolve")]:
@@ -229,6 +252,34 @@ def test_duplicates_are_linked_and_merged(world):
     assert refused.get_json()["error"]["details"] == {
         "field": "duplicate_of", "reason": "original_ended", "status": "merged"}
     assert world.get("m1", third)["status"] == "assigned"
+
+
+def test_a_chain_of_merges_is_followed_to_the_work_still_going_on(world):
+    """Found by an intake audit: A merged into B, then B into C, left A's reporter on B, a
+    dead end, and after a reconnect out of C's room."""
+    a, b, c = (created(world.report(category="rubbish", point=at(0.3 + k / 100, 0.3))) for k in range(3))
+    ok(world.act("m1", a, "merge", duplicate_of=b["public_id"]))
+    ok(world.act("m1", world.get("m1", b), "merge", duplicate_of=c["public_id"]))
+    track = ok(world.client.get("/api/v1/track/" + a["tracking_token"]))
+    assert (track["public_id"], track["your_report"]) == (c["public_id"], a["public_id"])
+    with world.app.extensions["griddispatch.db"].session() as s:
+        assert rooms_for_tracking(s, a["tracking_token"]) == {f"incident:{i['id']}" for i in (a, b, c)}
+
+
+def test_nothing_is_merged_into_a_fixed_or_closed_report(world):
+    """Found by an intake audit: a new report merged into a closed one was closed unworked."""
+    original = created(world.report(category="neighbour_dispute"))
+    for action in ("acknowledge", "on_site", "resolve"):
+        original = ok(world.act("m1", original, action))
+    for step, action in (("resolved", None), ("verified", "verify"), ("closed", "close")):
+        if action:
+            original = ok(world.act("m1", original, action))
+        late = created(world.report(category="neighbour_dispute"))
+        refused = world.act("m1", late, "merge", duplicate_of=original["public_id"])
+        assert refused.status_code == 409, (step, refused.get_json())
+        assert refused.get_json()["error"]["details"] == {
+            "field": "duplicate_of", "reason": "original_ended", "status": step}
+        ok(world.act("m1", world.get("m1", late), "cancel", reason="测试"))
 
 
 def test_duplicates_reach_across_a_large_building_and_50_m_of_open_ground(world, tmp_path):
@@ -325,3 +376,17 @@ def test_gcj02_report_lands_in_the_right_grid(world):
     report = created(world.client.post("/api/v1/incidents", json={
         "category": "rubbish", "location": {"lon": lon, "lat": lat, "crs": "gcj02"}}))
     assert report["areas"]["grid"]["name"] == "中牌楼社区第2网格"
+
+
+def test_the_crew_already_sent_is_not_sent_again(world):
+    """Found by an intake audit: dispatching the crew already on its way moved the job back to
+    "dispatched" and overwrote when it was first sent."""
+    incident = created(world.report())  # a burst pipe: crew A sent at once
+    incident = ok(world.act("crew-a", incident, "en_route"))
+    again = world.act("m1", incident, "dispatch", crew_id=world.crews["A"])
+    assert again.status_code == 409
+    assert again.get_json()["error"]["details"] == {"field": "crew_id", "reason": "already_dispatched",
+                                                     "crew": "plumbers A"}
+    assert world.get("admin", incident)["status"] == "en_route"
+    moved = ok(world.act("m1", incident, "dispatch", crew_id=world.crews["B"]))  # another crew: fine
+    assert moved["crew"]["id"] == world.crews["B"]

@@ -181,6 +181,28 @@ def test_a_report_merged_into_another_follows_that_one_live(demo_server, open_pa
     watched.screenshot("merged")
 
 
+def test_a_merged_reporter_is_not_offered_the_originals_rating(demo_server, open_page):
+    """Found by an intake audit: once the original was fixed, a merged reporter's page
+    offered a rating the server then refused, and showed the other reporter's as theirs."""
+    first = report(demo_server, "neighbour_dispute")
+    second = report(demo_server, "neighbour_dispute")
+    admin = Rest(demo_server, "admin")
+    admin.act(second["id"], "merge", duplicate_of=first["public_id"])
+    for action in ("acknowledge", "on_site", "resolve"):
+        admin.act(first["id"], action)
+    merged = open_page(demo_server, f"/track/{second['tracking_token']}", PHONE, "resident-merged-rating").page
+    own = open_page(demo_server, f"/track/{first['tracking_token']}", PHONE, "resident-own-rating").page
+    expect(own.locator("#rating")).to_be_visible()
+    expect(merged.locator("#status")).to_have_attribute("data-status", "resolved")
+    expect(merged.locator("#rating")).to_be_hidden()
+    own.locator('.stars input[value="5"]').check()
+    own.click("#rate-submit")
+    expect(own.locator("#rated")).to_be_visible(timeout=LIVE)
+    merged.wait_for_timeout(1000)  # the rating is pushed to both pages
+    expect(merged.locator("#rated")).to_be_hidden()
+    expect(merged.locator("#rating")).to_be_hidden()
+
+
 def test_building_and_unit_picked_from_the_list(demo_server, open_page):
     watched = open_page(demo_server, "/report", PHONE, "resident-list")
     page = watched.page

@@ -23,7 +23,7 @@ from dispatch.incidents.flows import (
     free_crew_if_idle,
     route_manager,
 )
-from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.incidents.models import OPEN_STATUSES, Category, Incident, IncidentEvent
 from dispatch.people.models import Crew, User
 from dispatch.sla.pause import resumed_deadlines
 from dispatch.sla.state import Clock, Phase, caught_up, running_phases
@@ -143,6 +143,11 @@ def _dispatch(ctx, incident, category, actor, params, user):
     crew = ctx.session.get(Crew, crew_id) if 1 <= crew_id <= MAX_ID else None  # beyond: no such row
     if crew is None:
         raise bad_field("crew_id", f"unknown crew {crew_id!r}", 422, reason="unknown")
+    if crew.id == incident.crew_id:
+        # Sending it again would move a crew on its way back to "dispatched" and lose when
+        # it was first sent.
+        raise bad_field("crew_id", f"crew {crew.name} is already sent", 409, reason="already_dispatched",
+                        crew=crew.name)
     if crew.status == "off":
         raise bad_field("crew_id", f"crew {crew.name} is off duty", 409, reason="crew_off_duty", crew=crew.name)
     reason = "recommended" if crew_id == incident.recommended_crew_id else "chosen_by_manager"
@@ -211,7 +216,9 @@ def _merge(ctx, incident, category, actor, params, user):
         raise bad_field("duplicate_of", f"unknown incident {target_ref!r}", 422, reason="unknown")
     if target.id == incident.id:
         raise bad_field("duplicate_of", "an incident cannot be a duplicate of itself", 422, reason="same_incident")
-    if target.status in ("cancelled", "merged"):
+    # Only into work still going on: merged into a fixed or closed report, a new report of
+    # the problem would be closed without anyone looking (a fix that failed is a rework).
+    if target.status not in OPEN_STATUSES:
         raise bad_field("duplicate_of", f"{target.public_id} is {target.status}", 409, reason="original_ended",
                         status=target.status)
     events.append(ctx.session, incident, "merged", at=ctx.now,
@@ -251,6 +258,15 @@ def _rate(ctx, incident, category, actor, params, user):
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
         raise bad_field("rating", "must be an integer from 1 to 5", reason="out_of_range")
     comment = _note(params, "comment")
+    # One rating per fix: a second one would turn a 5 into a rework days later, and a
+    # retried POST would count twice. A fix after a rework is rated afresh.
+    latest = ctx.session.scalar(
+        select(IncidentEvent.type).where(IncidentEvent.incident_id == incident.id,
+                                         IncidentEvent.type.in_(("resolved", "rated")))
+        .order_by(IncidentEvent.version.desc()).limit(1))
+    if latest == "rated":
+        raise ApiError(409, "already_rated", "this fix has been rated already",
+                       {"field": "rating", "rating": incident.rating})
     events.append(ctx.session, incident, "rated", at=ctx.now,
                   data={"rating": rating, "rating_comment": comment}, **actor)
     if rating <= LOW_RATING:

@@ -202,10 +202,19 @@ def by_tracking_token(db: Session, token: str, *, fresh: bool = False) -> Incide
     return incident
 
 
+def original_of(db: Session, incident: Incident) -> Incident:
+    """The incident a merged report's work goes on in: its original, or that one's original
+    if it was merged in turn (an original is never merged into its own duplicate, so the
+    chain ends)."""
+    while incident.status == "merged" and incident.duplicate_of_id:
+        incident = db.get(Incident, incident.duplicate_of_id)
+    return incident
+
+
 def track(db: Session, token: str, views: IncidentViews) -> dict[str, Any]:
     """The reporter's view: its incident (or the original it was merged into) and the timeline."""
     incident = by_tracking_token(db, token)
-    shown = db.get(Incident, incident.duplicate_of_id) if incident.duplicate_of_id else incident
+    shown = original_of(db, incident)
     body = resident_view(views, shown)
     body["your_report"] = incident.public_id
     body["events"] = [resident_event(views.event(e, shown)) for e in event_log.events_of(db, shown.id)]

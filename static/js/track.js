@@ -70,6 +70,11 @@ function render() {
 }
 
 function renderRating() {
+  if (yours && yours !== incident.public_id) {
+    // Merged into another report: its own reporter rates the fix (the server says so too).
+    $("rated").hidden = $("rating").hidden = true;
+    return;
+  }
   const ordered = [...events.values()].filter((e) => e.incident_id === incident.id).sort((a, b) => a.seq - b.seq);
   const last = ordered.findLast((e) => e.type === "rated");
   // A low rating sends the job back; once it is fixed again, the new fix is rated afresh.
