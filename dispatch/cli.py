@@ -45,6 +45,8 @@ def init_db() -> None:
 @click.option("--fix-invalid", is_flag=True, help="Repair invalid geometries (make_valid) instead of rejecting them.")
 def import_command(path, layer, level, code_field, name_field, parent_field, crs, fix_invalid) -> None:
     """Import areas from GeoJSON, GeoPackage, Shapefile or GeoParquet; all or nothing."""
+    from sqlalchemy.exc import IntegrityError
+
     from grids.io import ImportRejected
 
     app = _app()
@@ -54,6 +56,11 @@ def import_command(path, layer, level, code_field, name_field, parent_field, crs
                        fix_invalid=fix_invalid)
     except ImportRejected as exc:
         click.echo(str(exc), err=True)
+        sys.exit(1)
+    except IntegrityError:
+        # Checked before writing, but another import wrote the same codes in between.
+        click.echo("import rejected, nothing was written: another import stored some of these "
+                   "codes at the same time; run it again to see which", err=True)
         sys.exit(1)
     for line in plan.repaired:
         click.echo(f"repaired: {line}")
@@ -81,15 +88,16 @@ def _import(app, path, **options):
 @click.option("--crs", help="Reproject to this CRS (default EPSG:4326).")
 def export_command(path, level, crs) -> None:
     """Export areas to GeoJSON, GeoPackage, Shapefile or GeoParquet (by the file's extension)."""
-    from grids.io import ImportRejected, export_file
+    from grids.io import ExportFailed, export_file
 
     app = _app()
     db = app.extensions["griddispatch.db"]
+    db.upgrade()
     try:
         with db.session() as db_session:
             count = export_file(db_session, path, level=level, crs=crs)
-    except ImportRejected as exc:  # raised for an unknown extension
-        click.echo(str(exc), err=True)
+    except ExportFailed as exc:
+        click.echo(f"export failed, nothing was written: {exc}", err=True)
         sys.exit(1)
     click.echo(f"exported {count} areas to {path}")
 
@@ -105,6 +113,7 @@ def locate_command(lon, lat, crs) -> None:
 
     app = _app()
     db = app.extensions["griddispatch.db"]
+    db.upgrade()
     with app.app_context(), db.session() as db_session:
         try:
             answer = locate_point(db_session, lon, lat, crs=crs,

@@ -179,6 +179,8 @@ def repair(geom: BaseGeometry | None) -> BaseGeometry | None:
     """Make geom valid, keeping only its polygonal parts; None if none survive."""
     if geom is None or geom.is_empty:
         return None
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        return None  # NaN or infinity: nothing to repair from (GEOS would raise)
     fixed = shapely.make_valid(geom)
     if fixed.geom_type in POLYGONAL_TYPES:
         return fixed

@@ -197,7 +197,9 @@ class AreaIndex:
             hits = self._fine_tree.query(_point_array(lon, lat), predicate="intersects")[1]
             hits = hits.tolist()
         if hits:
-            return self._fine_location(lon, lat, hits)
+            found = self._fine_location(lon, lat, hits)
+            if found.chain.get("grid"):  # a building in no grid places nothing: grids decide
+                return found
         hits = self._grid_cells.hits(lon, lat)
         if hits is None:
             hits = self._grid_tree.query(_point_array(lon, lat), predicate="intersects")[1]
@@ -219,7 +221,8 @@ class AreaIndex:
         results: list[Location | OutsideManagedArea | None] = [None] * len(points)
 
         for i, hits in _grouped(*self._fine_tree.query(points, predicate="intersects")):
-            results[i] = self._fine_location(float(lons[i]), float(lats[i]), hits.tolist())
+            found = self._fine_location(float(lons[i]), float(lats[i]), hits.tolist())
+            results[i] = found if found.chain.get("grid") else None
         rest = np.array([i for i, r in enumerate(results) if r is None], dtype=np.int64)
         for j, hits in _grouped(*self._grid_tree.query(points[rest], predicate="intersects")):
             i = int(rest[j])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,11 @@ def read_frame(path: str | Path, *, layer: str | None = None, crs: str | None = 
     source_crs = frame.crs.to_string()
     frame.attrs["area_of_use"] = frame.crs.area_of_use  # None for a CRS that states none
     if not frame.crs.equals(pyproj.CRS.from_epsg(4326)):
-        frame = frame.to_crs(4326)
+        try:
+            frame = frame.to_crs(4326)
+        except (pyproj.exceptions.CRSError, pyproj.exceptions.ProjError) as exc:
+            # An engineering CRS (a site's local axes) has no way to longitude and latitude.
+            raise ImportRejected([f"{path}: cannot convert {source_crs} to WGS84 lon/lat: {exc}"]) from exc
     frame.attrs["source_crs"] = source_crs
     return frame
 
@@ -236,6 +241,19 @@ def _text_problem(value: str | None, what: str, limit: int) -> str | None:
     return None
 
 
+def _code_problem(code: str | None, what: str) -> str | None:
+    """Why a code cannot name an area, or None. A code is typed, compared and put in a URL
+    path: a zero-width space or a direction mark would make a second area that looks like
+    the first, and a "/" one that `GET /areas/<code>` cannot reach."""
+    problem = _text_problem(code, what, CODE_LENGTH)
+    if problem or code is None:
+        return problem
+    for char in code:
+        if char == "/" or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            return f"{what} must not contain {char!r} (U+{ord(char):04X})"
+    return None
+
+
 def plan_import(
     session: Session,
     frame: gpd.GeoDataFrame,
@@ -325,8 +343,8 @@ def plan_import(
                 continue
         parent = _text(row.get(parent_field)) if parent_field else None
         name = _text(row.get(name_field)) or code
-        problem = (_text_problem(code, "the code", CODE_LENGTH) or _text_problem(name, "the name", NAME_LENGTH)
-                   or _text_problem(parent, "the parent code", CODE_LENGTH))
+        problem = (_code_problem(code, "the code") or _text_problem(name, "the name", NAME_LENGTH)
+                   or _code_problem(parent, "the parent code"))
         try:
             properties = _properties(row, skip)
         except _NotStorable as exc:
@@ -463,7 +481,11 @@ def _place_orphans(
             continue  # nothing above them: they stay roots
         for area, best in zip(orphans, holders.largest([a.geometry for a in orphans])):
             if best is None:
-                continue  # it touches nothing one level up: it stays a root
+                # It touches nothing one level up. A building must lie in a grid (and a unit
+                # in a building), or reports there would reach nobody; above, it stays a root.
+                if level in ("building", "unit"):
+                    problems.append(f"{_label(seen[area.code], area.code)}: it lies in no {parent_level}")
+                continue
             area.parent_code, share = best
             plan.placed.append(f"{area.code} -> {area.parent_code} ({share:.0%} inside)")
             if share < MIN_SHARE_INSIDE_PARENT and level not in ("building", "unit"):
@@ -527,17 +549,51 @@ def areas_frame(session: Session, *, level: str | None = None) -> gpd.GeoDataFra
     )
 
 
+class ExportFailed(Exception):
+    """The areas cannot be written as asked; the message says why."""
+
+
+SHAPEFILE_TEXT_BYTES = 254  # a DBF text field's width
+
+
 def export_file(
     session: Session, path: str | Path, *, level: str | None = None, crs: str | None = None
 ) -> int:
-    """Write the stored areas (optionally one level, optionally reprojected) to a file; returns the count."""
-    fmt = file_format(path)
+    """Write the stored areas (optionally one level, optionally reprojected) to a file; returns
+    the count. ExportFailed, with nothing written, when the format cannot hold them whole."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ExportFailed(f"{path}: unknown file type {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
+    fmt = FORMATS[suffix]
+    if not Path(path).parent.is_dir():
+        raise ExportFailed(f"{path}: no such folder {str(Path(path).parent)!r}")
     frame = areas_frame(session, level=level)
     if crs:
-        frame = frame.to_crs(crs)
-    if fmt == "GeoParquet":
-        frame.to_parquet(path)
-    else:
-        kwargs = {"layer": "areas"} if fmt == "GPKG" else {}
-        frame.to_file(path, driver=fmt, engine="pyogrio", **kwargs)
+        try:
+            frame = frame.to_crs(crs)
+        except (pyproj.exceptions.CRSError, pyproj.exceptions.ProjError) as exc:
+            raise ExportFailed(f"--crs {crs}: not a coordinate reference system the areas can be converted to: {exc}") from exc
+    if fmt == "ESRI Shapefile":
+        _check_fits_a_shapefile(frame)
+    try:
+        if fmt == "GeoParquet":
+            frame.to_parquet(path)
+        else:
+            kwargs = {"layer": "areas"} if fmt == "GPKG" else {}
+            frame.to_file(path, driver=fmt, engine="pyogrio", **kwargs)
+    except Exception as exc:  # pyogrio/arrow raise many kinds; the message is what matters
+        raise ExportFailed(f"{path}: cannot write the file: {exc}") from exc
     return len(frame)
+
+
+def _check_fits_a_shapefile(frame: gpd.GeoDataFrame) -> None:
+    """A DBF text field holds 254 bytes, and longer values are cut without an error: refuse
+    rather than write names or properties that come back shorter."""
+    too_long = []
+    for column in frame.columns.drop(frame.geometry.name):
+        sizes = frame[column].map(lambda v: len(v.encode()) if isinstance(v, str) else 0)
+        for code in frame.loc[sizes > SHAPEFILE_TEXT_BYTES, "code"].head(3):
+            too_long.append(f"{column} of {code}")
+    if too_long:
+        raise ExportFailed(f"a Shapefile holds at most {SHAPEFILE_TEXT_BYTES} bytes of text per field, and "
+                           f"{', '.join(too_long)} would be cut: export to .gpkg, .geojson or .parquet instead")

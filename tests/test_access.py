@@ -85,6 +85,8 @@ def test_listing_filters(world, g1_incident):
     ("status=lost", "status"), ("open=maybe", "open"), ("limit=0", "limit"),
     ("from=yesterday", "from"), ("to=2026-12-01T10:00:00", "to"), ("assignee=me", "assignee"),
     ("bbox=1,2", "bbox"), ("assignee=%C2%B2", "assignee"), ("assignee=99999999999999999999", "assignee"),
+    # Found by an intake audit: a range ending before it began was an empty 200.
+    ("from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
 ])
 def test_bad_filters(world, query, field):
     response = world.client.get(f"/api/v1/incidents?{query}", headers=world.headers("admin"))
@@ -289,9 +291,12 @@ def test_anonymous_intake_is_rate_limited_per_phone(world):
     for n, phone in enumerate(typed):
         point = (B1_POINT[0], B1_POINT[1]) if n % 2 else B3_POINT
         assert world.report(category="rubbish", point=point, reporter_phone=phone).status_code == 201
-    response = world.report(category="rubbish", reporter_phone="+8613700000000")
+    response = world.report(category="rubbish", reporter_phone="86 137 0000 0000")
     assert response.status_code == 429
-    assert response.get_json()["error"]["details"]["field"] == "reporter_phone"
+    details = response.get_json()["error"]["details"]
+    assert details["field"] == "reporter_phone"
+    # When one more may be filed: all five were filed this minute, so a whole window away.
+    assert response.headers["Retry-After"] == str(details["retry_after_s"]) == str(details["window_minutes"] * 60)
     # An operator typing in a call is never limited, and such calls use up none of the number's
     # allowance.
     assert world.report(category="rubbish", reporter_phone="13700000000", as_user="operator").status_code == 201
@@ -317,8 +322,12 @@ def test_operators_find_a_callers_reports_by_phone(world):
         listed = found(f"phone={spelling}").get_json()
         assert [i["id"] for i in listed["incidents"]] == [second["id"], first["id"]], spelling
     assert found("phone=13912345678&category=no_water", "admin").get_json()["total"] == 1
+    # A landline from abroad drops its trunk 0 (found by an intake audit: two numbers).
+    landline = world.report(category="noise", point=B3_POINT, reporter_phone="+86 25 8456 7890").get_json()
+    for spelling in ("025-8456-7890", "0086%2025%2084567890", "02584567890"):
+        assert [i["id"] for i in found(f"phone={spelling}").get_json()["incidents"]] == [landline["id"]], spelling
     assert found("phone=13800000000").get_json()["total"] == 0
-    assert found("phone=").get_json()["total"] == 4  # empty, like the other filters: no filter
+    assert found("phone=").get_json()["total"] == 5  # empty, like the other filters: no filter
     for user in ("m1", "committee-d", "crew-a", "resident"):
         response = found("phone=13912345678", user)
         assert response.status_code == 403, user

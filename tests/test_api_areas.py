@@ -152,3 +152,31 @@ def test_unknown_area_and_route_are_json(tree_client):
     response = tree_client.post("/api/v1/health")
     assert response.status_code == 405 and "error" in response.get_json()
     assert set(response.headers["Allow"].split(", ")) >= {"GET"}  # RFC 9110 asks a 405 for it
+
+
+def test_a_building_in_no_grid_places_nothing(app, client, tmp_path):
+    """Found by an area audit: a building imported before any grid (so kept as a root)
+    answered locate with no grid, and a report there was filed with no manager."""
+    from dispatch.incidents.categories import seed_categories
+    from dispatch.incidents.models import Incident
+    from tests.geodata import square
+
+    lonely = tmp_path / "lonely.geojson"
+    gpd.GeoDataFrame({"code": ["BX", "BY"], "name": ["远处的楼", "网格里的楼"], "level": ["building", "building"]},
+                     geometry=[square(10, 10, 10.5, 10.5), square(0.6, 0.6, 0.7, 0.7)],
+                     crs=4326).to_file(lonely, engine="pyogrio")
+    with app.extensions["griddispatch.db"].session() as s:
+        import_file(s, lonely)  # nothing above them yet: roots
+        import_file(s, tree_file(tmp_path))
+        seed_categories(s)
+    far = client.get("/api/v1/locate?lon={}&lat={}".format(*at(10.25, 10.25)))
+    assert far.status_code == 422 and far.get_json()["error"]["code"] == "outside_managed_area"
+    inside = client.get("/api/v1/locate?lon={}&lat={}".format(*at(0.65, 0.65))).get_json()
+    assert inside["chain"]["grid"]["code"] == G1 and inside["chain"]["building"] is None
+    assert inside["method"] == "grid"
+    for code in ("BX", "BY"):
+        report = client.post("/api/v1/incidents", json={"category": "no_water", "location": {"building_code": code}})
+        assert report.status_code == 422, report.get_json()
+        assert report.get_json()["error"]["details"]["field"] == "location.building_code"
+    with app.extensions["griddispatch.db"].session() as s:
+        assert s.query(Incident).count() == 0

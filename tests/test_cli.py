@@ -77,3 +77,27 @@ def test_running_server_sees_an_import_from_another_process(database_url, tmp_pa
         response = requests.get(url, timeout=5)
         assert response.status_code == 200
         assert response.json()["chain"]["grid"]["code"] == G1
+
+
+def test_export_and_locate_failures_are_messages_not_tracebacks(database_url, tmp_path):
+    """Found by an area audit: each of these was a Python traceback (or, for a Shapefile,
+    names cut at 254 bytes and an exit 0)."""
+    fresh = run(database_url, "locate", "118.78", "32.03")  # no init-db yet: no areas, no traceback
+    assert fresh.exit_code == 2 and "outside the managed area" in fresh.output
+    source = tmp_path / "tree.geojson"
+    frame = tree_frame()
+    frame.loc[frame.code == "B3", "name"] = "名" * 200  # 600 bytes of UTF-8
+    frame.to_file(source, engine="pyogrio")
+    assert run(database_url, "import", str(source)).exit_code == 0
+    for args, said in [
+        ((str(tmp_path / "out.geojson"), "--crs", "FOO"), "--crs FOO"),
+        ((str(tmp_path / "no-such-folder" / "out.geojson"),), "no such folder"),
+        ((str(tmp_path / "out.xyz"),), "unknown file type .xyz"),
+        ((str(tmp_path / "out.shp"),), "name of B3 would be cut"),
+    ]:
+        result = run(database_url, "export", *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "export failed, nothing was written" in result.output and said in result.output, result.output
+    assert not (tmp_path / "out.shp").exists()
+    whole = run(database_url, "export", str(tmp_path / "out.gpkg"), "--level", "building")
+    assert whole.exit_code == 0 and "名" * 200 in set(gpd.read_file(tmp_path / "out.gpkg").name)

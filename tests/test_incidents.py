@@ -323,6 +323,27 @@ def test_escalate_by_hand_notifies_the_committee(world):
                                  headers=world.headers("admin")))["events"]
     escalated = events[-1]["data"]
     assert escalated["to_level"] == "community" and escalated["escalation_level"] == 1
+    # Up to the district, and no further (found by an intake audit: each try at the top
+    # told the district again).
+    for _ in range(2):
+        incident = ok(world.act("m1", world.get("m1", incident), "escalate"))
+    assert incident["escalation_level"] == 3
+    top = world.act("m1", incident, "escalate")
+    assert top.status_code == 409 and top.get_json()["error"]["code"] == "already_at_top"
+
+
+def test_a_reason_of_spaces_or_numbers_is_refused_by_name(world):
+    """Found by an intake audit: "   " passed as a required reason and was stored empty; a
+    number was called too long, and a numeric action "required"."""
+    incident = created(world.report(category="no_water"))
+    for value, reason in (("   ", "required"), (5, "invalid"), ("x" * 501, "too_long")):
+        response = world.act("operator", incident, "cancel", reason=value)
+        assert response.status_code == 400, value
+        assert response.get_json()["error"]["details"]["reason"] == reason, value
+    numeric = world.client.post(f"/api/v1/incidents/{incident['id']}/actions", headers=world.headers("m1"),
+                                json={"action": 5, "expected_version": incident["version"]})
+    assert numeric.status_code == 400 and "required" not in numeric.get_json()["error"]["message"]
+    assert world.get("admin", incident)["version"] == incident["version"]
 
 
 def test_projection_rebuilt_from_events_is_identical(world):

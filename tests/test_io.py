@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 
 import geopandas as gpd
 import pandas as pd
@@ -229,6 +230,12 @@ BAD_INPUTS = {
     # PostgreSQL and stored whole on SQLite; a valid root out of lon/lat range was imported.
     "code too long": (_set("B3", "code", "B" * 65), r"the code is too long \(65 characters, at most 64\)"),
     "name too long": (_set("B3", "name", "名" * 201), r"code 'B3'\): the name is too long \(201 characters"),
+    # Found by an area audit: a building far from every grid was kept as a root, and a
+    # report there was filed with no grid and no manager.
+    "building in no grid": (
+        lambda frame: _set_geometry("B3", square(10, 10, 10.5, 10.5))(_set("B3", "parent_code", None)(frame)),
+        r"code 'B3'\): it lies in no grid",
+    ),
     "root beyond latitude 90": (
         _set_geometry("320104", box(118.78, 95.0, 118.784, 95.002)),
         r"code '320104'\): coordinates outside WGS84 lon/lat range",
@@ -386,6 +393,36 @@ def test_a_code_holding_what_no_text_field_can_is_refused(db, tmp_path):
     frame.to_parquet(tmp_path / "nul.parquet")
     with pytest.raises(ImportRejected, match="the code must not contain a NUL character"):
         do_import(db, tmp_path / "nul.parquet")
+    assert stored(db) == {}
+
+
+@pytest.mark.parametrize("code, shown", [
+    ("B9\u200b", "U+200B"), ("\u202eB9", "U+202E"), ("B\n9", "U+000A"), ("a/b", "U+002F")])
+def test_a_code_with_an_invisible_character_or_a_slash_is_refused(db, tmp_path, code, shown):
+    """Found by an area audit: "B9" with a zero-width space was a second area looking exactly
+    like B9, and "a/b" could not be read back over REST."""
+    frame = _set("B3", "code", code)(tree_frame())
+    frame.to_parquet(tmp_path / "odd.parquet")
+    with pytest.raises(ImportRejected, match="the code must not contain .*" + re.escape(f"({shown})")):
+        do_import(db, tmp_path / "odd.parquet")
+    assert stored(db) == {}
+
+
+def test_a_crs_with_no_way_to_longitude_and_latitude_is_refused(db, tmp_path):
+    path = tmp_path / "tree.gpkg"
+    write(tree_frame(), path)
+    local = ('ENGCRS["site",EDATUM["d"],CS[Cartesian,2],AXIS["x",east,ORDER[1],LENGTHUNIT["metre",1]],'
+             'AXIS["y",north,ORDER[2],LENGTHUNIT["metre",1]]]')
+    with pytest.raises(ImportRejected, match=r"cannot convert .* to WGS84 lon/lat"):
+        do_import(db, path, crs=local)
+    assert stored(db) == {}
+
+
+def test_a_geometry_with_nan_is_refused_even_when_repairing(db, tmp_path):
+    frame = _set_geometry("B3", Polygon([(118.78, 32.03), (float("nan"), 32.031), (118.781, 32.031)]))(tree_frame())
+    frame.to_parquet(tmp_path / "nan.parquet")
+    with pytest.raises(ImportRejected, match=r"code 'B3'\): .*repair left nothing polygonal"):
+        do_import(db, tmp_path / "nan.parquet", fix_invalid=True)
     assert stored(db) == {}
 
 

@@ -8,7 +8,7 @@ from dispatch.api.context import rule_context, views_for
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import IntParam, bbox_arg, bool_arg, id_arg
 from dispatch.app import clock, session
-from dispatch.errors import ApiError
+from dispatch.errors import ApiError, bad_field
 from dispatch.incidents import service
 from dispatch.people.auth import client_key, current_user, require_user
 
@@ -60,6 +60,8 @@ def list_incidents():
         "bbox": bbox_arg(),
         "phone": request.args.get("phone"),
     }
+    if filters["from"] and filters["to"] and filters["from"] >= filters["to"]:
+        raise bad_field("to", f"must be after from ({request.args['from']})")
     incidents, total = service.list_visible(session(), user, filters, limit=limit, offset=offset)
     views = views_for(user)
     # `now`: the server's clock, which the apps' countdowns run on (a tablet's may be wrong).
@@ -146,7 +148,8 @@ PATHS = {
                    errors={"400": "a bad field, named in details.field",
                            "422": "unknown category/area or outside the managed area",
                            "403": "committee members report nothing (they watch)",
-                           "429": "too many anonymous reports from this client or phone"}, auth="optional"),
+                           "429": "too many anonymous reports from this client or phone; Retry-After "
+                                   "(and details.retry_after_s) says when one more may be filed"}, auth="optional"),
         "get": op("Incidents in the caller's scope, filtered and paginated", "listIncidents", params=[
             query("status", {"type": "string"}, "comma-separated statuses"),
             query("open", {"type": "boolean"}, "only open (true) or closed (false)"),
@@ -166,7 +169,7 @@ PATHS = {
             "limit": {"type": "integer"}, "offset": {"type": "integer"},
             "now": {"type": "string", "format": "date-time",
                     "description": "the server's clock, for countdowns on a device whose clock is wrong"}}}),
-           errors={"400": "a bad filter", "403": "a phone look-up by a role that may not"}),
+           errors={"400": "a bad filter (or a `to` not after `from`)", "403": "a phone look-up by a role that may not"}),
     },
     "/incidents/{incident_ref}": {"get": op(
         "One incident", "getIncident", params=[INCIDENT_REF], ok=("200", INCIDENT),
@@ -190,5 +193,6 @@ PATHS = {
         body={"type": "object", "required": ["rating"], "properties": {
             "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": "string"},
             "expected_version": {"type": "integer"}}},
-        errors={"400": "bad rating", "404": "unknown token", "409": "not resolved yet"}, auth=False)},
+        errors={"400": "bad rating", "404": "unknown token",
+                "409": "not resolved yet; already_rated: this fix was rated (a fix after a rework is rated afresh)"}, auth=False)},
 }

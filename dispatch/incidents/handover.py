@@ -38,8 +38,9 @@ def update_account(session: Session, user: User, *, now: datetime, tz: tzinfo, i
     """`people.service.update_user`, and when the change takes a grid manager out of routing,
     their unfinished incidents handed on; returns those."""
     was_routable = routable(user)
-    if was_routable:
-        # The log first, as every writer takes it, before any incident row is read.
+    if was_routable and (changes.get("active") is False or changes.get("role", "grid_manager") != "grid_manager"):
+        # The log first, as every writer takes it, before any incident row is read; only
+        # for a change that may hand work on: it holds every report back until commit.
         events.lock_event_log(session)
     update_user(session=session, user=user, now=now, **changes)
     if not was_routable or routable(user):

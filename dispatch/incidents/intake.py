@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -102,8 +103,11 @@ def _locate(ctx: Context, payload: dict) -> tuple[float, float, str, dict[str, s
             raise bad_field(field, f"unknown {expected} code {area_code!r}", 422) from None
         if level != expected:
             raise bad_field(field, f"{area_code!r} is a {level}, not a {expected}", 422)
+        chain = ctx.index.chain_of(str(area_code))
+        if not chain.get("grid"):  # nobody's to route to: never a report without a manager
+            raise bad_field(field, f"{expected} {area_code!r} lies in no grid", 422)
         point = ctx.index.geometry(str(area_code)).representative_point()
-        return point.x, point.y, expected, ctx.index.chain_of(str(area_code))
+        return point.x, point.y, expected, chain
     lon, lat = (fields.number(f"location.{axis}", location.get(axis)) for axis in ("lon", "lat"))
     crs = location.get("crs")
     try:
@@ -130,17 +134,20 @@ def check_rate_limits(ctx: Context, *, client_key: str, phone: str | None) -> No
     ):
         if not value:
             continue
-        recent = ctx.session.scalar(
-            select(func.count()).select_from(Incident)
+        recent, oldest = ctx.session.execute(
+            select(func.count(), func.min(Incident.created_at))
             .where(column == value, Incident.channel == "resident", Incident.created_at > ctx.now - window)
-        )
+        ).one()
         if recent >= limit:
             minutes = int(window.total_seconds() // 60)
+            # When the oldest report counted leaves the window, one more may be filed.
+            wait = max(1, math.ceil((oldest + window - ctx.now).total_seconds()))
             raise ApiError(429, "rate_limited",
                            f"too many reports from {what}: at most {limit} in {minutes} minutes; "
                            "for an emergency call the hotline",
-                           {"limit": limit, "window_minutes": minutes,
-                            "field": "reporter_phone" if column is Incident.reporter_phone else None})
+                           {"limit": limit, "window_minutes": minutes, "retry_after_s": wait,
+                            "field": "reporter_phone" if column is Incident.reporter_phone else None},
+                           headers={"Retry-After": str(wait)})
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from dispatch.errors import MAX_ID, ApiError, a_or_an, bad_field
 from dispatch.incidents import events
 from dispatch.incidents.access import can_see, check_may_act
 from dispatch.incidents.flows import (
+    ESCALATION_LEVELS,
     Context,
     choose_for_grid,
     crew_changed,
@@ -113,13 +114,16 @@ def _pause_ended(incident: Incident) -> dict[str, Any]:
 
 def _note(params: dict, field: str = "note", *, required: bool = False) -> str | None:
     value = params.get(field)
-    if value is None or value == "":
+    if value is not None and not isinstance(value, str):
+        raise bad_field(field, f"must be text, got {type(value).__name__}", reason="invalid")
+    value = (value or "").strip()  # a reason of spaces gives none
+    if not value:
         if required:
             raise bad_field(field, "is required", reason="required")
         return None
-    if not isinstance(value, str) or len(value) > 500:
+    if len(value) > 500:
         raise bad_field(field, "must be text of at most 500 characters", reason="too_long", limit=500)
-    return value.strip()
+    return value
 
 
 def _acknowledge(ctx, incident, category, actor, params, user):
@@ -274,6 +278,10 @@ def _rate(ctx, incident, category, actor, params, user):
 
 
 def _escalate(ctx, incident, category, actor, params, user):
+    top = len(ESCALATION_LEVELS) - 1
+    if (incident.escalation_level or 0) >= top:
+        raise ApiError(409, "already_at_top", f"the incident is escalated to the {ESCALATION_LEVELS[top]} already",
+                       {"escalation_level": incident.escalation_level})
     escalate(ctx, incident, reason=_note(params, "reason") or "by_hand", actor=actor)
 
 

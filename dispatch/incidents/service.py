@@ -185,8 +185,10 @@ def act(ctx: Context, user: User, incident_ref: str, body: Any) -> Incident:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
     action = body.get("action")
-    if not isinstance(action, str) or not action:
+    if action is None or action == "":
         raise bad_field("action", "is required")
+    if not isinstance(action, str):
+        raise bad_field("action", f"must be the name of an action, got {str(action)[:40]!r}")
     incident = _find_to_change(ctx.session, incident_ref)
     perform(ctx, incident, user=user, action=action, params=body,
             expected_version=body.get("expected_version"))

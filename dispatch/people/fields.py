@@ -50,7 +50,11 @@ def caller_phone(field: str, value: Any) -> str | None:
     digits = value.replace(" ", "").replace("-", "")
     for prefix in ("+86", "0086"):
         if digits.startswith(prefix) and len(digits) > len(prefix) + 4:
-            return digits[len(prefix):]
+            national = digits[len(prefix):]
+            # From abroad a landline drops its trunk 0 (+86 25 …); at home it is 025 ….
+            return national if national.startswith(("1", "0")) else "0" + national
+    if len(digits) == 13 and digits.startswith("861"):  # a mobile written 86 139…, without the +
+        return digits[2:]
     return digits
 
 
