@@ -82,6 +82,20 @@ def _import(app, path, **options):
         return import_file(db_session, path, checked=check.update, progress=write.update, **options)
 
 
+@contextmanager
+def _reading_areas():
+    """A database without the schema (never `init-db`ed) says so, not a traceback. Reading
+    commands do not create it: a command that only reads must not migrate a database."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as exc:
+        click.echo(f"error: cannot read the areas ({str(exc.orig).strip()}); a new database needs "
+                   "`griddispatch init-db` and an import first", err=True)
+        sys.exit(1)
+
+
 @main.command("export")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--level", type=click.Choice(LEVELS), help="Export one level only.")
@@ -92,9 +106,8 @@ def export_command(path, level, crs) -> None:
 
     app = _app()
     db = app.extensions["griddispatch.db"]
-    db.upgrade()
     try:
-        with db.session() as db_session:
+        with _reading_areas(), db.session() as db_session:
             count = export_file(db_session, path, level=level, crs=crs)
     except ExportFailed as exc:
         click.echo(f"export failed, nothing was written: {exc}", err=True)
@@ -113,8 +126,7 @@ def locate_command(lon, lat, crs) -> None:
 
     app = _app()
     db = app.extensions["griddispatch.db"]
-    db.upgrade()
-    with app.app_context(), db.session() as db_session:
+    with _reading_areas(), app.app_context(), db.session() as db_session:
         try:
             answer = locate_point(db_session, lon, lat, crs=crs,
                                   tolerance_m=app.config["LOCATE_TOLERANCE_M"])

@@ -241,6 +241,13 @@ def _text_problem(value: str | None, what: str, limit: int) -> str | None:
     return None
 
 
+# Control, format (zero-width, direction marks), space and separator characters other than
+# a plain space (a no-break space looks like one), and combining marks: none is seen as
+# itself where a code is read, so each would make a look-alike.
+CODE_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers: letters that show nothing
+
+
 def _code_problem(code: str | None, what: str) -> str | None:
     """Why a code cannot name an area, or None. A code is typed, compared and put in a URL
     path: a zero-width space or a direction mark would make a second area that looks like
@@ -249,7 +256,8 @@ def _code_problem(code: str | None, what: str) -> str | None:
     if problem or code is None:
         return problem
     for char in code:
-        if char == "/" or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+        refused = char in INVISIBLE_LETTERS or unicodedata.category(char) in CODE_REFUSED_CATEGORIES
+        if char == "/" or (refused and char != " "):  # a plain space shows: "Block 7" is fine
             return f"{what} must not contain {char!r} (U+{ord(char):04X})"
     return None
 

@@ -7,6 +7,7 @@ import pytest
 from dispatch.app import create_app
 from dispatch.incidents.access import ACTION_ROLES, mask_phone
 from dispatch.incidents.lifecycle import ACTIONS
+from dispatch.people.fields import caller_phone
 from tests.geodata import G1
 from tests.world import B1_POINT, B3_POINT, PASSWORD
 
@@ -336,6 +337,17 @@ def test_operators_find_a_callers_reports_by_phone(world):
         response = found(f"phone={bad}")
         assert response.status_code == 400, bad
         assert response.get_json()["error"]["details"]["field"] == "phone"
+
+
+@pytest.mark.parametrize("typed, stored", [
+    ("+86 25 8456 7890", "02584567890"), ("025-8456-7890", "02584567890"),
+    ("+86 10 1234 5678", "01012345678"), ("010 1234 5678", "01012345678"),  # Beijing's 10 is no mobile
+    ("+86 139 1234 5678", "13912345678"), ("86 139 1234 5678", "13912345678"),
+    ("+86 400-810-8888", "4008108888"), ("400-810-8888", "4008108888"),  # service numbers take no 0
+    ("+86 12345", "12345"), ("0086 512 6789 1234", "051267891234"),
+])
+def test_a_callers_number_is_stored_as_dialled_at_home(typed, stored):
+    assert caller_phone("reporter_phone", typed) == stored
 
 
 def test_anonymous_intake_is_rate_limited_per_client(world):

@@ -82,8 +82,9 @@ def test_running_server_sees_an_import_from_another_process(database_url, tmp_pa
 def test_export_and_locate_failures_are_messages_not_tracebacks(database_url, tmp_path):
     """Found by an area audit: each of these was a Python traceback (or, for a Shapefile,
     names cut at 254 bytes and an exit 0)."""
-    fresh = run(database_url, "locate", "118.78", "32.03")  # no init-db yet: no areas, no traceback
-    assert fresh.exit_code == 2 and "outside the managed area" in fresh.output
+    for command in (("locate", "118.78", "32.03"), ("export", str(tmp_path / "none.geojson"))):
+        fresh = run(database_url, *command)  # no init-db yet: a message, and nothing created
+        assert fresh.exit_code == 1 and "needs `griddispatch init-db`" in fresh.output, fresh.output
     source = tmp_path / "tree.geojson"
     frame = tree_frame()
     frame.loc[frame.code == "B3", "name"] = "名" * 200  # 600 bytes of UTF-8

@@ -397,7 +397,8 @@ def test_a_code_holding_what_no_text_field_can_is_refused(db, tmp_path):
 
 
 @pytest.mark.parametrize("code, shown", [
-    ("B9\u200b", "U+200B"), ("\u202eB9", "U+202E"), ("B\n9", "U+000A"), ("a/b", "U+002F")])
+    ("B9\u200b", "U+200B"), ("\u202eB9", "U+202E"), ("B\n9", "U+000A"), ("a/b", "U+002F"),
+    ("B\u00a09", "U+00A0"), ("B9\u034f", "U+034F"), ("B\u31649", "U+3164")])
 def test_a_code_with_an_invisible_character_or_a_slash_is_refused(db, tmp_path, code, shown):
     """Found by an area audit: "B9" with a zero-width space was a second area looking exactly
     like B9, and "a/b" could not be read back over REST."""
@@ -406,6 +407,13 @@ def test_a_code_with_an_invisible_character_or_a_slash_is_refused(db, tmp_path, 
     with pytest.raises(ImportRejected, match="the code must not contain .*" + re.escape(f"({shown})")):
         do_import(db, tmp_path / "odd.parquet")
     assert stored(db) == {}
+
+
+def test_a_code_with_a_plain_space_is_fine(db, tmp_path):
+    frame = _set("B3", "code", "Block 3")(tree_frame())
+    frame.to_parquet(tmp_path / "spaced.parquet")
+    do_import(db, tmp_path / "spaced.parquet")
+    assert "Block 3" in stored(db)
 
 
 def test_a_crs_with_no_way_to_longitude_and_latitude_is_refused(db, tmp_path):

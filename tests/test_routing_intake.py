@@ -281,3 +281,26 @@ def test_a_crew_available_before_its_job_ends_is_idle_from_the_end(world):
     crew = world.client.get(f"/api/v1/crews/{world.crews['A']}", headers=world.headers("admin")).get_json()
     assert datetime.fromisoformat(crew["idle_since"]) == world.clock.now()
     assert crew["status"] == "available"
+
+
+def test_the_clock_hands_on_a_report_that_reached_a_manager_as_they_were_disabled(world):
+    """Found by a review: on PostgreSQL a report routed from the roster just before its
+    manager's disabling committed, and written just after, kept the disabled manager. The
+    SLA clock's tick hands such reports on (here the account is changed around the API, as
+    that race leaves it)."""
+    from dispatch.sla.worker import run_once
+
+    incident = world.report(category="no_water").get_json()  # in G1: M1
+    with world.app.extensions["griddispatch.db"].session() as s:
+        s.get(User, world.users["m1"]).active = False
+    app = world.app
+    totals = run_once(db=app.extensions["griddispatch.db"], clock=world.clock, tz=SHANGHAI,
+                      index_cache=app.extensions["griddispatch.index"])
+    assert totals["handed_over"] == 1
+    now = world.get("admin", incident)
+    assert now["manager"]["display_name"] == "M1B"
+    last = _events(world, incident)[-1]
+    assert (last["type"], last["actor"]["role"], last["data"]["reason"]) == ("handed_over", "system", "on_duty_backup")
+    again = run_once(db=app.extensions["griddispatch.db"], clock=world.clock, tz=SHANGHAI,
+                     index_cache=app.extensions["griddispatch.index"])
+    assert again["handed_over"] == 0

@@ -65,14 +65,14 @@ def test_burst_pipe_turns_amber_then_red_and_escalates_up_the_tree(world):
     with world.app.extensions["griddispatch.db"].session() as s:
         watch = s.get(SlaWatch, pipe["id"])
         assert (watch.version, watch.check_at) == (pipe["version"], TUESDAY_10 + timedelta(minutes=4))
-    assert tick(world) == {"evaluated": 0, "sla_changed": 0, "escalated": 0}
+    assert tick(world) == {"evaluated": 0, "sla_changed": 0, "escalated": 0, "handed_over": 0}
     world.clock.advance(3)
     assert tick(world)["evaluated"] == 0  # nothing due before 10:04
     world.clock.advance(1)
-    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 0}
+    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 0, "handed_over": 0}
     assert world.get("admin", pipe)["sla_state"] == "amber"
     world.clock.advance(1)  # 10:05: breach
-    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 1}
+    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 1, "handed_over": 0}
     world.clock.advance(4)
     assert tick(world)["evaluated"] == 0
     world.clock.advance(1)  # 10:10: another full limit unmet
@@ -117,8 +117,8 @@ def test_meeting_the_deadlines_stops_the_clocks(world):
 def test_a_worker_that_was_down_takes_every_missed_step_once(world):
     pipe = report(world)
     world.clock.advance(10)  # nobody looked at 10:04 or 10:05
-    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 2}
-    assert tick(world) == {"evaluated": 0, "sla_changed": 0, "escalated": 0}
+    assert tick(world) == {"evaluated": 1, "sla_changed": 1, "escalated": 2, "handed_over": 0}
+    assert tick(world) == {"evaluated": 0, "sla_changed": 0, "escalated": 0, "handed_over": 0}
     assert [e[:4] for e in sla_events(world, pipe)] == [
         ("sla_changed", "red", "acknowledge", 2.0),
         ("escalated", "community", "acknowledge", 1),
@@ -137,7 +137,7 @@ def test_forgotten_schedule_repeats_nothing(world):
     tick(world)
     with world.app.extensions["griddispatch.db"].session() as s:
         s.query(SlaWatch).delete()
-    assert tick(world) == {"evaluated": 1, "sla_changed": 0, "escalated": 0}
+    assert tick(world) == {"evaluated": 1, "sla_changed": 0, "escalated": 0, "handed_over": 0}
 
 
 def test_two_racing_workers_escalate_once(world):

@@ -179,7 +179,10 @@ PATHS = {
         params=[INCIDENT_REF, IDEMPOTENCY_KEY], body=ACTION_BODY,
         ok=("200", INCIDENT),
         errors={"400": "a bad field", "403": "role or scope may not", "404": "no such incident",
-                "409": "stale expected_version (details carry the current version) or not allowed from this state",
+                "409": "stale expected_version (details carry the current version), not allowed from this "
+                       "state (invalid_transition), already_rated, already_at_top (escalated to the "
+                       "district), already_paused, not_paused, or a field's conflict in details.reason "
+                       "(already_dispatched, crew_off_duty, same_grid, original_ended)",
                 "422": "unknown crew, grid or original"})},
     "/incidents/{incident_ref}/events": {"get": op(
         "The incident's timeline (every event, with seq)", "incidentEvents", params=[INCIDENT_REF],

@@ -110,9 +110,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string"}, "message": {"type": "string", "description": "English, for people"},
             "details": {"type": "object", "description": "for invalid_field: `field`, and on incident "
-                        "actions `reason` (required, too_long, unknown, crew_off_duty, same_grid, "
-                        "not_a_grid, same_incident, original_ended, out_of_range) for a client to put "
-                        "in its own words"}}}},
+                        "actions `reason` (required, invalid, too_long, unknown, crew_off_duty, "
+                        "already_dispatched, same_grid, not_a_grid, same_incident, original_ended, "
+                        "out_of_range) for a client to put in its own words"}}}},
     },
     "AreaFeature": {
         "type": "object",

@@ -253,7 +253,8 @@ PATHS = {
                     "unfinished incidents to whoever routing picks now (handed_over)", "updatePerson",
                     params=[USER_ID], body=USER_CHANGE, ok=("200", USER_CHANGED),
                     errors={**BAD, "404": "no such user", "422": "unknown scope area or crew",
-                            "409": "still_on_duty: a grid manager holding grids, on-call or a desk keeps the role"}),
+                            "409": "still_on_duty: a grid manager holding grids, on-call or a desk keeps the "
+                                   "role; last_admin: the last active admin stays one"}),
     },
     "/people/{user_id}/grids": {"put": op(
         "Replace a grid manager's grids", "setPersonGrids", params=[USER_ID],

@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from dispatch.db import Database
 from dispatch.incidents import events
 from dispatch.incidents.flows import SYSTEM, Context, choose_for_grid, escalate
 from dispatch.incidents.models import OPEN_STATUSES, Incident
@@ -40,7 +41,9 @@ def update_account(session: Session, user: User, *, now: datetime, tz: tzinfo, i
     was_routable = routable(user)
     if was_routable and (changes.get("active") is False or changes.get("role", "grid_manager") != "grid_manager"):
         # The log first, as every writer takes it, before any incident row is read; only
-        # for a change that may hand work on: it holds every report back until commit.
+        # for a change that may hand work on. A report routed from the roster before this
+        # commits, and written after, still names this manager: the SLA clock's next tick
+        # hands it on (`hand_over_stranded`).
         events.lock_event_log(session)
     update_user(session=session, user=user, now=now, **changes)
     if not was_routable or routable(user):
@@ -50,6 +53,26 @@ def update_account(session: Session, user: User, *, now: datetime, tz: tzinfo, i
     # committed, and the cache must hold committed states only.
     roster = Roster.load(session, directory_revision(session))
     return hand_over(Context(session, now=now, tz=tz, index=index, roster=roster), user, actor=actor)
+
+
+def hand_over_stranded(db: Database, *, now: datetime, tz: tzinfo, index: AreaIndex) -> int:
+    """Hand on the unfinished incidents of managers who have left routing, each manager in
+    a transaction of its own; how many. A tick of the SLA clock runs it: it catches a report
+    that was routed while its manager was being disabled, and any change made around the
+    API (an account edited in the database)."""
+    with db.session() as session:
+        left = session.scalars(
+            select(Incident.manager_id).distinct().join(User, User.id == Incident.manager_id)
+            .where(Incident.status.in_(UNFINISHED),
+                   or_(User.active.is_(False), User.role != "grid_manager"))).all()
+    handed = 0
+    for user_id in left:
+        with db.session() as session:
+            events.lock_event_log(session)
+            roster = Roster.load(session, directory_revision(session))
+            ctx = Context(session, now=now, tz=tz, index=index, roster=roster)
+            handed += len(hand_over(ctx, session.get(User, user_id), actor=SYSTEM))
+    return handed
 
 
 def hand_over(ctx: Context, user: User, *, actor: dict[str, Any]) -> list[Incident]:

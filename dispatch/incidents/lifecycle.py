@@ -177,8 +177,8 @@ def _end(type_: str):
 
 def _reassign(ctx, incident, category, actor, params, user):
     """To another grid, or to its own grid again: routed afresh, which hands a report the
-    duty desk took overnight to the grid's manager once on duty, or one whose manager was
-    disabled to whoever covers the grid now."""
+    duty desk took overnight to the grid's manager once on duty. (A disabled manager's
+    reports are handed on by the disabling itself: dispatch.incidents.handover.)"""
     grid_code = params.get("grid_code")
     if not isinstance(grid_code, str) or not grid_code:
         raise bad_field("grid_code", "is required", reason="required")

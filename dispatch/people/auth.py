@@ -39,7 +39,12 @@ def hash_password(password: str) -> str:
 def password_matches(user: User | None, password: str) -> bool:
     """Whether `password` is the user's. With no such user a hash is checked all the same,
     so the answer takes as long whether or not the username exists."""
-    return check_password_hash(user.password_hash if user else _no_one(), _normalised(password)) and user is not None
+    stored = user.password_hash if user else _no_one()
+    typed = _normalised(password)
+    # An account whose password was hashed as typed, before passwords were normalised, still
+    # signs in with it (checked only when normalising changed something).
+    matches = check_password_hash(stored, typed) or (typed != password and check_password_hash(stored, password))
+    return matches and user is not None
 
 
 @functools.cache

@@ -50,12 +50,21 @@ def caller_phone(field: str, value: Any) -> str | None:
     digits = value.replace(" ", "").replace("-", "")
     for prefix in ("+86", "0086"):
         if digits.startswith(prefix) and len(digits) > len(prefix) + 4:
-            national = digits[len(prefix):]
-            # From abroad a landline drops its trunk 0 (+86 25 …); at home it is 025 ….
-            return national if national.startswith(("1", "0")) else "0" + national
+            return _dialled_at_home(digits[len(prefix):])
     if len(digits) == 13 and digits.startswith("861"):  # a mobile written 86 139…, without the +
         return digits[2:]
     return digits
+
+
+def _dialled_at_home(national: str) -> str:
+    """A number written after +86 as dialled within China: a landline (area code and local
+    number, 9 to 11 digits, Beijing's 10 included) takes back the trunk 0 it drops abroad;
+    a mobile (11 digits from 1), a 400/800 service number or a short number does not."""
+    mobile = len(national) == 11 and national.startswith("1")
+    service = len(national) == 10 and national.startswith(("400", "800"))
+    if mobile or service or national.startswith("0") or not 9 <= len(national) <= 11:
+        return national
+    return "0" + national
 
 
 def choice(field: str, value: Any, allowed: Collection[str]) -> str:

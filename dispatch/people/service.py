@@ -377,7 +377,9 @@ def _crew_name(session: Session, crew: Crew, value: Any) -> str:
     """A free crew name, in any mix of capitals: "Plumbers A" beside "plumbers a" would be
     two crews a manager picking from a list could not tell apart."""
     name = fields.text("name", value, max_length=100)
-    taken = session.scalar(select(Crew.name).where(func.lower(Crew.name) == name.lower(), Crew.id != crew.id))
+    # Folded here, not in SQL: SQLite's lower() folds ASCII only ("Équipe" ≠ "équipe").
+    taken = next((other for other in session.scalars(select(Crew.name).where(Crew.id != crew.id))
+                  if other.casefold() == name.casefold()), None)
     if taken is not None:
         raise ApiError(409, "crew_name_taken", f"a crew is already called {taken!r}", {"field": "name"})
     return name

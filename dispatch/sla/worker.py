@@ -29,6 +29,7 @@ from dispatch.db import Database
 from dispatch.failures import Failures
 from dispatch.incidents.events import lock_event_log
 from dispatch.incidents.flows import Context
+from dispatch.incidents.handover import hand_over_stranded
 from dispatch.incidents.models import Incident
 from dispatch.incidents.service import forget_old_keys
 from dispatch.people.auth import forget_old_sign_in_failures
@@ -48,12 +49,14 @@ def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache,
              roster_cache: RosterCache | None = None) -> dict[str, int]:
     """One tick: every incident whose next threshold has passed, each in its own transaction."""
     now = clock.now()
-    totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0}
+    totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0, "handed_over": 0}
+    with db.session() as session:
+        index = index_cache.get(session)
+    totals["handed_over"] = hand_over_stranded(db, now=now, tz=tz, index=index)
     with db.session() as session:
         ids = list(session.scalars(due_for_evaluation(now)))
         if not ids:
             return totals
-        index = index_cache.get(session)
         roster = (roster_cache or RosterCache()).get(session)  # calendar, and whom escalations notify
     for incident_id in ids:
         # Let requests in between incidents: inside `griddispatch serve` this loop shares one
