@@ -168,12 +168,17 @@ def test_stale_version_is_409_with_current_state(world):
     assert missing.get_json()["error"]["details"]["field"] == "expected_version"
 
 
-def test_low_rating_reopens_as_rework(world):
-    report = created(world.report())
-    incident = report
+def fixed_report(world) -> dict:
+    """A burst pipe reported by a resident and fixed by crew A: the answer to the report."""
+    report = incident = created(world.report())
     for user, action in [("m1", "acknowledge"), ("crew-a", "en_route"), ("crew-a", "on_site"),
                          ("crew-a", "resolve")]:
         incident = ok(world.act(user, incident, action))
+    return report
+
+
+def test_low_rating_reopens_as_rework(world):
+    report = fixed_report(world)
     track_url = "/api/v1/track/" + report["tracking_token"]
     track = ok(world.client.post(track_url + "/rating", json={"rating": 1, "comment": "还在漏"}))
     assert track["status"] == "dispatched" and track["rework_count"] == 1
@@ -186,11 +191,7 @@ def test_low_rating_reopens_as_rework(world):
 def test_a_fix_is_rated_once(world):
     """Found by an intake audit: the same fix could be rated again and again, so a 5 could
     become a rework days later, and a retried rating counted twice."""
-    report = created(world.report())
-    incident = report
-    for user, action in [("m1", "acknowledge"), ("crew-a", "en_route"), ("crew-a", "on_site"),
-                         ("crew-a", "resolve")]:
-        incident = ok(world.act(user, incident, action))
+    report = fixed_report(world)
     track_url = "/api/v1/track/" + report["tracking_token"]
     assert ok(world.client.post(track_url + "/rating", json={"rating": 5}))["rating"] == 5
     for again in (world.client.post(track_url + "/rating", json={"rating": 1}),
