@@ -64,6 +64,8 @@ def import_command(path, layer, level, code_field, name_field, parent_field, crs
         sys.exit(1)
     for line in plan.repaired:
         click.echo(f"repaired: {line}")
+    for line in plan.overlaps:
+        click.echo(f"warning: {line}", err=True)
     counts = ", ".join(f"{n} {level}" for level, n in plan.counts().items())
     click.echo(f"imported {len(plan.areas)} areas ({counts}) from {path} (source CRS {plan.source_crs})")
 

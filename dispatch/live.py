@@ -36,6 +36,7 @@ from dispatch.incidents.events import (
     rooms_of,
 )
 from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
+from dispatch.incidents.service import originals_of
 from dispatch.incidents.views import IncidentViews, resident_event, resident_view
 from dispatch.live_signins import SignedIn, SignIns
 from dispatch.live_signins import run as check_sign_ins
@@ -124,6 +125,13 @@ class ClientPacket(socketio_packet.Packet):
     waiting; and an event named "connect" or "disconnect" ran those handlers again, joining
     the rooms of another token or ending the sign-in checks of a socket that stayed."""
 
+    def __init__(self, *args, encoded_packet=None, **kwargs) -> None:
+        super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
+        if encoded_packet is not None and not encoded_packet:
+            # An empty frame ("4" on the wire) is never decoded: it stood as an event with
+            # no data at all, and python-socketio logged a traceback for each one.
+            self.packet_type, self.data, self.id = socketio_packet.EVENT, [UNREADABLE], None
+
     def decode(self, encoded_packet):
         try:
             attachments = super().decode(encoded_packet)
@@ -168,8 +176,9 @@ def rooms_for_user(session: Session, user: User) -> set[str]:
         return {f"area:{code}" for code in managed_grids(session, user.id)} | {f"manager:{user.id}"}
     if user.role == "crew":
         return {f"crew:{user.crew_id}"} if user.crew_id else set()
-    own = session.scalars(select(Incident.id).where(Incident.reporter_user_id == user.id))
-    return {f"incident:{i}" for i in own}
+    # A resident: its reports, and each original one was merged into (as `rooms_for_tracking`).
+    own = session.scalars(select(Incident).where(Incident.reporter_user_id == user.id)).all()
+    return {f"incident:{i.id}" for incident in own for i in (incident, *originals_of(session, incident))}
 
 
 def rooms_for_tracking(session: Session, token: str) -> set[str]:
@@ -177,13 +186,9 @@ def rooms_for_tracking(session: Session, token: str) -> set[str]:
     incident = session.scalar(select(Incident).where(Incident.tracking_hash == token_digest(token)))
     if incident is None:
         raise refuse("unknown_tracking_token", "no report has this tracking token")
-    rooms = {f"incident:{incident.id}"}
     # Each original along the chain: a socket that joined one at its merge (`_pushes`)
     # hears the same after a reconnect.
-    while incident.status == "merged" and incident.duplicate_of_id:
-        incident = session.get(Incident, incident.duplicate_of_id)
-        rooms.add(f"incident:{incident.id}")
-    return rooms
+    return {f"incident:{i.id}" for i in (incident, *originals_of(session, incident))}
 
 
 class Tailer:
@@ -703,8 +708,15 @@ def serving_rooms(rooms: set[str]) -> set[str]:
     return above
 
 
-def push_crew(crew, *, now, status_changed: bool) -> bool:
-    """Push a crew's status and position to the rooms that may see it (through Redis if set)."""
+def heard_in(crew) -> set[str]:
+    """The rooms a crew's pushes reach now (none in a process without live clients): an
+    edit of its service areas tells those it leaves too (`push_crew(also=...)`)."""
+    return crew_rooms(crew) if socketio.server is not None else set()
+
+
+def push_crew(crew, *, now, status_changed: bool, also: set[str] = frozenset()) -> bool:
+    """Push a crew's status and position to the rooms that may see it, and to rooms `also`
+    (through Redis if set)."""
     if socketio.server is None:
         return False  # this process serves no live clients (the CLI, a test client)
     if not status_changed:
@@ -714,5 +726,5 @@ def push_crew(crew, *, now, status_changed: bool) -> bool:
         _last_position_push[crew.id] = stamp
     socketio.emit("crew", {"crew_id": crew.id, "name": crew.name, "status": crew.status,
                            "lon": crew.lon, "lat": crew.lat, "at": now.isoformat()},
-                  to=sorted(crew_rooms(crew)), namespace="/")
+                  to=sorted(crew_rooms(crew) | also), namespace="/")
     return True

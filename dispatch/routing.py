@@ -304,17 +304,21 @@ def _ordered_codes(area_codes: Collection[str]) -> list[str]:
     return sorted(area_codes, key=lambda code: (-len(code), code))
 
 
-def _exclusion_reason(crew: CrewCandidate, skill: str, chain: list[str]) -> str | None:
-    """Why a crew cannot take the job, or None when it can."""
+def unfit_for(crew: CrewCandidate, skill: str, area_codes: Collection[str]) -> str | None:
+    """Why a crew cannot do this job at all, whatever its status (what a manager choosing a
+    crew by hand is held to too), or None."""
     if skill not in crew.skills:
         return f"lacks skill {skill}"
     if not crew.active_members:
         return "no active member"
-    if crew.status != "available":
-        return crew.status
-    if crew.service_areas.isdisjoint(chain):
+    if crew.service_areas.isdisjoint(area_codes):
         return "outside service area"
     return None
+
+
+def _exclusion_reason(crew: CrewCandidate, skill: str, chain: list[str]) -> str | None:
+    """Why a crew cannot take the job now, or None when it can."""
+    return unfit_for(crew, skill, chain) or (crew.status if crew.status != "available" else None)
 
 
 def _distances_m(crews: Sequence[CrewCandidate], lon: float, lat: float) -> list[float | None]:

@@ -9,7 +9,7 @@ import requests
 from click.testing import CliRunner
 
 from dispatch.cli import main
-from tests.geodata import G1, ROWS, at, tree_frame
+from tests.geodata import G1, ROWS, at, square, tree_frame
 from tests.server import running_server
 
 
@@ -49,6 +49,19 @@ def test_import_errors_exit_non_zero_and_write_nothing(database_url, tmp_path):
     out = tmp_path / "out.geojson"
     run(database_url, "export", str(out))
     assert gpd.read_file(out).empty
+
+
+def test_an_import_overlapping_stored_grids_warns(database_url, tmp_path):
+    source, more = tmp_path / "tree.geojson", tmp_path / "more.geojson"
+    tree_frame().to_file(source, engine="pyogrio")
+    assert "warning" not in run(database_url, "import", str(source)).output
+    grid = gpd.GeoDataFrame({"code": ["320104001001004"], "level": "grid", "parent_code": "320104001001"},
+                            geometry=[square(0.9, 0, 1.0, 0.5)], crs="EPSG:4326")
+    grid.to_file(more, engine="pyogrio")
+    result = run(database_url, "import", str(more))
+    assert result.exit_code == 0 and "imported 1 areas" in result.output
+    assert (f"warning: grid '320104001001004' overlaps grid '{G1}' by 524 m²: a point there outside "
+            f"a building goes to '{G1}'") in result.output
 
 
 def test_locate_outside_exits_2(database_url, tmp_path):

@@ -35,7 +35,7 @@ def test_add_list_disable(database_url, tmp_path):
     only = run(database_url, "users", "list", "--role", "committee").output
     assert "li" in only and "root" not in only and "1 account" in only
 
-    assert run(database_url, "users", "disable", "wang").exit_code == 0
+    assert run(database_url, "users", "disable", "WANG").exit_code == 0  # as usernames are taken
     wang = next(line for line in run(database_url, "users", "list").output.splitlines() if " wang " in line)
     assert " no " in wang
 

@@ -11,7 +11,7 @@ from dispatch.incidents.service import rebuild_projection
 from dispatch.live import rooms_for_tracking
 from grids.geometry import metres_between
 from grids.io import import_file
-from tests.geodata import G1, G3, at, square, tree_frame
+from tests.geodata import G1, G2, G3, at, square, tree_frame
 from tests.world import B1_POINT, B3_POINT, G2_POINT
 
 
@@ -255,6 +255,22 @@ def test_duplicates_are_linked_and_merged(world):
     assert world.get("m1", third)["status"] == "assigned"
 
 
+def test_a_duplicate_suspected_across_a_grid_line_can_be_merged_by_its_manager(world):
+    """One pile of rubbish on the line between G1 and G2, reported from both sides: m2 is
+    told of G1's report and may merge into it, though it cannot open it; not into another."""
+    first = created(world.report(category="rubbish", point=at(0.98, 1.7)))
+    other = created(world.report(category="rubbish", point=at(0.2, 1.9)))  # 75 m away: another pile
+    second = created(world.report(category="rubbish", point=at(1.02, 1.7)))
+    assert (first["areas"]["grid"]["code"], second["areas"]["grid"]["code"]) == (G1, G2)
+    assert second["suspected_duplicate_of"] == first["public_id"]
+    assert world.client.get(f"/api/v1/incidents/{first['id']}", headers=world.headers("m2")).status_code == 403
+    refused = world.act("m2", second, "merge", duplicate_of=other["public_id"])
+    assert refused.status_code == 422 and refused.get_json()["error"]["details"]["reason"] == "unknown"
+    merged = ok(world.act("m2", second, "merge", duplicate_of=first["public_id"]))
+    assert merged["status"] == "merged" and merged["duplicate_of"] == first["public_id"]
+    assert ok(world.client.get("/api/v1/track/" + second["tracking_token"]))["public_id"] == first["public_id"]
+
+
 def test_a_chain_of_merges_is_followed_to_the_work_still_going_on(world):
     """Found by an intake audit: A merged into B, then B into C, left A's reporter on B, a
     dead end, and after a reconnect out of C's room."""
@@ -403,12 +419,37 @@ def test_gcj02_report_lands_in_the_right_grid(world):
 def test_the_crew_already_sent_is_not_sent_again(world):
     """Found by an intake audit: dispatching the crew already on its way moved the job back to
     "dispatched" and overwrote when it was first sent."""
-    incident = created(world.report())  # a burst pipe: crew A sent at once
-    incident = ok(world.act("crew-a", incident, "en_route"))
-    again = world.act("m1", incident, "dispatch", crew_id=world.crews["A"])
+    incident = created(world.report(point=B3_POINT))  # a burst pipe: crew B, there, sent at once
+    incident = ok(world.act("crew-b", incident, "en_route"))
+    again = world.act("m3", incident, "dispatch", crew_id=world.crews["B"])
     assert again.status_code == 409
     assert again.get_json()["error"]["details"] == {"field": "crew_id", "reason": "already_dispatched",
-                                                     "crew": "plumbers A"}
+                                                     "crew": "plumbers B"}
     assert world.get("admin", incident)["status"] == "en_route"
-    moved = ok(world.act("m1", incident, "dispatch", crew_id=world.crews["B"]))  # another crew: fine
-    assert moved["crew"]["id"] == world.crews["B"]
+    moved = ok(world.act("m3", incident, "dispatch", crew_id=world.crews["A"]))  # another crew: fine
+    assert moved["crew"]["id"] == world.crews["A"]
+
+
+def test_a_crew_sent_by_hand_is_held_to_what_the_ranking_holds_every_crew_to(world):
+    """Found by a people audit: a manager's dispatch sent a crew without the skill, one that
+    serves another street (and then set its status: off duty there), or the recommended crew
+    after its members left, so that no crew account could see the job."""
+    incident = world.get("m1", created(world.report(category="no_water")))  # at B1 in G1
+    assert incident["recommended_crew"]["id"] == world.crews["A"]
+    for crew, reason, why in (("E", "lacks_skill", "lacks skill plumbing"),
+                              ("B", "outside_service_area", "outside service area")):
+        refused = world.act("m1", incident, "dispatch", crew_id=world.crews[crew])
+        assert refused.status_code == 409
+        assert refused.get_json()["error"]["details"]["reason"] == reason
+        assert why in refused.get_json()["error"]["message"]
+    _disable_account(world, "crew-a")
+    refused = world.act("m1", incident, "dispatch")  # the recommendation, stale now
+    assert refused.status_code == 409 and refused.get_json()["error"]["details"] == {
+        "field": "crew_id", "reason": "no_active_member", "crew": "plumbers A"}
+    assert world.get("admin", incident)["version"] == incident["version"]  # nothing done
+
+
+def _disable_account(world, username: str) -> None:
+    response = world.client.patch(f"/api/v1/people/{world.users[username]}", headers=world.headers("admin"),
+                                  json={"active": False})
+    assert response.status_code == 200, response.get_json()

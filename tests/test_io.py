@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 
 from grids.io import ImportRejected, export_file, import_file
 from grids.store import Area, current_revision
-from tests.geodata import G1, G2, ROWS, square, tree_frame
+from tests.geodata import G1, G2, G3, ROWS, square, tree_frame
 
 FORMATS = ["geojson", "gpkg", "shp", "parquet"]
 
@@ -445,3 +445,30 @@ def test_field_options_naming_the_geometry_or_nothing_say_so(db, tmp_path):
     with pytest.raises(ImportRejected, match=r"no attributes at all \(a Shapefile without its \.dbf\?\)"):
         do_import(db, shapefile)
     assert stored(db) == {}
+
+
+
+def test_grids_sharing_ground_are_imported_and_said(db, tmp_path):
+    """Grids are drawn not to overlap; when they do, the import names each pair and its size."""
+    write(tree_frame(), tmp_path / "tree.gpkg")
+    assert do_import(db, tmp_path / "tree.gpkg").overlaps == []  # shared edges are not overlaps
+    # G4 lies in stored G1 and shares an edge with stored G2; G5 overlaps G4, in the same
+    # file, and G1.
+    g4, g5 = "320104001001004", "320104001001005"
+    grids = gpd.GeoDataFrame(
+        {"code": [g4, g5], "level": "grid", "parent_code": "320104001001"},
+        geometry=[square(0.9, 0, 1.0, 0.5), square(0.95, 0.4, 1.0, 0.6)], crs="EPSG:4326")
+    write(grids, tmp_path / "grids.gpkg")
+    plan = do_import(db, tmp_path / "grids.gpkg")
+    said = [re.fullmatch(r"grid '(\d+)' overlaps grid '(\d+)' by ([\d,]+) m²: a point there "
+                         r"outside a building goes to '(\d+)'", line).groups() for line in plan.overlaps]
+    # About 9.4 m by 55 m, 4.7 m by 11 m and 4.7 m by 22 m.
+    assert sorted(said) == [(g4, G1, "524", G1), (g4, g5, "52", g4), (g5, G1, "105", G1)]
+    assert len(stored(db)) == len(ROWS) + 2  # said, not refused
+    # One wholly inside a stored grid, touching none of its edges; one drawn exactly as another.
+    g6, g7 = "320104002001006", "320104001001007"
+    write(gpd.GeoDataFrame({"code": [g6, g7], "level": "grid", "parent_code": ["320104002001", "320104001001"]},
+                           geometry=[square(3.0, 0.5, 3.2, 0.7), square(1, 0, 2, 2)], crs="EPSG:4326"),
+          tmp_path / "more.gpkg")
+    said = [line.split(" by ")[0] for line in do_import(db, tmp_path / "more.gpkg").overlaps]
+    assert sorted(said) == [f"grid '{g7}' overlaps grid '{G2}'", f"grid '{g6}' overlaps grid '{G3}'"]

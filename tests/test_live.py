@@ -255,6 +255,16 @@ def test_crew_status_and_position_are_pushed(staffed):
                          "crew B off duty")
         time.sleep(0.5)
         assert not [c for c in other_street.crews + m1.crews if c["crew_id"] == b_crew]
+
+        # An admin moves crew B to street 320104001 and back on duty (found by a people audit:
+        # an edit was pushed to nobody): the street it joins hears, and G3, which it leaves.
+        response = requests.patch(f"{base}/api/v1/crews/{b_crew}", timeout=10,
+                                  headers={"Authorization": f"Bearer {login(base, 'admin')}"},
+                                  json={"status": "available", "service_areas": ["320104001"]})
+        assert response.status_code == 200, response.text
+        for watcher in (board, other_street, m1, m3):
+            watcher.wait(lambda w=watcher: any(c["crew_id"] == b_crew and c["status"] == "available"
+                                               for c in w.crews), "crew B moved and back on duty")
         for watcher in (board, other_street, m1, m3):
             watcher.disconnect()
 
@@ -314,6 +324,16 @@ def test_a_resident_account_hears_of_a_report_it_files_while_connected(staffed):
         assert all(e["incident"]["id"] != neighbour["id"] for e in resident.events)
         assert all("phone" not in (e["incident"]["manager"] or {}) for e in resident.events)
         resident.disconnect()
+
+        # Merged into another report, theirs is followed into that one after a reconnect as
+        # well, as with a tracking token (found by a live audit: the replay stopped at "merged").
+        original = report(base, B1_POINT)
+        _act(base, manager, filed, "merge", duplicate_of=original["public_id"])
+        _act(base, manager, original, "acknowledge")
+        again = Tablet(token=resident_token).connect(base)
+        again.wait_for_seq(timeline_seqs(base, admin, original)[-1])
+        assert {e["incident"]["id"] for e in again.events} == {before["id"], filed["id"], original["id"]}
+        again.disconnect()
 
 
 def test_a_reporter_follows_the_original_live_once_its_report_is_merged(staffed):
@@ -425,6 +445,7 @@ def test_unreadable_packets_are_refused_or_ignored_without_a_traceback(staffed):
     import json
 
     with running_server(staffed) as base:
+        RawSocket(base).send("4")  # an empty Socket.IO packet, before any connect (a live audit)
         for frame in ('40{"token":', "40" + "[" * 5000 + "]" * 5000, '40[1,2]', '40"x"'):
             raw = RawSocket(base)
             raw.send(frame)
@@ -438,7 +459,7 @@ def test_unreadable_packets_are_refused_or_ignored_without_a_traceback(staffed):
         assert raw.next().startswith("40")
         raw.events(lambda name, data: name == "replayed")
         for frame in ('42[{"a":1}]', "42[]", '42"x"', "42{}", "42" + "[" * 5000 + "]" * 5000, '42["x"',
-                      '451-["x",{"_placeholder":true,"num":0}]', '44{"message":"x"}', "49", "4x"):
+                      '451-["x",{"_placeholder":true,"num":0}]', '44{"message":"x"}', "49", "4x", "4"):
             raw.send(frame)
         posted = report(base, B1_POINT)  # and the socket goes on as before
         last = timeline_seqs(base, admin, posted)[-1]

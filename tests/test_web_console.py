@@ -17,7 +17,7 @@ from tests.browser import (
     sign_in_form,
     sign_in_storage,
 )
-from tests.web_helpers import Rest, expect_console_error, holdable_pushes
+from tests.web_helpers import Rest, expect_console_error, fail_once, holdable_pushes
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect
@@ -406,3 +406,51 @@ def test_countdowns_run_on_the_servers_clock_when_the_tablet_runs_ahead(demo_ser
     card(watched, pipe["public_id"]).click()
     left = watched.page.locator("#detail .countdown[data-due]").first
     expect(left).to_have_text(re.compile(r"^0[45]:\d\d$"))  # 5 minutes to acknowledge
+
+
+def test_a_503_on_the_first_read_is_asked_again(demo_server, open_page):
+    """Found by a live audit: one 503 on the queue's first read showed "queue empty" for good."""
+    waiting = report(demo_server, building_in(demo_server, GRID, 3), "blocked_drain", "13800000009")
+    watched = open_page(demo_server, "/static/css/app.css", TABLET, "console-first-read-503",
+                        storage=sign_in_storage(demo_server, f"manager-{GRID}"))
+    failed = fail_once(watched.page, "**/api/v1/incidents?status=*")
+    watched.page.goto(f"{demo_server}/console")
+    card(watched, waiting["public_id"]).wait_for(timeout=10_000)
+    watched.page.locator("body[data-ready=true]").wait_for(timeout=10_000)
+    expect(watched.page.locator("#offline")).to_be_hidden()
+    assert failed
+    expect_console_error(watched, "503")
+
+
+@pytest.mark.parametrize("stored", ["99999", "-1"])
+def test_a_stored_seq_the_server_never_gave_is_dropped(demo_server, open_page, stored):
+    """Found by a live audit: a `since` beyond the server's (a database restored behind an
+    open tab) was kept after the server's resync, so every later event was dropped as seen;
+    one it cannot read was refused again and again, with no banner."""
+    watched = console(open_page, demo_server, GRID, TABLET, f"console-since-{stored}")
+    watched.page.locator("body[data-ready=true]").wait_for(timeout=10_000)
+    me = Rest(demo_server, f"manager-{GRID}").get("/auth/me")["id"]
+    watched.page.evaluate("([k, v]) => sessionStorage.setItem(k, v)", [f"griddispatch.console.since.{me}", stored])
+    watched.page.reload()
+    watched.page.locator("body[data-ready=true]").wait_for(timeout=10_000)
+    expect(watched.page.locator("#offline")).to_be_hidden(timeout=5000)
+    new = report(demo_server, building_in(demo_server, GRID, 4), "blocked_drain", "13800000010")
+    card(watched, new["public_id"]).wait_for(timeout=5000)
+
+
+def test_opening_an_incident_shows_none_of_the_one_before_and_a_503_is_said(demo_server, open_page):
+    """Found by a live audit: the incident opened before's crew ranking and reasons showed
+    until the new one's arrived, and a 503 on opening one was an uncaught error, unsaid."""
+    first = report(demo_server, building_in(demo_server, GRID, 5), "blocked_drain", "13800000011")
+    second = report(demo_server, building_in(demo_server, GRID, 6), "blocked_drain", "13800000012")
+    watched = console(open_page, demo_server, GRID, TABLET, "console-open-another")
+    page = watched.page
+    card(watched, first["public_id"]).click()
+    expect(page.locator(".why .reasons").first).to_be_visible(timeout=5000)
+    failed = fail_once(page, f"**/api/v1/incidents/{second['id']}/events")
+    card(watched, second["public_id"]).click()
+    expect(page.locator("#notice")).to_be_visible(timeout=5000)
+    assert "database" not in page.locator("#notice").inner_text()  # said in the manager's words
+    expect(page.locator(".why .reasons")).to_have_count(0)  # none of the first one's
+    assert failed
+    expect_console_error(watched, "503")

@@ -11,6 +11,7 @@ from tests.web_helpers import (
     crew_for,
     crew_members,
     expect_console_error,
+    fail_once,
     holdable_pushes,
     report,
     sent_crew,
@@ -160,3 +161,42 @@ def test_a_long_unbroken_word_does_not_widen_the_phone_page(demo_server, open_pa
     assert box["x"] + box["width"] <= PHONE["width"]
     assert "\n" in job.locator(".description").inner_text()
     watched.screenshot("long-word")
+
+
+def test_the_jobs_show_when_websockets_are_blocked_and_the_first_read_fails(demo_server, open_page, plumbers):
+    """Found by a live audit: on a network that drops websockets the list stayed empty (it was
+    read only once the live connection let the app in) with no banner, and a 503 on the
+    first read left it empty for good."""
+    crew, members = plumbers
+    answer = report(demo_server)
+    assert sent_crew(demo_server, answer["id"]) == crew["id"]
+    watched = open_page(demo_server, "/static/css/app.css", PHONE, "crew-no-websocket",
+                        storage=sign_in_storage(demo_server, members[0]))
+    page = watched.page
+    page.route_web_socket("**/socket.io/**", lambda ws: ws.close())
+    failed = fail_once(page, "**/api/v1/incidents?mine=*")
+    page.goto(f"{demo_server}/crew")
+    expect(page.locator("#offline")).to_be_visible(timeout=10000)  # told after 5 s without an answer
+    expect(card(page, answer["id"])).to_be_visible(timeout=10000)
+    assert failed
+    watched.screenshot("jobs-without-live")
+    expect_console_error(watched, "503")
+
+
+def test_a_tap_on_a_job_cancelled_meanwhile_says_so(demo_server, open_page, plumbers):
+    """Found by a live audit: the card vanished without a word (the reason was written into
+    the card just removed)."""
+    _crew, members = plumbers
+    answer = report(demo_server)
+    watched = open_page(demo_server, "/crew", PHONE, "crew-gone", storage=sign_in_storage(demo_server, members[0]))
+    page = watched.page
+    pushes = holdable_pushes(page)
+    job = card(page, answer["id"])
+    expect(job).to_have_attribute("data-status", "dispatched")
+    where = job.locator(".where").inner_text()
+    pushes["held"] = True
+    Rest(demo_server, "operator").act(answer["id"], "cancel", reason="居民已自行修好")
+    job.locator('[data-action="en_route"]').click()
+    expect(job).to_have_count(0)
+    expect(page.locator("#notice")).to_contain_text(f"{where} 的任务已撤销或交给了别人")
+    expect_console_error(watched, "status of 409")

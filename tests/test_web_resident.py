@@ -15,6 +15,7 @@ from tests.web_helpers import (
     Rest,
     crew_members,
     expect_console_error,
+    fail_once,
     report,
     sent_crew,
 )
@@ -462,3 +463,15 @@ def test_tracking_shows_offline_and_catches_up_when_back(demo_server, open_page)
     expect(page.locator("#offline")).to_be_hidden(timeout=15000)
     expect(timeline_step(page, "en_route")).to_be_visible(timeout=LIVE)
     expect(page.locator("#status")).to_have_text("维修队在路上")
+
+
+def test_a_503_on_the_tracking_pages_first_read_is_asked_again(demo_server, open_page):
+    """Found by a live audit: one 503 on the first read left the tracking page blank."""
+    answer = report(demo_server)
+    watched = open_page(demo_server, "/static/css/app.css", PHONE, "track-first-read-503")
+    failed = fail_once(watched.page, "**/api/v1/track/*")
+    watched.page.goto(f"{demo_server}/track/{answer['tracking_token']}")
+    expect(watched.page.locator("#status")).not_to_be_empty(timeout=10_000)
+    expect(watched.page.locator("#offline")).to_be_hidden(timeout=LIVE)  # connected once read
+    assert failed
+    expect_console_error(watched, "503")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import requests
 
 from tests.browser import Watched
@@ -62,6 +64,23 @@ def expect_console_error(watched: Watched, text: str) -> None:
     """An error the test caused on purpose (Chromium logs every 4xx): assert it, then forgive it."""
     assert any(text in error for error in watched.errors), watched.errors
     watched.errors[:] = [error for error in watched.errors if text not in error]
+
+
+def fail_once(page, pattern: str) -> list[str]:
+    """The first request matching `pattern` is answered 503 database_unavailable, as a server
+    whose database is restarting answers; the rest go through. The list of failed URLs."""
+    failed: list[str] = []
+
+    def route(request_route):
+        if failed:
+            request_route.continue_()
+            return
+        failed.append(request_route.request.url)
+        request_route.fulfill(status=503, content_type="application/json", headers={"Retry-After": "1"}, body=json.dumps(
+            {"error": {"code": "database_unavailable", "message": "the database is not answering", "details": {}}}))
+
+    page.route(pattern, route)
+    return failed
 
 
 def holdable_pushes(page) -> dict:

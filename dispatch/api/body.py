@@ -62,6 +62,8 @@ def _unstorable_in(body: Any) -> tuple[str, str] | None:
 def json_body() -> Any:
     body = request.get_json(silent=True)
     if body is None:
+        if request.is_json and request.get_data(cache=True).strip() == b"null":
+            raise ApiError(400, "invalid_body", "the body must be a JSON object or list, not null")
         raise ApiError(400, "invalid_body", "the body must be JSON (Content-Type: application/json)")
     return body
 

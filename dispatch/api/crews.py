@@ -8,12 +8,13 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import or_, select
 
 from dispatch.api.body import json_object, path_id
-from dispatch.api.context import area_index
+from dispatch.api.context import area_index, rule_context
 from dispatch.api.openapi import op, path_param, query
 from dispatch.app import clock, session
 from dispatch.errors import ApiError, a_or_an, bad_field
+from dispatch.incidents.handover import withdraw_unstaffed
 from dispatch.incidents.models import OPEN_STATUSES, Incident
-from dispatch.live import push_crew
+from dispatch.live import heard_in, push_crew
 from dispatch.people import service
 from dispatch.people.auth import require_user
 from dispatch.people.directory import managed_grids
@@ -73,10 +74,13 @@ def list_crews():
 
 @bp.post("/crews")
 def create_crew():
-    require_user("admin")
-    crew = service.create_crew(session=session(), now=clock().now(), **json_object(CREW_FIELDS))
+    admin = require_user("admin")
+    body = json_object(CREW_FIELDS)
+    ctx, leaving = rule_context(), _crews_members_leave(None, body)
+    crew = service.create_crew(session=session(), now=ctx.now, **body)
+    handed = _hand_back(ctx, leaving, admin)
     session().commit()
-    return jsonify(crew_json(crew)), 201
+    return jsonify({**crew_json(crew), "handed_over": handed}), 201
 
 
 @bp.get("/crews/<crew_id>")
@@ -91,10 +95,34 @@ def get_crew(crew_id: str):
 
 @bp.patch("/crews/<crew_id>")
 def update_crew(crew_id: str):
-    crew = _crew(crew_id, require_user("admin"))
-    service.update_crew(session=session(), crew=crew, now=clock().now(), **json_object(CREW_FIELDS))
+    admin = require_user("admin")
+    crew = _crew(crew_id, admin)
+    body = json_object(CREW_FIELDS)
+    ctx, before, leaving = rule_context(), heard_in(crew), _crews_members_leave(crew, body)
+    service.update_crew(session=session(), crew=crew, now=ctx.now, **body)
+    handed = _hand_back(ctx, leaving, admin)
     session().commit()
-    return jsonify(crew_json(crew))
+    # Boards and tablets show its status and where it works: an edit of either is pushed,
+    # to the areas it leaves as well.
+    push_crew(crew, now=ctx.now, status_changed=True, also=before)
+    return jsonify({**crew_json(crew), "handed_over": handed})
+
+
+def _crews_members_leave(crew: Crew | None, body: dict[str, Any]) -> set[int]:
+    """The crews a new member list may leave with nobody: this one, and those its new members
+    come from (a member is in one crew: named here, they leave the other)."""
+    if "members" not in body or not isinstance(body["members"], list):
+        return set()
+    ids = [m for m in body["members"] if isinstance(m, int) and not isinstance(m, bool)]
+    before = set(session().scalars(select(User.crew_id).where(User.id.in_(ids), User.crew_id.is_not(None))))
+    return before | ({crew.id} if crew is not None else set())
+
+
+def _hand_back(ctx, crew_ids: set[int], admin: User) -> list[str]:
+    """Jobs of crews now left with nobody, handed back to their managers (public ids)."""
+    session().flush()
+    return [i.public_id for i in withdraw_unstaffed(ctx, crew_ids, actor={"actor_id": admin.id,
+                                                                         "actor_role": admin.role})]
 
 
 @bp.post("/crews/<crew_id>/position")
@@ -144,6 +172,10 @@ CREW = {"type": "object", "properties": {
     "status": {"type": "string", "enum": list(CREW_STATUSES)}, "phone": {"type": ["string", "null"]},
     "position": {"type": ["object", "null"], "description": "WGS84 lon, lat and when it was reported"},
     "idle_since": {"type": ["string", "null"]}, "members": {"type": "array"}}}
+CREW_CHANGED = {**CREW, "properties": {**CREW["properties"], "handed_over": {
+    "type": "array", "items": {"type": "string"},
+    "description": "public ids of jobs handed back to their managers: a crew that lost members has no "
+                   "active member left"}}}
 CREW_BODY = {"type": "object", "properties": {
     "name": {"type": "string"}, "skills": {"type": "array", "items": {"type": "string"}},
     "service_areas": {"type": "array", "items": {"type": "string"}},
@@ -160,7 +192,7 @@ PATHS = {
             errors={"400": "a bad filter", "403": "residents may not; an area outside a committee "
                     "member's scope", "422": "unknown area"}),
         "post": op("Create a crew", "createCrew", body={**CREW_BODY, "required": ["name"]},
-                   ok=("201", CREW), errors={"400": "a bad field, named in details.field",
+                   ok=("201", CREW_CHANGED), errors={"400": "a bad field, named in details.field",
                                              "403": "admins only", "409": "name taken",
                                              "422": "unknown area or member"}),
     },
@@ -168,8 +200,9 @@ PATHS = {
         "get": op("One crew", "getCrew", params=[CREW_ID], ok=("200", CREW),
                   errors={"403": FORBIDDEN + "; a crew not working in a committee member's scope",
                           "404": "no such crew"}),
-        "patch": op("Change a crew (members replaces the list)", "updateCrew", params=[CREW_ID],
-                    body=CREW_BODY, ok=("200", CREW),
+        "patch": op("Change a crew (members replaces the list; the jobs of a crew left with no "
+                    "active member go back to their managers: handed_over)", "updateCrew", params=[CREW_ID],
+                    body=CREW_BODY, ok=("200", CREW_CHANGED),
                     errors={"400": "a bad field", "403": "admins only", "404": "no such crew",
                             "409": "name taken", "422": "unknown area or member"}),
     },

@@ -207,6 +207,14 @@ def add_duty_desk():
     return jsonify(desk_json(row)), 201
 
 
+@bp.delete("/duty-desks/<desk_id>")
+def remove_duty_desk(desk_id: str):
+    require_user("admin")
+    service.remove_duty_desk(session=session(), desk_id=path_id(desk_id, "duty_desk"))
+    session().commit()
+    return "", 204
+
+
 USER_ID = path_param("user_id", "numeric user id")
 DAY = path_param("day", "a date, YYYY-MM-DD")
 USER = {"type": "object", "description": "an account (never its password hash)", "properties": {
@@ -260,7 +268,7 @@ PATHS = {
         "Replace a grid manager's grids", "setPersonGrids", params=[USER_ID],
         body={"type": "array", "items": {"type": "object", "required": ["grid_code"], "properties": {
             "grid_code": {"type": "string"}, "kind": {"type": "string", "enum": ["primary", "backup"]}}}},
-        ok=("200", USER), errors={**BAD, "404": "no such user", "422": "not a grid, or not a grid manager"})},
+        ok=("200", USER), errors={**BAD, "404": "no such user", "422": "not a grid, not a grid manager, or a new grid for a disabled account"})},
     "/people/{user_id}/hours": {"put": op(
         "Replace a grid manager's weekly hours (local time; [] restores weekdays 09:00–17:00)",
         "setPersonHours", params=[USER_ID],
@@ -275,7 +283,7 @@ PATHS = {
             query("at", {"type": "string", "format": "date-time"}, "entries covering this moment")],
             errors={"400": "a bad filter", "403": "admins and operators only"}),
         "post": op("Add an on-call entry", "addOnCall", body=ON_CALL, ok=("201", ON_CALL),
-                   errors={**BAD, "422": "unknown user or area, or not a grid manager"}),
+                   errors={**BAD, "422": "unknown or disabled user, unknown area, or not a grid manager"}),
     },
     "/on-call/{shift_id}": {"delete": op(
         "Remove an on-call entry", "removeOnCall", params=[path_param("shift_id")], ok=("204", None),
@@ -304,6 +312,10 @@ PATHS = {
                    body={"type": "object", "required": ["user_id", "community_code"], "properties": {
                        "user_id": {"type": "integer"}, "community_code": {"type": "string"}}},
                    ok=("201", {"type": "object"}),
-                   errors={**BAD, "409": "already on that desk", "422": "unknown user or community"}),
+                   errors={**BAD, "409": "already on that desk",
+                           "422": "unknown or disabled user, or unknown community"}),
     },
+    "/duty-desks/{desk_id}": {"delete": op(
+        "Take an account off a community's duty desk", "removeDutyDesk", params=[path_param("desk_id")],
+        ok=("204", None), errors={"403": "admins only", "404": "no such desk"})},
 }

@@ -35,6 +35,7 @@ TRANSITIONS: dict[str, tuple[str | None, str | None]] = {
     "merged": ("merged", "closed_at"),
     "reassigned": ("assigned", "assigned_at"),
     "handed_over": (None, None),  # to another manager, its manager having left routing
+    "crew_withdrawn": (None, None),  # back to its manager, its crew left with nobody: status in data
     "rework": (None, None),
     "rated": (None, None),
     "escalated": (None, None),

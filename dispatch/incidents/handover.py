@@ -1,4 +1,5 @@
-"""A grid manager who leaves routing hands their incidents on.
+"""A grid manager who leaves routing hands their incidents on; a crew left with nobody hands
+its jobs back.
 
 Disabled, or given another role, a manager can no longer work the incidents routed to them,
 and nobody else is told of them: a report acknowledged yesterday, or one a crew fixed that
@@ -6,10 +7,17 @@ waits for the manager's check, would sit until its deadline passed. So the chang
 a manager out of routing routes each of their unfinished incidents afresh, in the same
 transaction, and records why (`handed_over`). The incident keeps its status, crew and
 deadlines: the resident was promised them, and staff changes do not move them.
+
+A crew whose last active member is disabled, moved to another crew or given another role
+can work nothing: no crew account could even see its jobs. So each of them goes back to its
+manager in the same change (`crew_withdrawn`: acknowledged again, no crew) and the crews are
+ranked afresh, as for a new report: an urgent one is sent the best crew left at once, the
+others get a recommendation. The deadlines stay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -18,11 +26,21 @@ from sqlalchemy.orm import Session
 
 from dispatch.db import Database
 from dispatch.incidents import events
-from dispatch.incidents.flows import SYSTEM, Context, choose_for_grid, escalate
-from dispatch.incidents.models import OPEN_STATUSES, Incident
+from dispatch.incidents.flows import (
+    SYSTEM,
+    Context,
+    choose_for_grid,
+    escalate,
+    free_crew_if_idle,
+    rank_for,
+    recommend_crew,
+)
+from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
+from dispatch.people.directory import crew_candidate
 from dispatch.people.models import User, directory_revision
 from dispatch.people.roster import Roster
 from dispatch.people.service import update_user
+from grids import LEVELS
 from grids.index import AreaIndex
 
 # Resolved and verified incidents still wait on a manager: to check the fix, then to close.
@@ -37,7 +55,9 @@ def routable(user: User) -> bool:
 def update_account(session: Session, user: User, *, now: datetime, tz: tzinfo, index: AreaIndex,
                    actor: dict[str, Any], **changes: Any) -> list[Incident]:
     """`people.service.update_user`, and when the change takes a grid manager out of routing,
-    their unfinished incidents handed on; returns those."""
+    their unfinished incidents handed on, or when it leaves a crew with nobody, its jobs
+    handed back; returns those."""
+    crew_before = user.crew_id if user.role == "crew" and user.active else None
     was_routable = routable(user)
     if was_routable and (changes.get("active") is False or changes.get("role", "grid_manager") != "grid_manager"):
         # The log first, as every writer takes it, before any incident row is read; only
@@ -46,33 +66,66 @@ def update_account(session: Session, user: User, *, now: datetime, tz: tzinfo, i
         # hands it on (`hand_over_stranded`).
         events.lock_event_log(session)
     update_user(session=session, user=user, now=now, **changes)
+    if crew_before is not None and (user.crew_id, user.role, user.active) != (crew_before, "crew", True):
+        session.flush()
+        return withdraw_unstaffed(_fresh_context(session, now=now, tz=tz, index=index), [crew_before], actor=actor)
     if not was_routable or routable(user):
         return []
     session.flush()
-    # Read afresh, not from the process's roster cache: this transaction's change is not
-    # committed, and the cache must hold committed states only.
-    roster = Roster.load(session, directory_revision(session))
-    return hand_over(Context(session, now=now, tz=tz, index=index, roster=roster), user, actor=actor)
+    return hand_over(_fresh_context(session, now=now, tz=tz, index=index), user, actor=actor)
 
 
-def hand_over_stranded(db: Database, *, now: datetime, tz: tzinfo, index: AreaIndex) -> int:
-    """Hand on the unfinished incidents of managers who have left routing, each manager in
-    a transaction of its own; how many. A tick of the SLA clock runs it: it catches a report
-    that was routed while its manager was being disabled, and any change made around the
-    API (an account edited in the database)."""
-    with db.session() as session:
-        left = session.scalars(
-            select(Incident.manager_id).distinct().join(User, User.id == Incident.manager_id)
-            .where(Incident.status.in_(UNFINISHED),
-                   or_(User.active.is_(False), User.role != "grid_manager"))).all()
+def withdraw_unstaffed(ctx: Context, crew_ids: Iterable[int | None], *, actor: dict[str, Any]) -> list[Incident]:
+    """Hand each open job of these crews that have no active member left back to its manager,
+    and rank the crews for it afresh; returns those jobs."""
+    withdrawn: list[Incident] = []
+    for crew_id in sorted({c for c in crew_ids if c is not None}):
+        if crew_candidate(ctx.session, crew_id).active_members:
+            continue
+        events.lock_event_log(ctx.session)
+        jobs = list(ctx.session.scalars(
+            select(Incident).where(Incident.crew_id == crew_id, Incident.status.in_(OPEN_STATUSES))
+            .order_by(Incident.id).execution_options(populate_existing=True)))
+        for incident in jobs:
+            events.append(ctx.session, incident, "crew_withdrawn", at=ctx.now, **actor, data={
+                "status": "acknowledged" if incident.acknowledged_at else "assigned",
+                "crew_id": None, "withdrawn_crew_id": crew_id, "reason": "no_active_member"})
+            category = ctx.session.get(Category, incident.category_code)
+            chain = {level: getattr(incident, f"{level}_code") for level in LEVELS}
+            recommend_crew(ctx, incident, category, rank_for(ctx, category, lon=incident.lon, lat=incident.lat,
+                                                             chain=chain))
+        free_crew_if_idle(ctx, crew_id)
+        withdrawn += jobs
+    return withdrawn
+
+
+def stranded_managers(session: Session) -> list[int]:
+    """Accounts out of routing (disabled, or no longer grid managers) that still hold
+    unfinished incidents: a report routed to one while it was being disabled, or an account
+    changed around the API (edited in the database)."""
+    return list(session.scalars(
+        select(Incident.manager_id).distinct().join(User, User.id == Incident.manager_id)
+        .where(Incident.status.in_(UNFINISHED), or_(User.active.is_(False), User.role != "grid_manager"))))
+
+
+def hand_over_stranded(db: Database, user_ids: list[int], *, now: datetime, tz: tzinfo,
+                       index: AreaIndex) -> int:
+    """Hand on the unfinished incidents of these `stranded_managers`, each manager in a
+    transaction of its own; how many. A tick of the SLA clock runs it."""
     handed = 0
-    for user_id in left:
+    for user_id in user_ids:
         with db.session() as session:
             events.lock_event_log(session)
-            roster = Roster.load(session, directory_revision(session))
-            ctx = Context(session, now=now, tz=tz, index=index, roster=roster)
+            ctx = _fresh_context(session, now=now, tz=tz, index=index)
             handed += len(hand_over(ctx, session.get(User, user_id), actor=SYSTEM))
     return handed
+
+
+def _fresh_context(session: Session, *, now: datetime, tz: tzinfo, index: AreaIndex) -> Context:
+    """A routing context whose roster is read in this transaction, not taken from the
+    process's cache: the account change may not be committed yet, and the cache holds
+    committed states only."""
+    return Context(session, now=now, tz=tz, index=index, roster=Roster.load(session, directory_revision(session)))
 
 
 def hand_over(ctx: Context, user: User, *, actor: dict[str, Any]) -> list[Incident]:

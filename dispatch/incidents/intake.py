@@ -76,8 +76,11 @@ def check_report(ctx: Context, payload: Any) -> Report:
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
     code = _text(payload, "category", 32, required=True)
     category = ctx.roster.categories.get(code)
-    if category is None or not category.active:
+    if category is None:
         raise bad_field("category", f"unknown category {code!r}", 422, value=code)
+    if not category.active:  # said as such: a resident's page offering it is out of date
+        raise bad_field("category", f"category {code!r} is no longer reported; choose another", 422,
+                        value=code, reason="retired")
     description = _text(payload, "description", MAX_DESCRIPTION)
     address = _text(payload, "address", MAX_ADDRESS)
     name = _text(payload, "reporter_name", MAX_NAME) or None

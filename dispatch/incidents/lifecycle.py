@@ -25,9 +25,12 @@ from dispatch.incidents.flows import (
     route_manager,
 )
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident, IncidentEvent
+from dispatch.people.directory import crew_candidate
 from dispatch.people.models import Crew, User
+from dispatch.routing import unfit_for
 from dispatch.sla.pause import resumed_deadlines
 from dispatch.sla.state import Clock, Phase, caught_up, running_phases
+from grids import LEVELS
 
 ACTIONS = ("acknowledge", "dispatch", "en_route", "on_site", "resolve", "verify", "close",
            "cancel", "reassign", "merge", "rework", "rate", "escalate", "pause", "resume")
@@ -93,16 +96,28 @@ def perform(ctx: Context, incident: Incident, *, user: User | None, action: str,
     HANDLERS[action](ctx, incident, category, actor, params, user)
 
 
-def _stamp(type_: str, *, ends_pause: bool = False):
-    """An action that only moves the state and stamps its time (and, for one that ends the
-    work, ends a pause: no clock of it runs afterwards for a pause to stop)."""
+def _stamp(type_: str, *, ends: str | None = None, ends_pause: bool = False):
+    """An action that only moves the state and stamps its time, ending phase `ends` (and,
+    for one that ends the work, ends a pause: no clock of it runs afterwards for a pause to
+    stop)."""
     def handler(ctx, incident, category, actor, params, user):
-        data = _pause_ended(incident) if ends_pause else {}
+        data = _ended_in_pause(ctx, incident, category, ends)
+        if ends_pause:
+            data.update(_pause_ended(incident))
         note = _note(params)
         if note:
             data["note"] = note
         events.append(ctx.session, incident, type_, at=ctx.now, data=data, **actor)
     return handler
+
+
+def _ended_in_pause(ctx, incident: Incident, category: Category, phase: str | None) -> dict[str, Any]:
+    """A phase ending while the incident is paused keeps out the time paused so far: its
+    deadline moves on by it, as a resume would have moved it (found by an SLA audit: a
+    report resolved during a three-day wait for the resident counted as late)."""
+    if phase is None:
+        return {}
+    return resumed_deadlines(incident, category, now=ctx.now, tz=ctx.tz, calendar=ctx.calendar, only=phase)
 
 
 def _pause_ended(incident: Incident) -> dict[str, Any]:
@@ -128,7 +143,7 @@ def _note(params: dict, field: str = "note", *, required: bool = False) -> str |
 
 def _acknowledge(ctx, incident, category, actor, params, user):
     status = "acknowledged" if incident.status == "assigned" else incident.status
-    data = {"status": status}
+    data = {"status": status, **_ended_in_pause(ctx, incident, category, "acknowledge")}
     if user is not None and user.role == "grid_manager" and incident.manager_id != user.id:
         data["manager_id"] = user.id  # a backup manager who picks it up owns it from now on
     events.append(ctx.session, incident, "acknowledged", at=ctx.now, data=data, **actor)
@@ -154,13 +169,21 @@ def _dispatch(ctx, incident, category, actor, params, user):
                         crew=crew.name)
     if crew.status == "off":
         raise bad_field("crew_id", f"crew {crew.name} is off duty", 409, reason="crew_off_duty", crew=crew.name)
+    # Held to what the ranking holds every crew to, the recommendation included (it may be
+    # stale): a crew that cannot fix it, that no account can see the job of, or that works
+    # elsewhere (a manager could otherwise take another street's crew) is not sent.
+    unfit = unfit_for(crew_candidate(ctx.session, crew.id), category.skill or category.code,
+                      [code for code in (getattr(incident, f"{level}_code") for level in reversed(LEVELS)) if code])
+    if unfit:
+        code = "lacks_skill" if unfit.startswith("lacks skill") else unfit.replace(" ", "_")
+        raise bad_field("crew_id", f"crew {crew.name} cannot be sent: {unfit}", 409, reason=code, crew=crew.name)
     reason = "recommended" if crew_id == incident.recommended_crew_id else "chosen_by_manager"
     dispatch_crew(ctx, incident, category, crew_id=crew.id, actor=actor, reason=reason)
 
 
 def _resolve(ctx, incident, category, actor, params, user):
     events.append(ctx.session, incident, "resolved", at=ctx.now,
-                  data={"note": _note(params),
+                  data={"note": _note(params), **_ended_in_pause(ctx, incident, category, "resolve"),
                         "verify_due": due(ctx, category, ctx.now, category.verify_minutes)}, **actor)
     free_crew_if_idle(ctx, incident.crew_id)
 
@@ -216,7 +239,10 @@ def _merge(ctx, incident, category, actor, params, user):
     if target_ref in (None, ""):
         raise bad_field("duplicate_of", "is required: the public id of the original incident", reason="required")
     target = ctx.session.scalar(select(Incident).where(Incident.public_id == str(target_ref)))
-    if target is None or (user is not None and not can_see(ctx.session, user, target)):
+    # The intake's own suspicion may cross a grid line (one burst pipe, reported from both
+    # sides of it): the manager may merge into that original without seeing it.
+    if target is None or (user is not None and not can_see(ctx.session, user, target)
+                          and target.id != incident.suspected_duplicate_of_id):
         raise bad_field("duplicate_of", f"unknown incident {target_ref!r}", 422, reason="unknown")
     if target.id == incident.id:
         raise bad_field("duplicate_of", "an incident cannot be a duplicate of itself", 422, reason="same_incident")
@@ -306,9 +332,9 @@ HANDLERS = {
     "acknowledge": _acknowledge,
     "dispatch": _dispatch,
     "en_route": _stamp("en_route"),
-    "on_site": _stamp("on_site"),
+    "on_site": _stamp("on_site", ends="arrive"),
     "resolve": _resolve,
-    "verify": _stamp("verified", ends_pause=True),
+    "verify": _stamp("verified", ends="verify", ends_pause=True),
     "close": _stamp("closed", ends_pause=True),
     "cancel": _end("cancelled"),
     "reassign": _reassign,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -204,13 +204,19 @@ def by_tracking_token(db: Session, token: str, *, fresh: bool = False) -> Incide
     return incident
 
 
-def original_of(db: Session, incident: Incident) -> Incident:
-    """The incident a merged report's work goes on in: its original, or that one's original
-    if it was merged in turn (an original is never merged into its own duplicate, so the
-    chain ends)."""
+def originals_of(db: Session, incident: Incident) -> Iterator[Incident]:
+    """The incidents a merged report was merged into, in turn: its original, that one's
+    original if it was merged too, and so on (an original is never merged into its own
+    duplicate, so the chain ends). Nothing for a report that was not merged."""
     while incident.status == "merged" and incident.duplicate_of_id:
         incident = db.get(Incident, incident.duplicate_of_id)
-    return incident
+        yield incident
+
+
+def original_of(db: Session, incident: Incident) -> Incident:
+    """The incident a merged report's work goes on in: the last along its chain of merges."""
+    *_, last = (incident, *originals_of(db, incident))
+    return last
 
 
 def track(db: Session, token: str, views: IncidentViews) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -336,12 +337,15 @@ def rates_csv(table: dict[str, Any]) -> str:
 # A spreadsheet runs a cell that starts with one of these as a formula: names are data
 # (an admin types crew and category names), so such a text cell is kept as text.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# So does one that starts after a semicolon or comma: a spreadsheet set to split on ";" (the
+# German or French default) splits "x;=1+1" there, unquoted (found by an SLA audit).
+FORMULA_AFTER_A_SEPARATOR = re.compile(r"[;,]\s*[=+\-@\t\r]")
 
 
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and (value.startswith(FORMULA_STARTS) or FORMULA_AFTER_A_SEPARATOR.search(value)):
         return "'" + value
     return value
 

@@ -42,21 +42,27 @@ def crew_candidates(session: Session) -> list[CrewCandidate]:
     in its answer, which would otherwise read it again (and flush early to do so)."""
     rows = session.execute(_crews_with_load()).all()
     session.info["crews_read"] = [crew for crew, _load, _members in rows]
-    return [
-        CrewCandidate(
-            crew_id=c.id,
-            name=c.name,
-            skills=frozenset(c.skills or ()),
-            status=c.status,
-            service_areas=frozenset(c.service_areas or ()),
-            lon=c.lon,
-            lat=c.lat,
-            open_assignments=open_assignments or 0,
-            idle_since=c.idle_since,
-            active_members=members,
-        )
-        for c, open_assignments, members in rows
-    ]
+    return [_candidate(*row) for row in rows]
+
+
+def _candidate(c: Crew, open_assignments: int | None, members: int) -> CrewCandidate:
+    return CrewCandidate(
+        crew_id=c.id,
+        name=c.name,
+        skills=frozenset(c.skills or ()),
+        status=c.status,
+        service_areas=frozenset(c.service_areas or ()),
+        lon=c.lon,
+        lat=c.lat,
+        open_assignments=open_assignments or 0,
+        idle_since=c.idle_since,
+        active_members=members,
+    )
+
+
+def crew_candidate(session: Session, crew_id: int) -> CrewCandidate:
+    """One crew as the ranking sees it, with its load and active members."""
+    return _candidate(*session.execute(_crews_with_load().where(Crew.id == crew_id)).one())
 
 
 def managed_grids(session: Session, user_id: int) -> set[str]:

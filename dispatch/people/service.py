@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from dispatch.errors import MAX_ID, ApiError, bad_field
+from dispatch.errors import MAX_ID, ApiError, a_or_an, bad_field
+from dispatch.incidents import events
 from dispatch.incidents.models import CLOCK_KINDS, PRIORITIES, Category
 from dispatch.people import fields
 from dispatch.people.auth import hash_password
@@ -33,6 +34,7 @@ from dispatch.people.models import (
 )
 from dispatch.routing import KINDS
 from grids.geometry import to_wgs84
+from grids.text import hidden_character
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # fullmatch
 SCOPE_LEVELS = ("district", "street", "community")
@@ -50,6 +52,16 @@ def _apply(target: object, changes: dict[str, Any], checks: Checks, what: str,
         if key not in checks:
             raise bad_field(key, f"is not a field of a {what} that can be set")
         setattr(target, (attributes or {}).get(key, key), checks[key](value))
+
+
+def _one_at_a_time(session: Session) -> None:
+    """Take the writers' lock (the event log's: every writer takes it first, so no order of
+    locks can deadlock) before a check that a write depends on: a free username or crew
+    name, another admin left, a desk not yet held, the grids a manager holds. On PostgreSQL
+    two such requests at once both passed the check, then one failed on the unique index (a
+    500), or both won (two accounts told apart only by capitals, a manager's grids merged
+    from both). Admin writes are rare and short; a report waits for one a few ms."""
+    events.lock_event_log(session)
 
 
 def _not_found(what: str, key: object) -> ApiError:
@@ -104,22 +116,29 @@ def create_user(*, session: Session, now: datetime, username: Any = None, role: 
     username = fields.text("username", username, max_length=64)
     if not USERNAME.fullmatch(username):
         raise bad_field("username", "letters, digits and . _ @ - only, starting with a letter or digit")
-    taken = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
-    if taken is not None:
-        raise ApiError(409, "username_taken", f"username {username!r} is taken"
-                       + ("" if taken == username else f" (as {taken!r})"), {"field": "username"})
+    _check_username_free(session, username)  # before the slow hash, for a quick 409
     if role is None:
         raise bad_field("role", "is required")
     if password is None:
         raise bad_field("password", "is required")
     user = User(username=username, created_at=now, active=True)
     # The password last: hashing is deliberately slow, so bad fields fail before it.
-    _apply(user, {"role": role, "display_name": display_name or username, **values,
+    _apply(user, {"role": role, "display_name": username if display_name is None else display_name, **values,
                   "password": password}, _user_checks(session), "user", {"password": "password_hash"})
     _check_role_fields(user)
+    # Checked again under the writers' lock, taken after the hash: reports wait for no hash.
+    _one_at_a_time(session)
+    _check_username_free(session, username)
     session.add(user)
     session.flush()
     return user
+
+
+def _check_username_free(session: Session, username: str) -> None:
+    taken = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise ApiError(409, "username_taken", f"username {username!r} is taken"
+                       + ("" if taken == username else f" (as {taken!r})"), {"field": "username"})
 
 
 def update_user(*, session: Session, user: User, now: datetime, **changes: Any) -> User:
@@ -133,6 +152,7 @@ def update_user(*, session: Session, user: User, now: datetime, **changes: Any) 
     was_admin = user.role == "admin" and user.active
     _apply(user, changes, _user_checks(session), "user", {"password": "password_hash"})
     _check_role_fields(user)
+    _one_at_a_time(session)  # after a new password's slow hash: reports wait for no hash
     if was_manager and user.role != "grid_manager":
         _check_off_duty(session, user, now)
     if was_admin and not (user.role == "admin" and user.active):
@@ -180,7 +200,9 @@ def get_user(*, session: Session, user_id: int) -> User:
 
 
 def user_by_username(*, session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
+    """The account of this username, in any mix of capitals (as usernames are taken)."""
+    user = (session.scalar(select(User).where(User.username == username))
+            or session.scalar(select(User).where(func.lower(User.username) == username.lower())))
     if user is None:
         raise _not_found("user", username)
     return user
@@ -196,19 +218,30 @@ def list_users(*, session: Session, role: str | None = None, crew_id: int | None
     return list(session.scalars(query))
 
 
-def _referenced_user(session: Session, field: str, user_id: Any, role: str) -> User:
-    """A user named in a body by id, who must hold `role` (422 otherwise)."""
+def _referenced_user(session: Session, field: str, user_id: Any, role: str, *, active: bool = False) -> User:
+    """A user named in a body by id, who must hold `role` (422 otherwise), and with `active`
+    be enabled."""
     user_id = fields.integer(field, user_id, low=1, high=MAX_ID)
     user = session.get(User, user_id)
     if user is None:
         raise bad_field(field, f"no user with id {user_id}", 422)
     _require_role(user, role, field)
+    if active:
+        _require_active(user, field)
     return user
+
+
+def _require_active(user: User, field: str) -> None:
+    """Routing passes disabled accounts by: a rota entry, desk or grid given to one would
+    show cover that is not there."""
+    if not user.active:
+        raise bad_field(field, f"{user.username} is disabled: enable the account first", 422, reason="inactive")
 
 
 def _require_role(user: User, role: str, field: str) -> None:
     if user.role != role:
-        raise bad_field(field, f"{user.username} is a {user.role}, not a {role}", 422, role=user.role)
+        raise bad_field(field, f"{user.username} is {a_or_an(user.role)}, not {a_or_an(role)}",
+                        422, role=user.role)
 
 
 # -- grids and shifts ----------------------------------------------------------------------
@@ -222,6 +255,7 @@ def assign_grid(*, session: Session, user: User, grid_code: Any, kind: Any = "pr
     row = session.scalar(select(GridAssignment).where(
         GridAssignment.user_id == user.id, GridAssignment.grid_code == grid_code))
     if row is None:
+        _require_active(user, "grids")
         row = GridAssignment(user_id=user.id, grid_code=grid_code)
         session.add(row)
     row.kind = kind
@@ -235,6 +269,7 @@ def remove_grid(*, session: Session, user: User, grid_code: str) -> None:
 
 def set_grids(*, session: Session, user: User, grids: Any) -> list[GridAssignment]:
     """Replace a manager's grids with `[{grid_code, kind}]`."""
+    _one_at_a_time(session)
     wanted: dict[Any, Any] = {}
     for entry in fields.items("grids", grids):
         if not isinstance(entry, dict) or not isinstance(entry.get("grid_code"), str):
@@ -285,7 +320,7 @@ def weekly_hours(*, session: Session, user: User) -> list[WeeklyShift]:
 def add_on_call(*, session: Session, user_id: Any = None, area_code: Any = None,
                 starts_at: Any = None, ends_at: Any = None) -> OnCallShift:
     """Put a grid manager on call for a grid or a whole community from `starts_at` to `ends_at`."""
-    user = _referenced_user(session, "user_id", user_id, "grid_manager")
+    user = _referenced_user(session, "user_id", user_id, "grid_manager", active=True)
     area_code = fields.area(session, "area_code", area_code, ("grid", "community"))
     start = fields.timestamp("starts_at", starts_at)
     end = fields.timestamp("ends_at", ends_at)
@@ -319,8 +354,14 @@ def list_on_call(*, session: Session, area_code: str | None = None, user_id: int
 
 def set_calendar_day(*, session: Session, day: date, kind: Any = None, name: Any = "") -> CalendarDay:
     """Mark a date as a public holiday or a worked weekend day (调休), replacing what was there."""
+    kind = fields.choice("kind", kind, CALENDAR_KINDS)
+    if kind == "workday" and day.weekday() < 5:
+        # A worked day (调休) is a Saturday or Sunday worked to make up a holiday; a
+        # Wednesday marked so would put managers of Monday's hours on duty too.
+        raise bad_field("kind", f"{day.isoformat()} is a {day.strftime('%A')}: only a Saturday or "
+                        "Sunday can be made a worked day", reason="not_a_weekend")
     row = session.get(CalendarDay, day) or CalendarDay(day=day)
-    row.kind = fields.choice("kind", kind, CALENDAR_KINDS)
+    row.kind = kind
     row.name = fields.text("name", name, max_length=100, required=False) or ""
     session.add(row)
     session.flush()
@@ -351,8 +392,9 @@ def list_calendar_days(*, session: Session, start: date | None = None,
 
 def add_duty_desk(*, session: Session, user_id: Any = None, community_code: Any = None) -> DutyDesk:
     """Put a grid-manager account on a community's duty desk, the last resort of routing."""
-    user = _referenced_user(session, "user_id", user_id, "grid_manager")
+    user = _referenced_user(session, "user_id", user_id, "grid_manager", active=True)
     community_code = fields.area(session, "community_code", community_code, ("community",))
+    _one_at_a_time(session)
     if session.scalar(select(DutyDesk.id).where(DutyDesk.user_id == user.id,
                                                 DutyDesk.community_code == community_code)):
         raise ApiError(409, "already_on_desk", f"{user.username} already staffs {community_code}",
@@ -361,6 +403,13 @@ def add_duty_desk(*, session: Session, user_id: Any = None, community_code: Any 
     session.add(row)
     session.flush()
     return row
+
+
+def remove_duty_desk(*, session: Session, desk_id: int) -> None:
+    row = session.get(DutyDesk, desk_id)
+    if row is None:
+        raise _not_found("duty_desk", desk_id)
+    session.delete(row)
 
 
 def list_duty_desks(*, session: Session, community_code: str | None = None) -> list[DutyDesk]:
@@ -377,6 +426,10 @@ def _crew_name(session: Session, crew: Crew, value: Any) -> str:
     """A free crew name, in any mix of capitals: "Plumbers A" beside "plumbers a" would be
     two crews a manager picking from a list could not tell apart."""
     name = fields.text("name", value, max_length=100)
+    hidden = hidden_character(name)
+    if hidden is not None:  # "水电抢修\u200b一队" beside "水电抢修一队" (found by a people audit)
+        raise bad_field("name", f"must not contain {hidden!r} (U+{ord(hidden):04X}): it does not show, "
+                        "and the crew would look like another", reason="invalid")
     # Folded here, not in SQL: SQLite's lower() folds ASCII only ("Équipe" ≠ "équipe").
     taken = next((other for other in session.scalars(select(Crew.name).where(Crew.id != crew.id))
                   if other.casefold() == name.casefold()), None)
@@ -399,6 +452,7 @@ def create_crew(*, session: Session, now: datetime, name: Any = None, skills: An
                 service_areas: Any = None, status: Any = "available", members: Any = None,
                 **values: Any) -> Crew:
     """A new crew: what it can fix (skills), where it works (area codes), who is in it."""
+    _one_at_a_time(session)
     crew = Crew()
     _apply(crew, {"name": name, "skills": [] if skills is None else skills,
                   "service_areas": [] if service_areas is None else service_areas, **values},
@@ -413,6 +467,7 @@ def create_crew(*, session: Session, now: datetime, name: Any = None, skills: An
 
 def update_crew(*, session: Session, crew: Crew, now: datetime, **changes: Any) -> Crew:
     """Change some of a crew's fields; `members` replaces its member list."""
+    _one_at_a_time(session)
     if "status" in changes:
         set_crew_status(crew=crew, status=changes.pop("status"), now=now)
     if "members" in changes:
@@ -541,6 +596,7 @@ def create_category(*, session: Session, code: Any = None, **values: Any) -> Cat
     code = fields.text("code", code, max_length=32)
     if not CATEGORY_CODE.fullmatch(code):
         raise bad_field("code", "lower-case letters, digits and _ only, starting with a letter")
+    _one_at_a_time(session)
     if session.get(Category, code) is not None:
         raise ApiError(409, "category_exists", f"category {code!r} exists", {"field": "code"})
     for field in ("name_zh", "name_en"):

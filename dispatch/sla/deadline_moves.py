@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dispatch.incidents import events
 from dispatch.incidents.flows import Context
 from dispatch.incidents.models import Category, Incident
 from dispatch.routing import Calendar
+from dispatch.sla.models import SlaWatch
 from dispatch.sla.schedule import WATCHED_STATUSES
 from dispatch.sla.state import Clock, Phase, moved_deadlines, running_phases
 
@@ -44,6 +45,7 @@ def for_calendar(ctx: Context, calendar: Calendar, *, actor: dict) -> int:
         moved += _move(ctx, incident, at, {
             phase: _kept(phase, at, before, after, phase.limit)
             for phase in running_phases(incident, category)}, "calendar_changed", actor)
+    _look_again(ctx, on_service_hours)
     return moved
 
 
@@ -60,7 +62,19 @@ def for_category(ctx: Context, before: Category, after: Category, *, actor: dict
         moved += _move(ctx, incident, at, {
             phase: _kept(phase, at, old, new, limits[phase.name])
             for phase in running_phases(incident, before) if limits[phase.name] > 0}, "category_changed", actor)
+    _look_again(ctx, [after.code])
     return moved
+
+
+def _look_again(ctx: Context, categories: list[str]) -> None:
+    """Have the SLA clock look at the open incidents of these categories at its next tick.
+    A deadline already passed does not move, so nothing else tells the clock, which would
+    keep the look it had scheduled under the old rules: a breach step the new ones owe
+    earlier (a limit cut, a weekend day made a workday) would wait for it, then come with
+    the next ones at once (found by an SLA audit)."""
+    ctx.session.execute(update(SlaWatch).where(SlaWatch.incident_id.in_(
+        select(Incident.id).where(Incident.status.in_(WATCHED_STATUSES), Incident.category_code.in_(categories))))
+        .values(check_at=ctx.now))
 
 
 def _open(ctx: Context, categories: list[str]):

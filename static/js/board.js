@@ -56,6 +56,11 @@ function filtersFromAddress() {
     elements[name].value = asked.get(name);
     if (elements[name].value !== asked.get(name)) elements[name].value = before;
   }
+  // A range that ends before it starts is no range the board offers: its own dates stay.
+  if (elements.from.value > elements.to.value) {
+    elements.from.value = state.defaultRange.from;
+    elements.to.value = state.defaultRange.to;
+  }
 }
 
 function filtersToAddress() {
@@ -257,22 +262,30 @@ function drawLeague(level, table) {
 
 async function loadMetrics() {
   const groupBy = state.scope.level;
+  // The exports first: they ask what the charts ask, so they are right (or refused for the
+  // same reason) even while the charts have not loaded.
+  $("csv-times").href = `/api/v1/metrics/response-times?${metricsQuery({ group_by: groupBy, bucket: "day", format: "csv" })}`;
+  $("csv-rates").href = `/api/v1/metrics/rates?${metricsQuery({ group_by: "grid", format: "csv" })}`;
   const [times, ...leagues] = await Promise.all([
     api(`/metrics/response-times?${metricsQuery({ group_by: groupBy, bucket: "day" })}`),
     ...LEAGUES.map((level) => api(`/metrics/rates?${metricsQuery({ group_by: level })}`)),
   ]);
   drawCharts(times);
   LEAGUES.forEach((level, i) => drawLeague(level, leagues[i]));
-  $("csv-times").href = `/api/v1/metrics/response-times?${metricsQuery({ group_by: groupBy, bucket: "day", format: "csv" })}`;
-  $("csv-rates").href = `/api/v1/metrics/rates?${metricsQuery({ group_by: "grid", format: "csv" })}`;
 }
 
 /** CSV needs the bearer token, so a plain link cannot fetch it: download it and save it. */
 async function download(event) {
   event.preventDefault();
   const link = event.currentTarget;
+  // No address yet (the board still starting): `link.href` would be the page itself, saved
+  // as export.csv (found by a live audit).
+  if (!link.getAttribute("href")) return;
   const response = await fetch(link.href, { headers: { Authorization: `Bearer ${token()}` } });
-  if (!response.ok) return showError(new Error(`HTTP ${response.status}`));
+  if (!response.ok) {
+    // The server's own reason, in the user's words (a 401 asks for a new sign-in).
+    return showError(new ApiError(response.status, (await response.json().catch(() => null))?.error));
+  }
   const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "")?.[1] || "export.csv";
   const url = URL.createObjectURL(await response.blob());
   const save = Object.assign(document.createElement("a"), { href: url, download: name });
@@ -282,8 +295,10 @@ async function download(event) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+/** A read or export the server refused, said until a read works again (a banner of its own:
+ *  the live connection's, shared before, hid it as soon as the socket came up). */
 function showError(error) {
-  const banner = $("offline");
+  const banner = $("problem");
   banner.textContent = problem(error);
   banner.hidden = false;
   if (error instanceof ApiError && error.status === 401) state.signInAgain?.(error);
@@ -339,6 +354,7 @@ async function start() {
   $("who").textContent = `${me.display_name} · ${t("board.scope", { name: state.scope.name })}`;
   $("filters").elements.from.value = probe.from;
   $("filters").elements.to.value = probe.to;
+  state.defaultRange = { from: probe.from, to: probe.to };
   state.areas = await areasUnder(state.scope.code, state.scope.level);
   fillFilters(categories.categories);
   filtersFromAddress();
@@ -359,6 +375,7 @@ async function start() {
     form: $("signin"), roles: ["committee", "admin", "operator"],
     onSignedIn: () => {
       $("offline").hidden = true;
+      $("problem").hidden = true;
       return Promise.all([loadIncidents(), loadMetrics(), loadCrews()]).catch(showError);
     },
   });
@@ -376,7 +393,7 @@ async function start() {
   $("filters").addEventListener("submit", (event) => {
     event.preventDefault();
     filtersToAddress();
-    Promise.all([loadIncidents(), loadMetrics()]).catch(showError);
+    Promise.all([loadIncidents(), loadMetrics()]).then(() => { $("problem").hidden = true; }).catch(showError);
   });
   $("csv-times").addEventListener("click", download);
   $("csv-rates").addEventListener("click", download);
@@ -387,7 +404,9 @@ async function start() {
     loadMetrics().catch(showError);
   });
 
-  await Promise.all([loadIncidents(), loadMetrics(), loadCrews()]);
+  // A read the server refuses (a date in the address before 1970, say) is said on the
+  // banner; the board stays usable (it stood half-drawn, with an uncaught error).
+  await Promise.all([loadIncidents(), loadMetrics(), loadCrews()]).catch(showError);
   markerLayer.eachLayer((marker) => marker.bringToFront());
   document.body.dataset.ready = "true";
 }

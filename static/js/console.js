@@ -1,6 +1,6 @@
 // The grid manager's console: a live queue of the incidents of my grids sorted by urgency, the
 // map of my grids, and the selected incident with its one-tap actions.
-import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
+import { ApiError, api, retrying, takeAction, token, worthRetrying } from "./api.js";
 import { has, language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, incidentMarker, recolour } from "./map.js";
@@ -192,6 +192,9 @@ const movedAway = (error) => error instanceof ApiError && (error.status === 404 
 async function select(id) {
   state.selected = id;
   state.fresh.delete(id);
+  // Not the incident opened before's ranking and reasons, shown until this one's arrives
+  // (found by a live audit).
+  state.recommendation = null;
   renderQueue();
   renderDetail();
   const marker = state.markers.get(id);
@@ -199,7 +202,10 @@ async function select(id) {
   try {
     await loadDetail(id);
   } catch (error) {
-    if (!movedAway(error)) throw error;
+    if (!movedAway(error)) {
+      if (worthRetrying(error)) return notice(problem(error), "warn"); // the server's trouble, said
+      throw error;
+    }
     // Moved to another grid (or gone) while this console did not hear of it, as in act().
     forget(id);
     if (state.selected === id) state.selected = null;
@@ -526,7 +532,11 @@ async function start() {
   document.addEventListener("languagechange", () => { renderQueue(); renderDetail(); });
   setInterval(tick, 1000);
 
-  const [crews, grids] = await Promise.all([api("/crews"), api("/areas?level=grid&limit=5000"), loadQueue()]);
+  // Asked again through an outage: a 503 on the first read showed an empty queue for good.
+  const again = { onRetry: () => showLiveStatus($("offline"), { state: "offline" }) };
+  const [crews, grids] = await Promise.all([retrying(() => api("/crews"), again),
+    retrying(() => api("/areas?level=grid&limit=5000"), again), retrying(loadQueue, again)]);
+  if (live.online) showLiveStatus($("offline"), { state: "online" });
   state.crews = crews.crews;
   state.grids = grids.features.map((f) => ({ code: f.properties.code, name: f.properties.name }));
   if (state.selected) renderDetail();

@@ -1,7 +1,7 @@
 // The crew member's phone app (/crew): my crew's assignments, live; one tap for on the way,
 // on site and resolved (with expected_version, so a stale card never overwrites newer work);
 // optional position sharing, off until the member turns it on.
-import { ApiError, api, takeAction, token, worthRetrying } from "./api.js";
+import { ApiError, api, retrying, takeAction, token, worthRetrying } from "./api.js";
 import { language, languageToggle, problem, t } from "./i18n.js";
 import { LiveConnection, showLiveStatus } from "./live.js";
 import { createMap, drawAreas, highlight, incidentMarker } from "./map.js";
@@ -157,15 +157,23 @@ async function act(id, action) {
     } else {
       fillCard(job);
     }
+    if (!jobs.has(id)) {
+      // Its card is gone (cancelled, merged or given to another crew meanwhile): said at the
+      // top, not in the card that was just removed (found by a live audit).
+      $("notice").textContent = t("crew.gone", { name: job.card.querySelector(".where").textContent });
+      return;
+    }
     say(id, error.code === "stale_version" ? t("crew.stale") : t("crew.failed", { message: problem(error) }));
   }
 }
 
 async function loadJobs() {
-  const [list, known] = await Promise.all([
+  // Asked again through an outage (a 503 on the first read left the list empty for good).
+  const [list, known] = await retrying(() => Promise.all([
     api("/incidents?mine=true&open=true&limit=500"),
     api("/categories"),
-  ]);
+  ]), { onRetry: () => { $("notice").textContent = t("net.retrying"); } });
+  if ($("notice").textContent === t("net.retrying")) $("notice").textContent = "";
   categories = Object.fromEntries(known.categories.map((c) => [c.code, c]));
   list.incidents.forEach(upsert);
   arrange();
@@ -240,13 +248,18 @@ function live(userId) {
   sessionStorage.removeItem(storageKey);
   const connection = new LiveConnection({ token: token(), storageKey });
   signInAgain = keepSignedIn(connection, { form: $("signin"), roles: ["crew"], beforeReload: () => keepSharing(userId) });
-  let loaded = false;
+  let loaded = false; // read since the server let us in: nothing pushed is missed from then on
   connection.addEventListener("replayed", () => {
     if (!loaded) loadJobs();
     loaded = true;
   });
   connection.addEventListener("resync", () => loadJobs());
-  connection.addEventListener("status", (e) => showLiveStatus($("offline"), e.detail));
+  connection.addEventListener("status", (e) => {
+    showLiveStatus($("offline"), e.detail);
+    // Not let in yet (websockets blocked on this network, say): the jobs as they stand, read
+    // again once in. An empty list under "offline" would read as "nothing to do".
+    if (e.detail.state === "offline" && !loaded) loadJobs().catch(() => {}); // the banner says why
+  });
   connection.addEventListener("event", ({ detail }) => {
     const known = jobs.has(detail.incident.id);
     upsert(detail.incident);

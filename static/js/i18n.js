@@ -278,6 +278,7 @@ const STRINGS = {
     "event.assigned": "已派给 {name}",
     "event.reassigned": "已转派给 {name}",
     "event.handed_over": "已转交给 {name}",
+    "event.crew_withdrawn": "原维修队已无人值班，正在另派维修队",
     "event.acknowledged": "网格员已接单",
     "event.dispatched": "已派维修队 {name}",
     "event.en_route": "维修队在路上",
@@ -307,6 +308,7 @@ const STRINGS = {
     "crew.on_site": "已到场",
     "crew.resolve": "已处理",
     "crew.stale": "这条任务刚被别人更新过，已重新加载，请确认后再操作。",
+    "crew.gone": "{name} 的任务已撤销或交给了别人，不用再去了。",
     "crew.failed": "操作失败：{message}",
     "crew.new": "新任务：{name}",
     // --- end of resident report, tracking and crew apps ---
@@ -565,6 +567,7 @@ const STRINGS = {
     "event.assigned": "Assigned to {name}",
     "event.reassigned": "Passed on to {name}",
     "event.handed_over": "Handed over to {name}",
+    "event.crew_withdrawn": "The crew has nobody on duty now; another is being sent",
     "event.acknowledged": "Grid manager acknowledged",
     "event.dispatched": "Crew {name} dispatched",
     "event.en_route": "Crew on the way",
@@ -594,6 +597,7 @@ const STRINGS = {
     "crew.on_site": "On site",
     "crew.resolve": "Resolved",
     "crew.stale": "Someone else just updated this job; it was reloaded, please check and try again.",
+    "crew.gone": "The job at {name} was cancelled or given to someone else: no need to go.",
     "crew.failed": "Could not do that: {message}",
     "crew.new": "New job: {name}",
     // --- end of resident report, tracking and crew apps ---

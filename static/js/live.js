@@ -21,7 +21,10 @@ export class LiveConnection extends EventTarget {
     // a reconnect, or a reload of a page that had connected, resumes from the last seq seen.
     const stored = sessionStorage.getItem(storageKey);
     this.since = stored === null ? null : Number(stored);
-    this.state = "offline"; // as last told to the page: online, offline or signed_out
+    // As last told to the page: online, offline or signed_out; "connecting" until the first
+    // answer, so a first connection that never comes up (a proxy that drops websockets, a
+    // server restarting) is told to the page as offline too.
+    this.state = "connecting";
     this.signedOut = false; // the server ended or refused this sign-in: waiting for a new one
     this.socket = io({
       transports: ["websocket"],
@@ -37,11 +40,23 @@ export class LiveConnection extends EventTarget {
     this.onOnline = () => { if (!this.closed) this.socket.connect(); };
     window.addEventListener("offline", this.onOffline);
     window.addEventListener("online", this.onOnline);
+    // A first connection cut before its handshake (a proxy that drops websockets) gives no
+    // error at all, and the client quietly tries again: after 5 s the page is told.
+    this.firstTry = setTimeout(() => { if (this.state === "connecting") this.#status(false); }, 5000);
     this.socket.on("connect", () => this.#status(true));
     this.socket.on("disconnect", () => this.#status(false));
     this.socket.on("connect_error", (error) => {
       const code = error?.data?.code;
       if (SIGN_IN_ENDED.includes(code)) this.signedOut = true;
+      if (code === "invalid_since") {
+        // A stored seq the server cannot read (not ours to have written): start from now,
+        // and the page reloads its state over REST as after a resync.
+        this.since = null;
+        sessionStorage.removeItem(this.storageKey);
+        this.dispatchEvent(new CustomEvent("resync", { detail: { seq: null } }));
+        this.socket.connect(); // a refused connect is not tried again by the client itself
+        return;
+      }
       this.#status(false);
       if (code) {
         this.dispatchEvent(new CustomEvent("refused", { detail: { code, message: error.message } }));
@@ -65,7 +80,9 @@ export class LiveConnection extends EventTarget {
       this.dispatchEvent(new CustomEvent("replayed", { detail: info }));
     });
     this.socket.on("resync", (info) => {
-      this.#remember(info.seq);
+      // From the server's own last seq, even below ours: a `since` beyond it (a database
+      // restored behind an open tab) would drop every later event as already seen.
+      this.#remember(info.seq, { reset: true });
       this.dispatchEvent(new CustomEvent("resync", { detail: info }));
     });
   }
@@ -76,8 +93,8 @@ export class LiveConnection extends EventTarget {
     this.dispatchEvent(new CustomEvent("event", { detail: event }));
   }
 
-  #remember(seq) {
-    this.since = this.since === null ? seq : Math.max(this.since, seq);
+  #remember(seq, { reset = false } = {}) {
+    this.since = reset || this.since === null ? seq : Math.max(this.since, seq);
     sessionStorage.setItem(this.storageKey, String(this.since));
   }
 
@@ -105,6 +122,7 @@ export class LiveConnection extends EventTarget {
 
   close() {
     this.closed = true;
+    clearTimeout(this.firstTry);
     window.removeEventListener("offline", this.onOffline);
     window.removeEventListener("online", this.onOnline);
     this.socket.disconnect();

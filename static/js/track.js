@@ -158,7 +158,8 @@ async function start() {
   languageToggle($("lang"));
   buildStars();
   try {
-    await load();
+    // Asked again through an outage: a 503 on the first read left a blank page.
+    await retrying(load, { onRetry: () => showLiveStatus($("offline"), { state: "offline" }) });
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
       $("unknown").hidden = false;
@@ -174,8 +175,6 @@ async function start() {
     showLiveStatus($("offline"), e.detail); // data-state: for tests and styling hooks
   });
   live.addEventListener("resync", () => load());
-  // A first connection that never comes up shows the banner too.
-  setTimeout(() => { $("offline").hidden = live.online; }, 5000);
 }
 
 start();
