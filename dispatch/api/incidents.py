@@ -182,7 +182,8 @@ PATHS = {
                 "409": "stale expected_version (details carry the current version), not allowed from this "
                        "state (invalid_transition), already_rated, already_at_top (escalated to the "
                        "district), already_paused, not_paused, or a field's conflict in details.reason "
-                       "(already_dispatched, crew_off_duty, same_grid, original_ended)",
+                       "(already_dispatched, crew_off_duty, lacks_skill, no_active_member, "
+                       "outside_service_area, same_grid, original_ended)",
                 "422": "unknown crew, grid or original"})},
     "/incidents/{incident_ref}/events": {"get": op(
         "The incident's timeline (every event, with seq)", "incidentEvents", params=[INCIDENT_REF],

@@ -232,7 +232,8 @@ USER_BODY = {"type": "object", "properties": {
 # A username stays as it was made: sign-ins, logs and the apps know the account by it.
 USER_CHANGED = {**USER, "properties": {**USER["properties"], "handed_over": {
     "type": "array", "items": {"type": "string"},
-    "description": "public ids of the incidents this change routed to someone else"}}}
+    "description": "public ids of the incidents this change routed to someone else, or handed back "
+                   "to their managers (the jobs of a crew it left with no active member)"}}}
 USER_CHANGE = {"type": "object", "properties": {k: v for k, v in USER_BODY["properties"].items() if k != "username"}}
 DAY_ROW = {"type": "object", "properties": {"day": {"type": "string", "format": "date"},
                                             "kind": {"type": "string", "enum": list(service.CALENDAR_KINDS)},
@@ -258,7 +259,8 @@ PATHS = {
                   ok=("200", USER), errors={"403": "admins and operators only", "404": "no such user"}),
         "patch": op("Change an account; {\"active\": false} disables it and its tokens, a new password "
                     "revokes its tokens. A grid manager disabled or given another role hands their "
-                    "unfinished incidents to whoever routing picks now (handed_over)", "updatePerson",
+                    "unfinished incidents to whoever routing picks now; a crew member whose crew is "
+                    "left with nobody hands its jobs back to their managers (handed_over)", "updatePerson",
                     params=[USER_ID], body=USER_CHANGE, ok=("200", USER_CHANGED),
                     errors={**BAD, "404": "no such user", "422": "unknown scope area or crew",
                             "409": "still_on_duty: a grid manager holding grids, on-call or a desk keeps the "

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dispatch.db import Database
@@ -97,6 +97,29 @@ def withdraw_unstaffed(ctx: Context, crew_ids: Iterable[int | None], *, actor: d
         free_crew_if_idle(ctx, crew_id)
         withdrawn += jobs
     return withdrawn
+
+
+def unstaffed_crews(session: Session) -> list[int]:
+    """Crews with open jobs and no active member left: a report that ranked a crew while its
+    last member was being disabled, a rework sent back to a crew emptied meanwhile, a
+    change made around the API. The SLA clock's tick hands their jobs back."""
+    members = (select(func.count()).select_from(User)
+               .where(User.crew_id == Incident.crew_id, User.role == "crew", User.active.is_(True))
+               .correlate(Incident).scalar_subquery())
+    return list(session.scalars(
+        select(Incident.crew_id).distinct()
+        .where(Incident.status.in_(OPEN_STATUSES), Incident.crew_id.is_not(None), members == 0)))
+
+
+def withdraw_stranded(db: Database, crew_ids: list[int], *, now: datetime, tz: tzinfo, index: AreaIndex) -> int:
+    """Hand back the jobs of these `unstaffed_crews`, each crew in a transaction of its own;
+    how many."""
+    handed = 0
+    for crew_id in crew_ids:
+        with db.session() as session:
+            ctx = _fresh_context(session, now=now, tz=tz, index=index)
+            handed += len(withdraw_unstaffed(ctx, [crew_id], actor=SYSTEM))
+    return handed
 
 
 def stranded_managers(session: Session) -> list[int]:

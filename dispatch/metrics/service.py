@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -337,25 +336,24 @@ def rates_csv(table: dict[str, Any]) -> str:
 # A spreadsheet runs a cell that starts with one of these as a formula: names are data
 # (an admin types crew and category names), so such a text cell is kept as text.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# So does one that starts after a semicolon or comma: a spreadsheet set to split on ";" (the
-# German or French default) splits "x;=1+1" there, unquoted (found by an SLA audit).
-FORMULA_AFTER_A_SEPARATOR = re.compile(r"[;,]\s*[=+\-@\t\r]")
 
 
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, str) and (value.startswith(FORMULA_STARTS) or FORMULA_AFTER_A_SEPARATOR.search(value)):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:
     """CSV for a spreadsheet: a byte-order mark first, so Excel reads the Chinese names as
-    UTF-8, and no cell it would run as a formula."""
+    UTF-8, and no cell it would run as a formula. Every text cell is quoted: a spreadsheet
+    set to split on ";" (the German or French default) would split an unquoted "x;=1+1"
+    there and run the rest (found by an SLA audit)."""
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(header)
     writer.writerows([_cell(v) for v in row] for row in rows)
     return out.getvalue()

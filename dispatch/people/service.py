@@ -33,6 +33,7 @@ from dispatch.people.models import (
     WeeklyShift,
 )
 from dispatch.routing import KINDS
+from dispatch.sla.calendar import public_calendar
 from grids.geometry import to_wgs84
 from grids.text import hidden_character
 
@@ -122,11 +123,13 @@ def create_user(*, session: Session, now: datetime, username: Any = None, role: 
     if password is None:
         raise bad_field("password", "is required")
     user = User(username=username, created_at=now, active=True)
-    # The password last: hashing is deliberately slow, so bad fields fail before it.
-    _apply(user, {"role": role, "display_name": username if display_name is None else display_name, **values,
-                  "password": password}, _user_checks(session), "user", {"password": "password_hash"})
+    _apply(user, {"role": role, "display_name": username if display_name in (None, "") else display_name,
+                  **values}, _user_checks(session), "user")
     _check_role_fields(user)
-    # Checked again under the writers' lock, taken after the hash: reports wait for no hash.
+    # The password last: hashing is deliberately slow, so bad fields fail before it; and
+    # before the writers' lock, so reports wait for no hash. The name is checked again
+    # under the lock: another request may have taken it meanwhile.
+    user.password_hash = _password(password)
     _one_at_a_time(session)
     _check_username_free(session, username)
     session.add(user)
@@ -148,18 +151,25 @@ def update_user(*, session: Session, user: User, now: datetime, **changes: Any) 
     be known, and so may a token it got. A grid manager keeps the manager role while holding
     grids, a current on-call shift or a duty desk: routing would give reports to someone who
     may not see them."""
+    # A new password is hashed (slow on purpose) before the writers' lock, so reports wait
+    # for no hash; the lock is taken before anything of the account changes: a check below
+    # that reads the database would flush the change first, and that write locks the
+    # directory's revision row before the log's lock, the other order from every writer's.
+    hashed = _password(changes.pop("password")) if changes.get("password") is not None else None
+    _one_at_a_time(session)
     was_manager = user.role == "grid_manager"
     was_admin = user.role == "admin" and user.active
     _apply(user, changes, _user_checks(session), "user", {"password": "password_hash"})
+    if hashed is not None:
+        user.password_hash = hashed
     _check_role_fields(user)
-    _one_at_a_time(session)  # after a new password's slow hash: reports wait for no hash
     if was_manager and user.role != "grid_manager":
         _check_off_duty(session, user, now)
     if was_admin and not (user.role == "admin" and user.active):
         _check_another_admin(session, user)
     # Disabled, an account's tokens end too: enabled again, a lost tablet's token must not
     # come back to life.
-    if changes.get("password") is not None or changes.get("active") is False:
+    if hashed is not None or changes.get("active") is False:
         session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
                         .values(revoked_at=now))
     return user
@@ -355,11 +365,12 @@ def list_on_call(*, session: Session, area_code: str | None = None, user_id: int
 def set_calendar_day(*, session: Session, day: date, kind: Any = None, name: Any = "") -> CalendarDay:
     """Mark a date as a public holiday or a worked weekend day (调休), replacing what was there."""
     kind = fields.choice("kind", kind, CALENDAR_KINDS)
-    if kind == "workday" and day.weekday() < 5:
-        # A worked day (调休) is a Saturday or Sunday worked to make up a holiday; a
-        # Wednesday marked so would put managers of Monday's hours on duty too.
-        raise bad_field("kind", f"{day.isoformat()} is a {day.strftime('%A')}: only a Saturday or "
-                        "Sunday can be made a worked day", reason="not_a_weekend")
+    if kind == "workday" and day.weekday() < 5 and day not in public_calendar().holidays:
+        # A worked day (调休) is a weekend day worked to make up a holiday, or an official
+        # holiday the district works after all; an ordinary Wednesday marked so would put
+        # managers of Monday's hours on duty too.
+        raise bad_field("kind", f"{day.isoformat()} is a {day.strftime('%A')} and no holiday: only a "
+                        "weekend day or an official holiday can be made a worked day", reason="not_a_weekend")
     row = session.get(CalendarDay, day) or CalendarDay(day=day)
     row.kind = kind
     row.name = fields.text("name", name, max_length=100, required=False) or ""

@@ -29,7 +29,12 @@ from dispatch.db import Database
 from dispatch.failures import Failures
 from dispatch.incidents.events import lock_event_log
 from dispatch.incidents.flows import Context
-from dispatch.incidents.handover import hand_over_stranded, stranded_managers
+from dispatch.incidents.handover import (
+    hand_over_stranded,
+    stranded_managers,
+    unstaffed_crews,
+    withdraw_stranded,
+)
 from dispatch.incidents.models import Incident
 from dispatch.incidents.service import forget_old_keys
 from dispatch.people.auth import forget_old_sign_in_failures
@@ -52,8 +57,9 @@ def run_once(*, db: Database, clock: Clock, tz: tzinfo, index_cache: IndexCache,
     totals = {"evaluated": 0, "sla_changed": 0, "escalated": 0, "handed_over": 0}
     with db.session() as session:
         index = index_cache.get(session)
-        stranded = stranded_managers(session)
-    totals["handed_over"] = hand_over_stranded(db, stranded, now=now, tz=tz, index=index)
+        stranded, unstaffed = stranded_managers(session), unstaffed_crews(session)
+    totals["handed_over"] = (hand_over_stranded(db, stranded, now=now, tz=tz, index=index)
+                             + withdraw_stranded(db, unstaffed, now=now, tz=tz, index=index))
     with db.session() as session:
         ids = list(session.scalars(due_for_evaluation(now)))
         if not ids:

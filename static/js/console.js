@@ -525,7 +525,7 @@ async function start() {
   live.addEventListener("event", (e) => onLiveEvent(e.detail));
   live.addEventListener("crew", (e) => onCrew(e.detail));
   live.addEventListener("status", (e) => showLiveStatus($("offline"), e.detail));
-  live.addEventListener("resync", () => loadQueue());
+  live.addEventListener("resync", () => retrying(loadQueue).catch((error) => notice(problem(error), "warn")));
   window.addEventListener("beforeunload", () => live.close());
 
   $("detail").addEventListener("click", onDetailClick);

@@ -253,7 +253,8 @@ function live(userId) {
     if (!loaded) loadJobs();
     loaded = true;
   });
-  connection.addEventListener("resync", () => loadJobs());
+  // A reload that fails leaves the list as it was (retried through an outage inside).
+  connection.addEventListener("resync", () => loadJobs().catch(() => {}));
   connection.addEventListener("status", (e) => {
     showLiveStatus($("offline"), e.detail);
     // Not let in yet (websockets blocked on this network, say): the jobs as they stand, read

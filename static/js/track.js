@@ -174,7 +174,7 @@ async function start() {
   live.addEventListener("status", (e) => {
     showLiveStatus($("offline"), e.detail); // data-state: for tests and styling hooks
   });
-  live.addEventListener("resync", () => load());
+  live.addEventListener("resync", () => retrying(load).catch(() => {})); // a 4xx cannot get better
 }
 
 start();
