@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy.orm import Session
@@ -17,6 +18,33 @@ from dispatch.people.roster import RosterCache
 from grids.store import IndexCache
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+class ConfigError(ValueError):
+    """A setting from the environment that cannot be used; the message names it."""
+
+
+def _env_number(name: str, default: float, kind: type) -> Any:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number{' (whole)' if kind is int else ''}, got {raw!r}") from None
+    low = 0 if kind is int else 1e-3  # a count may be 0; a period of 0 s would spin
+    if not low <= value < float("inf"):
+        raise ConfigError(f"{name} must be at least {low} and finite, got {raw!r}")
+    return value
+
+
+def _check_time_zone(name: str) -> None:
+    """Refuse a time zone that does not exist at start, not at the first report: every
+    deadline, shift and day of the metrics is read in it."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, "Asia"
+        raise ConfigError(f"GRIDDISPATCH_TZ: unknown time zone {name!r} (an IANA name, e.g. Asia/Shanghai)") from None
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -34,20 +62,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         DATABASE_URL=os.environ.get("DATABASE_URL")
         or f"sqlite:///{Path(app.instance_path) / 'griddispatch.sqlite3'}",
         REDIS_URL=os.environ.get("REDIS_URL") or None,
-        GRIDDISPATCH_TZ=os.environ.get("GRIDDISPATCH_TZ", "Asia/Shanghai"),
+        GRIDDISPATCH_TZ=os.environ.get("GRIDDISPATCH_TZ") or "Asia/Shanghai",
         # Optional background tiles for the maps; without them the maps are plain vectors.
         TILE_URL=os.environ.get("GRIDDISPATCH_TILE_URL") or None,
         TILE_ATTRIBUTION=os.environ.get("GRIDDISPATCH_TILE_ATTRIBUTION") or None,
         LOCATE_TOLERANCE_M=30.0,
         # Live push reads the event log at least this often, even with no wake-up from Redis.
-        LIVE_POLL_SECONDS=float(os.environ.get("GRIDDISPATCH_LIVE_POLL_SECONDS", "0.5")),
+        LIVE_POLL_SECONDS=_env_number("GRIDDISPATCH_LIVE_POLL_SECONDS", 0.5, float),
         # How soon a live socket is told that its sign-in ended or its rooms changed.
-        LIVE_SIGNIN_CHECK_SECONDS=float(os.environ.get("GRIDDISPATCH_LIVE_SIGNIN_CHECK_SECONDS", "5")),
+        LIVE_SIGNIN_CHECK_SECONDS=_env_number("GRIDDISPATCH_LIVE_SIGNIN_CHECK_SECONDS", 5.0, float),
         JSON_AS_ASCII=False,
         # Reverse proxies in front of the server (nginx, a load balancer) whose
         # X-Forwarded-For is to be believed. With 0 it is ignored, so nobody can spoof it; behind
         # a proxy, leaving it 0 makes every resident one client to the anonymous rate limit.
-        TRUSTED_PROXIES=int(os.environ.get("GRIDDISPATCH_TRUSTED_PROXIES", "0")),
+        TRUSTED_PROXIES=_env_number("GRIDDISPATCH_TRUSTED_PROXIES", 0, int),
         # The largest body any route needs is a few KB (maps are imported with the CLI): a
         # bigger one is refused with a 413 before it is read into memory.
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -56,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    _check_time_zone(app.config["GRIDDISPATCH_TZ"])
     app.json.ensure_ascii = False  # names are Chinese; keep them readable in responses
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -15,9 +15,12 @@ DEMO_MAP = Path(__file__).resolve().parent.parent / "grids" / "demo" / "nanjing.
 
 
 def _app(**config):
-    from dispatch.app import create_app
+    from dispatch.app import ConfigError, create_app
 
-    return create_app(config or None)
+    try:
+        return create_app(config or None)
+    except ConfigError as exc:  # a setting, not a fault: said in one line
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -35,14 +35,14 @@ from dispatch.incidents.events import (
     incident_to_json,
     rooms_of,
 )
+from dispatch.incidents.merges import originals_of
 from dispatch.incidents.models import EventRoom, Incident, IncidentEvent
-from dispatch.incidents.service import originals_of
 from dispatch.incidents.views import IncidentViews, resident_event, resident_view
-from dispatch.live_signins import SignedIn, SignIns
+from dispatch.live_signins import SignedIn, SignIns, watch_writes
 from dispatch.live_signins import run as check_sign_ins
 from dispatch.people.auth import token_digest, user_for_token
 from dispatch.people.directory import managed_grids
-from dispatch.people.models import User, directory_revision
+from dispatch.people.models import Crew, User, directory_revision
 from dispatch.people.service import areas_watching
 from grids.store import IndexCache
 from grids.text import unstorable_in_text
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 socketio = SocketIO()
 CHANNEL = "griddispatch:events"
+SIGNINS_CHANNEL = "griddispatch:signins"  # a commit moved sign-ins: look at the sockets now
+CREWS_CHANNEL = "griddispatch:crews"  # crews whose status a process without live clients changed
 REPLAY_LIMIT = 1000  # beyond this a client is told to reload over REST ("resync")
 POLL_SECONDS = 0.5  # how often the log is read when no wake-up arrives (Redis down, say)
 BATCH = 500
@@ -65,6 +67,7 @@ class Notifier:
         self.redis_url = redis_url
         self._redis = None
         self.local_tailers: list[Tailer] = []
+        self.local_signins: list[Callable[[], None]] = []  # wake this process's sign-in look
         # Every commit publishes: during a Redis outage that is a failure per report, while
         # the other processes read the log by polling.
         self.publishing = Failures(log, "live push: publishing to Redis")
@@ -91,16 +94,41 @@ class Notifier:
             else:
                 self.publishing.succeeded()
 
+    def signins_moved(self) -> None:
+        """A commit revoked a token or changed an account or its grids: every process looks
+        at its signed-in sockets now, not at its next look."""
+        for wake in self.local_signins:
+            wake()
+        if self.redis_url:
+            try:
+                self._client().publish(SIGNINS_CHANNEL, self.origin)
+            except Exception as exc:  # Redis down: the next regular look covers it
+                self.publishing.failed(exc)
+
+    def crews_moved(self, crew_ids: list[int]) -> None:
+        """Crews whose status this process changed while serving no live clients (the CLI,
+        the SLA worker on its own): the servers push them, each to its own clients."""
+        if self.redis_url:
+            try:
+                self._client().publish(CREWS_CHANNEL, json.dumps({"origin": self.origin, "crews": crew_ids}))
+            except Exception as exc:  # Redis down: the boards see it at their next REST read
+                self.publishing.failed(exc)
+
     def watch(self, sessions) -> None:
-        """Notify after each commit that appended incident events."""
+        """Notify after each commit that appended incident events or moved sign-ins."""
+        watch_writes(sessions)
 
         @sa_event.listens_for(sessions, "after_commit")
         def _after_commit(session: Session) -> None:
             written = session.info.pop("events_written", None)
+            if session.info.pop("signins_moved", False):
+                self.signins_moved()
             if session.info.pop("events_appended", False):
                 self.notify(written)
             crews = session.info.pop("crews_changed", {})
-            if crews:
+            if crews and socketio.server is None:
+                self.crews_moved(sorted(crews))
+            elif crews:
                 now = datetime.now(UTC)
                 for crew in crews.values():
                     push_crew(crew, now=now, status_changed=True)
@@ -108,6 +136,7 @@ class Notifier:
         @sa_event.listens_for(sessions, "after_rollback")
         def _after_rollback(session: Session) -> None:
             session.info.pop("events_appended", None)
+            session.info.pop("signins_moved", None)
             session.info.pop("crews_changed", None)
 
 
@@ -299,7 +328,8 @@ class Tailer:
             listening = _anyone_listening()
             others = [seq for seq in seqs if seq not in mine]
             rooms = _rooms_by_seq(session, others) if others and listening else {}
-            rooms = {seq: names for seq, names in rooms.items() if _listening(names)}
+            joining = _joining(session, others) if others and listening else set()
+            rooms = {seq: names for seq, names in rooms.items() if _listening(names) or seq in joining}
             events = session.scalars(select(IncidentEvent).where(IncidentEvent.seq.in_(sorted(rooms)))
                                      .order_by(IncidentEvent.seq)).all() if rooms else []
             by_seq = {event.seq: event for event in events}
@@ -363,6 +393,33 @@ def _pushes(payloads: Payloads, rooms: list[str], event: IncidentEvent,
     elif event.type == "reported" and event.data.get("reporter_user_id"):
         _join_all(f"reporter:{event.data['reporter_user_id']}", f"incident:{event.incident_id}")
     return payloads.pushes(_listening(rooms), event, incident)
+
+
+def _joining(session: Session, seqs: list[int]) -> set[int]:
+    """Of these seqs, the events of incidents whose room a client here joins within them: a
+    report a resident account connected here files, the original a followed report is merged
+    into (`_pushes` joins them). Until then those rooms have nobody in them here, so their
+    events would be passed over as unheard (found by a live audit: filed through another
+    process without Redis, nothing of a resident's report was pushed to it)."""
+    followed = {str(room) for room, clients in _rooms_here().items()
+                if clients and str(room).startswith(("reporter:", "incident:"))}
+    if not followed:
+        return set()
+    joined = set()
+    for incident_id, type_, data in session.execute(  # in seq order: a chain of merges is followed
+            select(IncidentEvent.incident_id, IncidentEvent.type, IncidentEvent.data)
+            .where(IncidentEvent.seq.in_(seqs), IncidentEvent.type.in_(("reported", "merged")))
+            .order_by(IncidentEvent.seq)):
+        if type_ == "reported" and f"reporter:{data.get('reporter_user_id')}" in followed:
+            joined.add(incident_id)
+            followed.add(f"incident:{incident_id}")
+        elif type_ == "merged" and f"incident:{incident_id}" in followed:
+            joined.add(data["duplicate_of_id"])
+            followed.add(f"incident:{data['duplicate_of_id']}")
+    if not joined:
+        return set()
+    return set(session.scalars(select(IncidentEvent.seq).where(
+        IncidentEvent.seq.in_(seqs), IncidentEvent.incident_id.in_(joined))))
 
 
 def reporter_rooms(signed_in: SignedIn | None, resident: bool) -> set[str]:
@@ -511,7 +568,9 @@ def decode_commit(message: bytes) -> tuple[str | None, list]:
 
 
 def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str,
-                     running: Callable[[], bool] = lambda: True) -> None:
+                     running: Callable[[], bool] = lambda: True,
+                     signins_moved: Callable[[], None] = lambda: None,
+                     crews_moved: Callable[[list[int]], None] = lambda ids: None) -> None:
     """Hand the tailer every commit another process announces through Redis (its own it was
     handed directly), or send it to the log when the message does not carry the events;
     reconnect with back-off. A server listens for its whole life; `running` lets a test end
@@ -525,12 +584,23 @@ def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str,
         try:
             client = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(CHANNEL)
+            pubsub.subscribe(CHANNEL, SIGNINS_CHANNEL, CREWS_CHANNEL)
             delay = 0.5
             failures.succeeded()
             tailer.committed_elsewhere()  # anything committed while we were away is read now
             for message in pubsub.listen():
                 if not message or message.get("type") != "message":
+                    continue
+                channel = message.get("channel")
+                channel = channel.decode() if isinstance(channel, bytes) else channel
+                if channel == SIGNINS_CHANNEL:
+                    if message["data"] not in (origin, origin.encode()):
+                        signins_moved()
+                    continue
+                if channel == CREWS_CHANNEL:
+                    crew_ids = _crew_ids(message["data"], origin)
+                    if crew_ids:
+                        crews_moved(crew_ids)
                     continue
                 sender, written = decode_commit(message["data"])
                 if sender == origin:
@@ -545,9 +615,34 @@ def _listen_to_redis(redis_url: str, tailer: Tailer, origin: str,
             delay = min(delay * 2, 5.0)
 
 
+def _crew_ids(message: bytes, origin: str) -> list[int]:
+    """The crews another process says it changed; none for our own message or a bad one."""
+    try:
+        body = json.loads(message)
+        if body.get("origin") == origin:
+            return []
+        return [crew_id for crew_id in body.get("crews", []) if isinstance(crew_id, int)]
+    except (ValueError, TypeError, AttributeError):
+        return []
+
+
+def _push_crews_read(app: Flask, crew_ids: list[int]) -> None:
+    """Push these crews as they stand now to this process's clients only (every server got
+    the message: through the queue, each client would get it once per server)."""
+    try:
+        with app.extensions["griddispatch.db"].reading() as session:
+            crews = session.scalars(select(Crew).where(Crew.id.in_(crew_ids))).all()
+            now = datetime.now(UTC)
+            for crew in crews:
+                push_crew(crew, now=now, status_changed=True, here_only=True)
+    except Exception:  # a database hiccup: the boards see it at their next read
+        log.exception("live push: pushing crews %s changed elsewhere failed", crew_ids)
+
+
 def attach(app: Flask) -> SocketIO:
     """Serve Socket.IO on this app (gevent), with its log tailer and, if configured, Redis."""
     import gevent
+    import gevent.event
 
     redis_url = app.config.get("REDIS_URL")
     notifier = app.extensions["griddispatch.notifier"]
@@ -565,8 +660,9 @@ def attach(app: Flask) -> SocketIO:
     socketio.init_app(app, async_mode="gevent", **queue, serializer=ClientPacket,
                       cors_allowed_origins=app.config.get("LIVE_CORS_ORIGINS", []),
                       logger=False, engineio_logger=False)
-    global _areas
+    global _areas, _db
     _areas = app.extensions["griddispatch.index"]
+    _db = app.extensions["griddispatch.db"]
     with app.extensions["griddispatch.db"].reading() as session:
         _areas.get(session)  # loaded now: a crew's push may come before any report needs it
     tailer = Tailer(app)
@@ -575,11 +671,14 @@ def attach(app: Flask) -> SocketIO:
     signins = SignIns(rooms_for_user)
     _register_handlers(app, tailer, signins)
     gevent.spawn(tailer.run)
+    look_now = gevent.event.Event()
+    notifier.local_signins.append(look_now.set)
     gevent.spawn(check_sign_ins, signins, db=app.extensions["griddispatch.db"],
                  clock=app.extensions["griddispatch.clock"], end=_end_session,
-                 every=float(app.config["LIVE_SIGNIN_CHECK_SECONDS"]))
+                 every=float(app.config["LIVE_SIGNIN_CHECK_SECONDS"]), wakeup=look_now)
     if redis_url:
-        gevent.spawn(_listen_to_redis, redis_url, tailer, notifier.origin)
+        gevent.spawn(_listen_to_redis, redis_url, tailer, notifier.origin, signins_moved=look_now.set,
+                     crews_moved=lambda ids: gevent.spawn(_push_crews_read, app, ids))
     keep_long_lived(app)  # a server lives long: its index and caches leave the collector's way
     return socketio
 
@@ -679,7 +778,9 @@ def _register_handlers(app: Flask, tailer: Tailer, signins: SignIns) -> None:
 
 CREW_PUSH_SECONDS = 10.0  # a crew's position is pushed at most this often; status changes always
 _last_position_push: dict[int, float] = {}
+_held_positions: set[int] = set()  # crews with a position held back by the throttle, to push at its end
 _areas: IndexCache | None = None  # this server's area index, for the rooms above a service area
+_db = None  # this server's database, for a crew pushed after its throttle's window
 
 
 def crew_rooms(crew) -> set[str]:
@@ -714,17 +815,45 @@ def heard_in(crew) -> set[str]:
     return crew_rooms(crew) if socketio.server is not None else set()
 
 
-def push_crew(crew, *, now, status_changed: bool, also: set[str] = frozenset()) -> bool:
+def push_crew(crew, *, now, status_changed: bool, also: set[str] = frozenset(), here_only: bool = False) -> bool:
     """Push a crew's status and position to the rooms that may see it, and to rooms `also`
-    (through Redis if set)."""
+    (through Redis if set, unless `here_only`)."""
     if socketio.server is None:
         return False  # this process serves no live clients (the CLI, a test client)
     if not status_changed:
-        stamp = now.timestamp()
-        if stamp - _last_position_push.get(crew.id, float("-inf")) < CREW_PUSH_SECONDS:
+        last = _last_position_push.get(crew.id, float("-inf"))
+        wait = last + CREW_PUSH_SECONDS - now.timestamp()
+        if wait > 0:
+            # Held back, not dropped: the crew is pushed as it then stands when the window
+            # ends (found by a live audit: a crew that stopped moving showed where it had been).
+            if crew.id not in _held_positions:
+                _held_positions.add(crew.id)
+                socketio.start_background_task(_push_held, crew.id, wait)
             return False
-        _last_position_push[crew.id] = stamp
-    socketio.emit("crew", {"crew_id": crew.id, "name": crew.name, "status": crew.status,
-                           "lon": crew.lon, "lat": crew.lat, "at": now.isoformat()},
-                  to=sorted(crew_rooms(crew) | also), namespace="/")
+        _last_position_push[crew.id] = now.timestamp()
+    _held_positions.discard(crew.id)  # this push is newer than any held back
+    body = {"crew_id": crew.id, "name": crew.name, "status": crew.status,
+            "lon": crew.lon, "lat": crew.lat, "at": now.isoformat()}
+    rooms = sorted(crew_rooms(crew) | also)
+    if here_only:
+        socketio.server.emit("crew", body, to=rooms, namespace="/", ignore_queue=True)
+    else:
+        socketio.emit("crew", body, to=rooms, namespace="/")
     return True
+
+
+def _push_held(crew_id: int, wait: float) -> None:
+    """Push a crew whose position was held back, if no newer push went out meanwhile: read
+    afresh, not as it was held, since another process may have changed its status since."""
+    socketio.sleep(min(wait, CREW_PUSH_SECONDS))
+    if crew_id not in _held_positions:
+        return
+    _held_positions.discard(crew_id)
+    try:
+        with _db.reading() as session:
+            crew = session.get(Crew, crew_id)
+            if crew is not None and crew.position_at is not None:
+                _last_position_push[crew_id] = crew.position_at.timestamp()  # the window starts again
+                push_crew(crew, now=crew.position_at, status_changed=True)
+    except Exception:  # a database hiccup: the crew's next position is pushed as usual
+        log.exception("live push: pushing crew %s's held position failed", crew_id)

@@ -4,7 +4,9 @@ A socket is let in once, when it connects. Without a second look, a tablet whose
 then revoked (signed out elsewhere, or by an admin) or ran out, or whose account was
 disabled, would go on receiving every event of its grids; and a manager moved off a grid
 would go on hearing of it. So each server process looks again at its signed-in sockets every
-few seconds, in one statement for all of them, whichever process or CLI made the change:
+few seconds, in one statement for all of them, whichever process or CLI made the change,
+and at once after a commit that revokes a token or changes an account or its grids (in
+another process, when it says so through Redis):
 
 - a socket whose sign-in has ended is told why (`signed_out`, with the code a refused
   connect would get) and disconnected;
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -120,13 +123,40 @@ class SignIns:
         return ended
 
 
-def run(signins: SignIns, *, db, clock, end: Callable[[str, str, dict], None], every: float) -> None:
-    """Look at the signed-in sockets every `every` seconds, for as long as the server runs."""
-    import gevent
+# Writes that can end a sign-in or change a user's rooms. A commit holding one wakes the look
+# at once, in this process and, through Redis, in every other (`dispatch.live.Notifier`).
+MOVES_SIGNINS = frozenset({"users", "api_tokens", "grid_assignments"})
 
+
+def watch_writes(sessions) -> None:
+    """Mark a session whose transaction writes what may end a sign-in or move its rooms
+    (`session.info["signins_moved"]`): by the ORM, or by an UPDATE or DELETE it executes."""
+
+    @sa_event.listens_for(sessions, "before_flush")
+    def _flushed(session: Session, _context, _instances) -> None:
+        if any(getattr(obj, "__tablename__", None) in MOVES_SIGNINS for obj in (*session.new, *session.dirty, *session.deleted)
+               if not isinstance(obj, ApiToken) or obj not in session.new):  # a new sign-in ends none
+            session.info["signins_moved"] = True
+
+    @sa_event.listens_for(sessions, "do_orm_execute")
+    def _executed(state) -> None:
+        table = getattr(state.statement, "table", None)
+        if (state.is_update or state.is_delete or state.is_insert) and getattr(table, "name", None) in MOVES_SIGNINS:
+            state.session.info["signins_moved"] = True
+
+
+def run(signins: SignIns, *, db, clock, end: Callable[[str, str, dict], None], every: float,
+        wakeup=None) -> None:
+    """Look at the signed-in sockets every `every` seconds, and at once when `wakeup` (a
+    gevent Event) is set, for as long as the server runs."""
+    import gevent
+    import gevent.event
+
+    wakeup = wakeup or gevent.event.Event()
     failures = Failures(log, "live push: checking sign-ins")
     while True:
-        gevent.sleep(every)
+        wakeup.wait(timeout=every)
+        wakeup.clear()
         try:
             with db.reading() as session:
                 # A thousand sockets' look takes tens of ms: pushes go on between its statements.

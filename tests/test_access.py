@@ -121,6 +121,16 @@ BAD_REPORTS = [
     ({"category": "burst_pipe", "description": "漏\x00水", "location": {"lon": LON, "lat": LAT}}, 400, "description"),
     ({"category": "burst_pipe", "location": {"building_code": "B1\x00"}}, 400, "location.building_code"),
     ({"category": "burst_pipe", "photos": ["a", "\x00"], "location": {"lon": LON, "lat": LAT}}, 400, "photos.1"),
+    # a field we do not know is refused, not dropped (the resident's words would be lost)
+    ({"category": "burst_pipe", "desciption": "漏水", "location": {"lon": LON, "lat": LAT}}, 400, "desciption"),
+    ({"category": "burst_pipe", "location": {"lon": LON, "lat": LAT, "latitude": LAT}}, 400, "location.latitude"),
+    # one place, of the right type (found by a lifecycle audit: the point or the unit was dropped)
+    ({"category": "burst_pipe", "location": {"unit_code": "B1-1", "building_code": "B3"}}, 400, "location"),
+    ({"category": "burst_pipe", "location": {"building_code": "B1", "lon": LON, "lat": LAT}}, 400, "location"),
+    ({"category": "burst_pipe", "location": {"building_code": False, "lon": LON, "lat": LAT}}, 400, "location"),
+    ({"category": "burst_pipe", "location": {"unit_code": ["B1-1"]}}, 400, "location.unit_code"),
+    ({"category": "burst_pipe", "location": {"building_code": 0}}, 400, "location.building_code"),
+    ({"category": "burst_pipe", "location": {}}, 400, "location"),
 ]
 
 
@@ -176,6 +186,9 @@ def test_bad_actions(world, g1_incident):
     assert world.act("m1", g1_incident, "teleport").get_json()["error"]["details"]["field"] == "action"
     assert world.act("m1", g1_incident, "dispatch", crew_id=999).status_code == 422
     assert world.act("m1", g1_incident, "dispatch", crew_id="A").status_code == 400  # not an id at all
+    # A misspelt field is refused: dropped, it would send the recommended crew instead.
+    misspelt = world.act("m1", g1_incident, "dispatch", crewid=world.crews["A"])
+    assert misspelt.status_code == 400 and misspelt.get_json()["error"]["details"]["field"] == "crewid"
     assert world.act("m1", g1_incident, "merge").get_json()["error"]["details"]["field"] == "duplicate_of"
     assert world.act("m1", g1_incident, "merge", duplicate_of=g1_incident["public_id"]).status_code == 422
     # A reason a client can put in its own words (the message is English, for people).
@@ -345,6 +358,7 @@ def test_operators_find_a_callers_reports_by_phone(world):
     ("+86 139 1234 5678", "13912345678"), ("86 139 1234 5678", "13912345678"),
     ("+86 400-810-8888", "4008108888"), ("400-810-8888", "4008108888"),  # service numbers take no 0
     ("+86 12345", "12345"), ("0086 512 6789 1234", "051267891234"),
+    ("１３９１２３４５６７８", "13912345678"), ("＋８６ １３９－１２３４－５６７８", "13912345678"),  # full width (IME)
 ])
 def test_a_callers_number_is_stored_as_dialled_at_home(typed, stored):
     assert caller_phone("reporter_phone", typed) == stored

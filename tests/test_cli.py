@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
+import pytest
 import requests
 from click.testing import CliRunner
 
@@ -115,3 +116,18 @@ def test_export_and_locate_failures_are_messages_not_tracebacks(database_url, tm
     assert not (tmp_path / "out.shp").exists()
     whole = run(database_url, "export", str(tmp_path / "out.gpkg"), "--level", "building")
     assert whole.exit_code == 0 and "名" * 200 in set(gpd.read_file(tmp_path / "out.gpkg").name)
+
+
+@pytest.mark.parametrize("name, value, said", [
+    ("GRIDDISPATCH_TZ", "Mars/Base", "GRIDDISPATCH_TZ: unknown time zone 'Mars/Base'"),
+    ("GRIDDISPATCH_TZ", "Asia", "GRIDDISPATCH_TZ: unknown time zone 'Asia'"),  # a folder of zones
+    ("GRIDDISPATCH_LIVE_POLL_SECONDS", "fast", "GRIDDISPATCH_LIVE_POLL_SECONDS must be a number"),
+    ("GRIDDISPATCH_LIVE_POLL_SECONDS", "0", "GRIDDISPATCH_LIVE_POLL_SECONDS must be at least"),
+    ("GRIDDISPATCH_TRUSTED_PROXIES", "-1", "GRIDDISPATCH_TRUSTED_PROXIES must be at least 0"),
+])
+def test_a_setting_that_cannot_be_used_is_named_at_start(database_url, name, value, said):
+    """Found by a people audit: a time zone that does not exist was a traceback from
+    `users disable`, and a server started with it failed at every report."""
+    result = CliRunner().invoke(main, ["users", "list"], env={"DATABASE_URL": database_url, name: value})
+    assert result.exit_code == 1 and said in result.output and "Traceback" not in result.output, result.output
+    assert run(database_url, "users", "list").exit_code == 0  # unset again, it starts

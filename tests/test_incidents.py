@@ -128,6 +128,35 @@ def test_no_crew_category_is_handled_by_the_manager(world):
     assert ok(world.act("m1", incident, "close"))["status"] == "closed"
 
 
+def test_a_category_given_other_crew_rules_re_ranks_its_reports_waiting_for_a_crew(world):
+    """Found by a lifecycle audit: a dispute made to need a plumber kept no ranking and no
+    arrive deadline, and a category made to need none kept a crew that could not be sent."""
+    admin = world.headers("admin")
+    burst = world.get("m3", created(world.report(category="burst_pipe", point=B3_POINT)))
+    assert burst["crew"]["id"] == world.crews["B"]  # urgent: sent at once (B is parked at B3)
+    dispute = created(world.report(category="neighbour_dispute", point=B3_POINT))
+    water = world.get("m3", created(world.report(category="no_water", point=B3_POINT)))
+    assert water["recommended_crew"]["id"] == world.crews["A"] and water["deadlines"]["arrive_due"]
+
+    changed = world.client.patch("/api/v1/categories/neighbour_dispute", headers=admin,
+                                 json={"needs_crew": True, "skill": "plumbing"})
+    assert changed.status_code == 200 and changed.get_json()["crews_ranked"] == 1, changed.get_json()
+    dispute = world.get("m3", dispute)
+    assert dispute["recommended_crew"]["id"] == world.crews["A"] and dispute["deadlines"]["arrive_due"]
+
+    changed = world.client.patch("/api/v1/categories/no_water", headers=admin, json={"needs_crew": False})
+    assert changed.get_json()["crews_ranked"] == 1
+    water = world.get("m3", water)
+    assert water["recommended_crew"] is None and water["deadlines"]["arrive_due"] is None
+    water = ok(world.act("m3", water, "acknowledge"))
+    assert ok(world.act("m3", water, "on_site"))["status"] == "on_site"  # the manager goes, as for a dispute
+
+    changed = world.client.patch("/api/v1/categories/burst_pipe", headers=admin, json={"skill": "electrical"})
+    assert changed.get_json()["crews_ranked"] == 0
+    assert world.get("m3", burst)["crew"]["id"] == world.crews["B"]  # a crew on its way stays on its way
+    assert ok(world.act("m3", dispute, "dispatch"))["crew"]["id"] == world.crews["A"]
+
+
 ILLEGAL = [
     ("en_route", "assigned"), ("on_site", "assigned"), ("resolve", "assigned"), ("verify", "assigned"),
     ("close", "assigned"), ("rework", "assigned"), ("rate", "assigned"),
@@ -186,6 +215,9 @@ def test_low_rating_reopens_as_rework(world):
     assert [e["type"] for e in track["events"]][-2:] == ["rated", "rework"]
     bad = world.client.post(track_url + "/rating", json={"rating": 9})
     assert bad.status_code in (400, 409)
+    # A second tap is told it was rated (it was told "cannot rate an incident that is dispatched").
+    again = world.client.post(track_url + "/rating", json={"rating": 1})
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_rated"
 
 
 def test_a_fix_is_rated_once(world):
@@ -230,6 +262,21 @@ def test_reassign_to_another_grid(world):
         assert response.status_code == code, grid
 
 
+def test_a_report_moved_to_another_street_is_recommended_a_crew_that_serves_it(world):
+    """Found by an audit: the crew ranked for the old grid stayed recommended after a
+    reassignment, so the manager's "send the recommended crew" was refused as outside the
+    service area, and nothing offered one that fits."""
+    incident = world.get("m3", created(world.report(category="no_water", point=B3_POINT)))  # G3, street 320104002
+    assert incident["recommended_crew"]["id"] == world.crews["B"]  # parked at B3, serves that street only
+    moved = ok(world.act("m3", incident, "reassign", grid_code=G1, reason="管线属于G1"))  # street 320104001
+    assert moved["recommended_crew"]["id"] == world.crews["A"]
+    events = ok(world.client.get(f"/api/v1/incidents/{moved['id']}/events", headers=world.headers("m1")))["events"]
+    ranked = [e for e in events if e["type"] == "crew_recommended"][-1]["data"]
+    assert {"crew_id": world.crews["B"], "name": "plumbers B", "reason": "outside service area"} in ranked["excluded"]
+    sent = ok(world.act("m1", moved, "dispatch"))
+    assert sent["crew"]["id"] == world.crews["A"] and sent["status"] == "dispatched"
+
+
 def test_duplicates_are_linked_and_merged(world):
     first = created(world.report(category="no_water"))
     near = (B1_POINT[0] + 0.0001, B1_POINT[1])  # same building
@@ -245,14 +292,19 @@ def test_duplicates_are_linked_and_merged(world):
     assert "duplicate_merged" in event_types(world, first)
     response = world.act("m1", merged, "merge", duplicate_of=first["public_id"])
     assert response.status_code == 409
-    # Nothing is merged into a report that is itself merged (or cancelled): a 409 that says
-    # what the original is now (it was a 500: `status` was also bad_field's own argument).
+    # Into a report that is itself merged: into its original, where the work goes on.
     third = created(world.report(category="no_water", point=near))
-    refused = world.act("m1", third, "merge", duplicate_of=second["public_id"])
+    passed_on = ok(world.act("m1", third, "merge", duplicate_of=second["public_id"]))
+    assert passed_on["duplicate_of"] == first["public_id"]
+    # Nothing is merged into a cancelled report: a 409 that says what the original is now
+    # (it was a 500: `status` was also bad_field's own argument).
+    fourth = created(world.report(category="no_water", point=near))
+    ok(world.act("m1", world.get("m1", first), "cancel", reason="测试"))
+    refused = world.act("m1", fourth, "merge", duplicate_of=second["public_id"])
     assert refused.status_code == 409
     assert refused.get_json()["error"]["details"] == {
-        "field": "duplicate_of", "reason": "original_ended", "status": "merged"}
-    assert world.get("m1", third)["status"] == "assigned"
+        "field": "duplicate_of", "reason": "original_ended", "status": "cancelled"}
+    assert world.get("m1", fourth)["status"] == "assigned"
 
 
 def test_a_duplicate_suspected_across_a_grid_line_can_be_merged_by_its_manager(world):
@@ -269,6 +321,25 @@ def test_a_duplicate_suspected_across_a_grid_line_can_be_merged_by_its_manager(w
     merged = ok(world.act("m2", second, "merge", duplicate_of=first["public_id"]))
     assert merged["status"] == "merged" and merged["duplicate_of"] == first["public_id"]
     assert ok(world.client.get("/api/v1/track/" + second["tracking_token"]))["public_id"] == first["public_id"]
+
+
+def test_a_duplicate_whose_suspected_original_was_merged_follows_it(world):
+    """Found by a lifecycle audit: once G1's report was merged into another G1 report, m2
+    could merge its suspected duplicate into neither (one merged, one it cannot see)."""
+    first = created(world.report(category="rubbish", point=at(0.98, 1.7)))
+    kept = created(world.report(category="rubbish", point=at(0.90, 1.7)))
+    second = created(world.report(category="rubbish", point=at(1.02, 1.7)))
+    assert second["suspected_duplicate_of"] == first["public_id"]
+    ok(world.act("m1", world.get("m1", first), "merge", duplicate_of=kept["public_id"]))
+    merged = ok(world.act("m2", world.get("m2", second), "merge", duplicate_of=first["public_id"]))
+    assert merged["duplicate_of"] == kept["public_id"]
+    assert "duplicate_merged" in event_types(world, kept)
+    assert ok(world.client.get("/api/v1/track/" + second["tracking_token"]))["public_id"] == kept["public_id"]
+    # Through its own grid's merged report, m2 reaches no other grid's original it was not told of.
+    elsewhere = created(world.report(category="rubbish", point=at(1.5, 0.3)))  # G2, suspected of nothing
+    refused = world.act("m2", elsewhere, "merge", duplicate_of=second["public_id"])
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["details"]["reason"] == "original_out_of_scope"
 
 
 def test_a_chain_of_merges_is_followed_to_the_work_still_going_on(world):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -269,6 +272,36 @@ def test_crew_status_and_position_are_pushed(staffed):
             watcher.disconnect()
 
 
+def test_a_crew_freed_by_the_cli_is_pushed_by_the_servers_through_redis(staffed):
+    """Found by a live audit: a crew whose status the CLI (or the SLA worker on its own)
+    changed was pushed by nobody, so boards showed it busy until its next change. Such a
+    process says which crews moved through Redis, and each server pushes them, once."""
+    from tests.live import PrivateRedis
+
+    redis = PrivateRedis().start()
+    try:
+        env = {"REDIS_URL": redis.url}
+        with running_server(staffed, env=env) as a, running_server(staffed, env=env) as b:
+            board_a, board_b = (Tablet(token=login(a, "committee-d")).connect(base) for base in (a, b))
+            _, a_crew = crew_login(a, "crew-a")
+            report(a, B1_POINT, "burst_pipe")  # dispatches crew A: it turns busy
+            board_b.wait(lambda: any(c["crew_id"] == a_crew and c["status"] == "busy" for c in board_b.crews),
+                         "crew A busy")
+            done = subprocess.run([sys.executable, "-m", "dispatch", "users", "disable", "crew-a"], timeout=60,
+                                  env={**os.environ, "DATABASE_URL": staffed, "REDIS_URL": redis.url},
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            for board in (board_a, board_b):
+                board.wait(lambda w=board: w.crews[-1]["crew_id"] == a_crew and w.crews[-1]["status"] == "available",
+                           "crew A freed, pushed")
+            time.sleep(1)
+            for board in (board_a, board_b):  # once each, not once per server
+                assert [c["status"] for c in board.crews if c["crew_id"] == a_crew].count("available") == 1
+                board.disconnect()
+    finally:
+        redis.stop()
+
+
 def test_position_pushes_are_throttled(staffed):
     import requests
 
@@ -293,6 +326,13 @@ def test_position_pushes_are_throttled(staffed):
         move(B3_POINT[0] + 0.0002)
         board.wait(lambda: len(board.crews) == 2, "the third position")
         assert [c["lon"] for c in board.crews] == [B3_POINT[0], B3_POINT[0] + 0.0002]
+        # Held back is not dropped: the last of a burst is pushed when the window ends, once.
+        set_clock(base, advance_minutes=0.1)  # 6 s after the third: held
+        move(B3_POINT[0] + 0.0003)
+        move(B3_POINT[0] + 0.0004)
+        board.wait(lambda: len(board.crews) == 3, "the last position, at the window's end", timeout=15)
+        time.sleep(1)
+        assert [c["lon"] for c in board.crews][2:] == [B3_POINT[0] + 0.0004]
         board.disconnect()
 
 
@@ -334,6 +374,30 @@ def test_a_resident_account_hears_of_a_report_it_files_while_connected(staffed):
         again.wait_for_seq(timeline_seqs(base, admin, original)[-1])
         assert {e["incident"]["id"] for e in again.events} == {before["id"], filed["id"], original["id"]}
         again.disconnect()
+
+
+def test_a_resident_account_hears_of_a_report_it_files_through_another_process_without_redis(staffed):
+    """Found by a live audit: read from the log (another process's commit, no Redis), a new
+    report's events had no listener here yet, so the resident's socket was never joined to
+    it and heard nothing of it until it reconnected."""
+    env = {"GRIDDISPATCH_LIVE_POLL_SECONDS": "1"}  # b reads a's commits from the log, a second's worth at once
+    with running_server(staffed, env=env) as a, running_server(staffed, env=env) as b:
+        admin, manager, resident_token = login(a, "admin"), login(a, "m1"), login(a, "resident")
+        resident = Tablet(token=resident_token).connect(b)
+        filed = report(a, B1_POINT, token=resident_token)
+        _act(a, manager, filed, "acknowledge")
+        resident.wait_for_seq(timeline_seqs(a, admin, filed)[-1])
+        assert [e["seq"] for e in resident.events] == timeline_seqs(a, admin, filed)
+        resident.disconnect()
+        # The same for a reporter whose report is merged: the original's events that follow
+        # in the same read of the log reach it too.
+        original, duplicate = report(a, B3_POINT), report(a, B3_POINT)
+        follower = Tablet(tracking_token=duplicate["tracking_token"]).connect(b)
+        _act(a, login(a, "m3"), duplicate, "merge", duplicate_of=original["public_id"])
+        _act(a, login(a, "m3"), original, "acknowledge")
+        follower.wait_for_seq(timeline_seqs(a, admin, original)[-1])
+        assert timeline_seqs(a, admin, original)[-1] in follower.seqs()
+        follower.disconnect()
 
 
 def test_a_reporter_follows_the_original_live_once_its_report_is_merged(staffed):
@@ -403,21 +467,24 @@ def test_who_loses_an_incident_is_told_only_that_it_left(staffed):
         both = Tablet(token=login(base, "m1")).connect(base)
         incident = report(base, B1_POINT)
         _act(base, operator, incident, "reassign", grid_code=G2, reason="the pipe is on G2's side")
+        until_moved = timeline_seqs(base, admin, incident)
+        until_moved = until_moved[:len(until_moved) - 1]  # its crews ranked afresh for G2 after
         _act(base, login(base, "m2"), incident, "acknowledge")
         seqs = timeline_seqs(base, admin, incident)
         both.wait_for_seq(seqs[-1])
-        backup.wait_for_seq(seqs[-2])
+        backup.wait_for_seq(until_moved[-1])
         stub = {"id": incident["id"], "public_id": incident["public_id"], "version": len(seqs),
                 "in_scope": False}
 
-        assert backup.seqs() == seqs[:-1]  # nothing after it left
+        time.sleep(0.5)
+        assert backup.seqs() == until_moved  # nothing after it left
         gone = backup.events[-1]
-        assert (gone["type"], gone["data"], gone["incident"]) == ("reassigned", {}, {**stub, "version": len(seqs) - 1})
+        assert (gone["type"], gone["data"], gone["incident"]) == ("reassigned", {}, {**stub, "version": len(until_moved) + 1})  # as it stood at the commit
         # In a room that left and one that still sees it: the full push, once.
-        assert both.arrivals == seqs and both.events[-2]["incident"]["areas"]["grid"]["code"] == G2
+        assert both.arrivals == seqs and both.events[len(until_moved) - 1]["incident"]["areas"]["grid"]["code"] == G2
         # Replayed from the start, the old grid's manager learns only that it left.
         again = Tablet(token=login(base, "m1b")).connect(base)
-        assert again.seqs() == seqs[:-1]
+        assert again.seqs() == until_moved
         assert all(e["incident"] == stub and e["data"] == {} for e in again.events), again.events
 
         # A redispatch: the first crew hears that the job left it, and no more.

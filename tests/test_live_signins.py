@@ -13,6 +13,7 @@ import pytest
 import requests
 import socketio
 
+from tests.geodata import G2
 from tests.live import RawSocket, Tablet, login, report, staffed_database, timeline_seqs
 from tests.server import running_server
 from tests.world import B1_POINT, B3_POINT
@@ -199,3 +200,44 @@ def test_a_look_at_many_sockets_lets_pushes_go_on_between_its_statements(databas
         assert sorted(sid for sid, _message, _data in ended) == sorted(f"sid-{n}" for n in ended_at)
         assert {(message, data["code"]) for _sid, message, data in ended} == {("signed_out", "token_revoked")}
     app.extensions["griddispatch.db"].dispose()
+
+
+def test_a_sign_in_ended_or_moved_is_seen_at_once_in_every_process(staffed):
+    """Found by a live audit: between a token's revocation (or a manager moved off a grid)
+    and the next regular look, up to 5 s, the socket went on receiving the old grid's events.
+    A commit that may end a sign-in or move its rooms now wakes the look: in its own process,
+    and in the others through Redis, the CLI's included. The regular look here is a minute
+    away, so only the wake-up can be what tells them."""
+    from tests.live import PrivateRedis
+
+    redis = PrivateRedis().start()
+    try:
+        env = {"REDIS_URL": redis.url, "GRIDDISPATCH_LIVE_SIGNIN_CHECK_SECONDS": "60"}
+        with running_server(staffed, env=env) as a, running_server(staffed, env=env) as b:
+            admin = login(a, "admin")
+            m1 = login(a, "m1")
+            signed_out = Tablet(token=m1).connect(a)  # told by its own process
+            moved = Tablet(token=login(a, "m3")).connect(b)  # by another, through Redis
+            disabled = Tablet(token=login(a, "m2")).connect(b)  # by the CLI, through Redis
+            started = time.monotonic()
+            assert requests.delete(f"{a}/api/v1/auth/token", timeout=10,
+                                   headers={"Authorization": f"Bearer {m1}"}).status_code == 204
+            people = requests.get(f"{a}/api/v1/people?role=grid_manager", timeout=10,
+                                  headers={"Authorization": f"Bearer {admin}"}).json()["people"]
+            m3 = next(p["id"] for p in people if p["username"] == "m3")
+            regridded = requests.put(f"{a}/api/v1/people/{m3}/grids", timeout=10,
+                                     json=[{"grid_code": G2, "kind": "backup"}],
+                                     headers={"Authorization": f"Bearer {admin}"})
+            assert regridded.status_code == 200, regridded.text
+            done = subprocess.run([sys.executable, "-m", "dispatch", "users", "disable", "m2"], timeout=60,
+                                  env={**os.environ, "DATABASE_URL": staffed, "REDIS_URL": redis.url},
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            for tablet, said in ((signed_out, ("signed_out", "token_revoked")),
+                                 (moved, ("rooms_changed", "rooms_changed")),
+                                 (disabled, ("signed_out", "user_disabled"))):
+                tablet.wait(lambda t=tablet: t.disconnects == 1, f"{said} at once", timeout=20)
+                assert [(message, data["code"]) for message, data in tablet.ended] == [said]
+            assert time.monotonic() - started < 30  # well before the regular look
+    finally:
+        redis.stop()

@@ -193,6 +193,9 @@ def test_on_call_rota(client, world):
     assert [e["id"] for e in mine] == [added.get_json()["id"]]
     for user_id in ("me", "%C2%B2", "9" * 20):
         assert_error(call(client, "GET", f"/on-call?user_id={user_id}", admin), 400, "user_id")
+    # An area that does not exist is said so: an empty rota would read as "nobody covers it".
+    assert_error(call(client, "GET", "/on-call?area=NOWHERE", admin), 422, "area")
+    assert len(call(client, "GET", f"/on-call?area={COMMUNITY}", admin).get_json()["on_call"]) == 1
 
     for change, status, field in [
         ({"ends_at": start.isoformat()}, 400, "ends_at"),
@@ -244,6 +247,7 @@ def test_duty_desks(client, world):
                  "community_code")
     listed = call(client, "GET", f"/duty-desks?community={COMMUNITY}", world.headers["operator"])
     assert listed.get_json()["duty_desks"][0]["user_id"] == manager
+    assert_error(call(client, "GET", "/duty-desks?community=NOWHERE", admin), 422, "community")
     # Found by a people audit: a desk could not be removed, so its holder could never be
     # given another role (409 still_on_duty, "give them to another grid manager or remove them").
     desk_id = listed.get_json()["duty_desks"][0]["id"]
@@ -289,7 +293,10 @@ def test_admin_manages_crews(client, world):
     assert created.status_code == 201
     crew = created.get_json()
     assert crew["status"] == "available" and crew["idle_since"] is not None
-    assert [m["username"] for m in crew["members"]] == ["crew-b"]
+    assert [(m["username"], m["active"]) for m in crew["members"]] == [("crew-b", True)]
+    call(client, "PATCH", f"/people/{world.ids['crew_b']}", admin, {"active": False})
+    shown = call(client, "GET", f"/crews/{crew['id']}", admin).get_json()
+    assert [(m["username"], m["active"]) for m in shown["members"]] == [("crew-b", False)]  # listed, flagged
 
     patched = call(client, "PATCH", f"/crews/{crew['id']}", admin,
                    {"skills": ["drainage", "sanitation"], "status": "off", "members": []})

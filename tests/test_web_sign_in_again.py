@@ -4,7 +4,8 @@ met the dead token once signed in, and resumes live push from the last event it 
 
 In a real browser against `griddispatch demo --test-clock`. Two servers: one that checks its
 live sockets' sign-ins every half second (the live path tells the app first), one that in
-effect never does (a tap is what finds the sign-in ended)."""
+effect never does, unless told of a change: there the token is revoked in the database behind
+the server's back, and a tap is what finds the sign-in ended."""
 
 from __future__ import annotations
 
@@ -47,6 +48,26 @@ def revoke(page, base: str) -> None:
                     headers={"Authorization": f"Bearer {token}"}).raise_for_status()
 
 
+def revoke_unannounced(page, tmp_path) -> None:
+    """Revoke the page's token in the demo's database behind the server's back (an admin's
+    SQL, a restored backup): no process is told, so on `quiet_server` only a tap finds the
+    sign-in ended. A revocation over REST wakes the server's look at once."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, update
+
+    from dispatch.people.auth import token_digest
+    from dispatch.people.models import ApiToken
+
+    token = page.evaluate("localStorage.getItem('griddispatch.token')")
+    engine = create_engine(f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    with engine.begin() as connection:
+        done = connection.execute(update(ApiToken).where(ApiToken.token_hash == token_digest(token))
+                                  .values(revoked_at=datetime.now(UTC)))
+        assert done.rowcount == 1
+    engine.dispose()
+
+
 def sign_in_again(watched, password: str = "demo") -> None:
     page = watched.page
     signin = page.locator("form#signin")
@@ -66,10 +87,10 @@ def console_with_reason_typed(open_page, base: str, name: str):
     return watched, opened
 
 
-def cancel_tapped_signed_out(open_page, base: str, name: str):
-    """`console_with_reason_typed`, its sign-in revoked elsewhere, then the cancel tapped."""
+def cancel_tapped_signed_out(open_page, base: str, name: str, tmp_path):
+    """`console_with_reason_typed`, its sign-in revoked unannounced, then the cancel tapped."""
     watched, opened = console_with_reason_typed(open_page, base, name)
-    revoke(watched.page, base)
+    revoke_unannounced(watched.page, tmp_path)
     watched.page.click("button[data-action=cancel]")
     return watched, opened
 
@@ -103,9 +124,9 @@ def test_the_console_hears_its_sign_in_ended_and_carries_on_after_signing_in(wat
     assert page.evaluate("window.notReloaded") is True  # the console was never reloaded
 
 
-def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_server, open_page):
+def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_server, open_page, tmp_path):
     base = quiet_server
-    watched, opened = cancel_tapped_signed_out(open_page, base, "console-signed-out-tap")
+    watched, opened = cancel_tapped_signed_out(open_page, base, "console-signed-out-tap", tmp_path)
     page = watched.page
     sent: list[str] = []  # what the page says over new websockets (Socket.IO's connect has the token)
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
@@ -134,9 +155,9 @@ def test_a_tap_that_meets_an_ended_sign_in_is_done_once_signed_in_again(quiet_se
     expect_console_error(watched, "401")  # the refused tap
 
 
-def test_someone_else_signing_in_gets_the_console_afresh(quiet_server, open_page):
+def test_someone_else_signing_in_gets_the_console_afresh(quiet_server, open_page, tmp_path):
     base = quiet_server
-    watched, _opened = cancel_tapped_signed_out(open_page, base, "console-signed-out-other")
+    watched, _opened = cancel_tapped_signed_out(open_page, base, "console-signed-out-other", tmp_path)
     page = watched.page
     expect(page.locator("form#signin")).to_be_visible()
     other = "manager-320104006001003"
@@ -149,7 +170,7 @@ def test_someone_else_signing_in_gets_the_console_afresh(quiet_server, open_page
     expect_console_error(watched, "401")
 
 
-def test_the_crew_app_signs_in_again_and_the_tap_goes_through(quiet_server, open_page):
+def test_the_crew_app_signs_in_again_and_the_tap_goes_through(quiet_server, open_page, tmp_path):
     base = quiet_server
     crew = crew_for(base, "plumbing", STREET)
     member = crew_members(base, crew["id"])[0]
@@ -159,7 +180,7 @@ def test_the_crew_app_signs_in_again_and_the_tap_goes_through(quiet_server, open
     job = page.locator(f'#jobs li[data-id="{answer["id"]}"]')
     expect(job).to_have_attribute("data-status", "dispatched")
     page.evaluate("window.notReloaded = true")
-    revoke(page, base)
+    revoke_unannounced(page, tmp_path)
 
     job.locator('[data-action="en_route"]').click()
     expect(page.locator("form#signin")).to_be_visible()

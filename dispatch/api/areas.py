@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
 
-from dispatch.api.openapi import op, path_param, query
+from dispatch.api.openapi import CRS, op, path_param, query
 from dispatch.api.params import IntParam, bbox_arg, float_arg
 from dispatch.app import session
 from dispatch.areas import area_feature, chain_with_names, index_cache, locate_point
@@ -93,7 +93,7 @@ PATHS = {
         params=[
             query("lon", {"type": "number"}, "Longitude.", required=True),
             query("lat", {"type": "number"}, "Latitude.", required=True),
-            query("crs", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"},
+            query("crs", CRS,
                   "Datum of the point: gcj02 for AMap/Tencent, bd09 for Baidu."),
         ],
         ok=("200", {"$ref": "#/components/schemas/Location"}),

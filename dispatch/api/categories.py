@@ -11,6 +11,7 @@ from dispatch.api.context import rule_context
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import bool_arg
 from dispatch.app import session
+from dispatch.incidents import crew_rules
 from dispatch.incidents.models import CLOCK_KINDS, PRIORITIES, Category
 from dispatch.people import service
 from dispatch.people.auth import require_user
@@ -51,10 +52,12 @@ def update_category(code: str):
     category = service.update_category(session=session(), code=code, **json_object(CATEGORY_FIELDS))
     session().flush()
     # Open incidents of it keep the time their clocks have used, against the new limits.
-    moved = deadline_moves.for_category(ctx, before, category,
-                                        actor={"actor_id": admin.id, "actor_role": admin.role})
+    actor = {"actor_id": admin.id, "actor_role": admin.role}
+    moved = deadline_moves.for_category(ctx, before, category, actor=actor)
+    # Those still waiting for a crew are ranked again under its new crew rules.
+    ranked = crew_rules.after_change(ctx, before, category, actor=actor)
     session().commit()
-    return jsonify({**category_json(category), "deadlines_moved": moved})
+    return jsonify({**category_json(category), "deadlines_moved": moved, "crews_ranked": ranked})
 
 
 MINUTES = {"type": "integer", "minimum": 1}
@@ -82,7 +85,8 @@ PATHS = {
     "/categories/{code}": {"patch": op(
         "Change SLA minutes, priority, skill, needs_crew or retire a category (active); open "
         "incidents of it keep the time their clocks have used, against the new minutes "
-        "(deadlines_moved: how many moved)",
+        "(deadlines_moved: how many moved); after a change of skill or needs_crew, those still "
+        "waiting for a crew are ranked afresh (crews_ranked: how many)",
         "updateCategory", params=[path_param("code")], body=CATEGORY_BODY, ok=("200", CATEGORY),
         errors={"400": "a bad field", "403": "admins only", "404": "no such category"})},
 }

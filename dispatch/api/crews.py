@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 
 from dispatch.api.body import json_object, path_id
 from dispatch.api.context import area_index, rule_context
-from dispatch.api.openapi import op, path_param, query
+from dispatch.api.openapi import CRS, op, path_param, query
 from dispatch.app import clock, session
 from dispatch.errors import ApiError, a_or_an, bad_field
 from dispatch.incidents.handover import withdraw_unstaffed
@@ -33,7 +33,8 @@ def crew_json(crew: Crew) -> dict[str, Any]:
     return {"id": crew.id, "name": crew.name, "skills": crew.skills, "service_areas": crew.service_areas,
             "status": crew.status, "phone": crew.phone, "position": position,
             "idle_since": crew.idle_since.isoformat() if crew.idle_since else None,
-            "members": [public_user(u) for u in members]}
+            # A disabled member stays listed (the crew's history), flagged: it works no job.
+            "members": [{**public_user(u), "active": bool(u.active)} for u in members]}
 
 
 def _crew(crew_id: str, user: User, *, also: tuple[str, ...] = ()) -> Crew:
@@ -171,7 +172,9 @@ CREW = {"type": "object", "properties": {
     "service_areas": {"type": "array", "items": {"type": "string"}, "description": "area codes of any level"},
     "status": {"type": "string", "enum": list(CREW_STATUSES)}, "phone": {"type": ["string", "null"]},
     "position": {"type": ["object", "null"], "description": "WGS84 lon, lat and when it was reported"},
-    "idle_since": {"type": ["string", "null"]}, "members": {"type": "array"}}}
+    "idle_since": {"type": ["string", "null"]},
+    "members": {"type": "array", "description": "its accounts (id, username, display_name, role), a "
+                "disabled one flagged active: false"}}}
 CREW_CHANGED = {**CREW, "properties": {**CREW["properties"], "handed_over": {
     "type": "array", "items": {"type": "string"},
     "description": "public ids of jobs handed back to their managers: a crew that lost members has no "
@@ -210,7 +213,7 @@ PATHS = {
         "Report the crew's position (its members or an admin)", "reportCrewPosition", params=[CREW_ID],
         body={"type": "object", "required": ["lon", "lat"], "properties": {
             "lon": {"type": "number"}, "lat": {"type": "number"},
-            "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"}}},
+            "crs": CRS}},
         ok=("200", CREW), errors={"400": "a bad coordinate or crs", "403": FORBIDDEN, "404": "no such crew"})},
     "/crews/{crew_id}/status": {"post": op(
         "Set available, busy or off (its members; a grid manager of a grid it works in, or of an "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from dispatch.api.body import json_body
 from dispatch.api.context import rule_context, views_for
-from dispatch.api.openapi import op, path_param, query
+from dispatch.api.openapi import CRS, op, path_param, query
 from dispatch.api.params import IntParam, bbox_arg, bool_arg, id_arg
 from dispatch.app import clock, session
 from dispatch.errors import ApiError, bad_field
@@ -15,16 +16,9 @@ from dispatch.people.auth import client_key, current_user, require_user
 bp = Blueprint("incidents", __name__)
 
 
-def _json_body():
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "invalid_body", "the body must be JSON (Content-Type: application/json)")
-    return body
-
-
 @bp.post("/incidents")
 def report():
-    payload = _json_body()  # read the whole request before any database work starts
+    payload = json_body()  # read the whole request before any database work starts
     reporter = current_user()
     if reporter is not None and reporter.role == "committee":
         raise ApiError(403, "forbidden", "committee members watch; they do not file reports")
@@ -78,7 +72,7 @@ def get_incident(incident_ref: str):
 @bp.post("/incidents/<incident_ref>/actions")
 def act(incident_ref: str):
     user = require_user()
-    body, replayed = service.act_once(rule_context(), user, incident_ref, _json_body(),
+    body, replayed = service.act_once(rule_context(), user, incident_ref, json_body(),
                                       key=request.headers.get("Idempotency-Key"), views=views_for(user))
     response = jsonify(body)
     if replayed:
@@ -99,7 +93,7 @@ def track(token: str):
 
 @bp.post("/track/<token>/rating")
 def rate(token: str):
-    service.rate_by_resident(rule_context(), token, _json_body())
+    service.rate_by_resident(rule_context(), token, json_body())
     session().commit()
     return jsonify(service.track(session(), token, views_for(None)))
 
@@ -115,7 +109,7 @@ REPORT_BODY = {
         "reporter_phone": {"type": "string"},
         "location": {"type": "object", "description": "{lon, lat, crs?} or {building_code} or {unit_code}",
                      "properties": {"lon": {"type": "number"}, "lat": {"type": "number"},
-                                    "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+                                    "crs": CRS,
                                     "building_code": {"type": "string"}, "unit_code": {"type": "string"}}},
     },
 }

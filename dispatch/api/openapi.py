@@ -8,8 +8,12 @@ from typing import Any
 from flask import current_app
 
 from grids import LEVELS
+from grids.geometry import CRS_NAMES
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+# A point's datum, as `grids.geometry.to_wgs84` takes it (in any mix of capitals).
+CRS = {"type": "string", "enum": list(CRS_NAMES), "default": "wgs84",
+       "description": "gcj02 for AMap/Tencent, bd09 for Baidu; case does not matter"}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -10,10 +10,11 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from dispatch.api.body import json_list, json_object, path_id
-from dispatch.api.context import local_today, rule_context
+from dispatch.api.context import area_index, local_today, rule_context
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import id_arg
 from dispatch.app import clock, session
+from dispatch.errors import bad_field
 from dispatch.incidents.flows import Context
 from dispatch.incidents.handover import update_account
 from dispatch.people import fields, service
@@ -110,11 +111,23 @@ def on_call_json(row: OnCallShift) -> dict[str, Any]:
             "starts_at": row.starts_at.isoformat(), "ends_at": row.ends_at.isoformat()}
 
 
+def _area_arg(name: str) -> str | None:
+    """An area code from the query string. One that names no area is a 422: an empty list
+    would read as "nobody covers it"."""
+    code = request.args.get(name) or None
+    if code is not None:
+        try:
+            area_index().level_of(code)
+        except KeyError:
+            raise bad_field(name, f"unknown area {code!r}", 422) from None
+    return code
+
+
 @bp.get("/on-call")
 def list_on_call():
     require_user(*READERS)
     at = request.args.get("at")
-    rows = service.list_on_call(session=session(), area_code=request.args.get("area"),
+    rows = service.list_on_call(session=session(), area_code=_area_arg("area"),
                                 user_id=id_arg("user_id", "user"),
                                 at=fields.timestamp("at", at) if at else None)
     return jsonify({"on_call": [on_call_json(r) for r in rows]})
@@ -195,7 +208,7 @@ def desk_json(row: DutyDesk) -> dict[str, Any]:
 @bp.get("/duty-desks")
 def list_duty_desks():
     require_user(*READERS)
-    rows = service.list_duty_desks(session=session(), community_code=request.args.get("community"))
+    rows = service.list_duty_desks(session=session(), community_code=_area_arg("community"))
     return jsonify({"duty_desks": [desk_json(r) for r in rows]})
 
 
@@ -283,7 +296,7 @@ PATHS = {
             query("area", {"type": "string"}, "a grid or community code"),
             query("user_id", {"type": "integer"}, "one manager"),
             query("at", {"type": "string", "format": "date-time"}, "entries covering this moment")],
-            errors={"400": "a bad filter", "403": "admins and operators only"}),
+            errors={"400": "a bad filter", "403": "admins and operators only", "422": "unknown area"}),
         "post": op("Add an on-call entry", "addOnCall", body=ON_CALL, ok=("201", ON_CALL),
                    errors={**BAD, "422": "unknown or disabled user, unknown area, or not a grid manager"}),
     },
@@ -309,7 +322,7 @@ PATHS = {
     "/duty-desks": {
         "get": op("Who staffs each community's duty desk", "listDutyDesks",
                   params=[query("community", {"type": "string"}, "one community code")],
-                  errors={"403": "admins and operators only"}),
+                  errors={"403": "admins and operators only", "422": "unknown area"}),
         "post": op("Put a grid-manager account on a community's duty desk", "addDutyDesk",
                    body={"type": "object", "required": ["user_id", "community_code"], "properties": {
                        "user_id": {"type": "integer"}, "community_code": {"type": "string"}}},

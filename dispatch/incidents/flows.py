@@ -24,6 +24,7 @@ from dispatch.routing import (
     rank_crews,
 )
 from dispatch.sla.clocks import deadline
+from grids import LEVELS
 from grids.index import AreaIndex
 
 ESCALATION_LEVELS = ("grid", "community", "street", "district")
@@ -108,11 +109,15 @@ def rank_for(ctx: Context, category: Category, *, lon: float, lat: float,
         directory.crew_candidates(ctx.session),
         skill=category.skill or category.code,
         lon=lon, lat=lat,
-        area_codes=[chain[level] for level in ("unit", "building", "grid", "community", "street",
-                                               "district") if chain.get(level)],
+        area_codes=area_codes(chain),
         when=ctx.now,
     )
     return CrewRanking(ranked, excluded)
+
+
+def area_codes(chain: dict[str, str | None]) -> list[str]:
+    """The codes of an area chain, smallest area first: what a crew's service area is held to."""
+    return [chain[level] for level in reversed(LEVELS) if chain.get(level)]
 
 
 def recommend_crew(ctx: Context, incident: Incident, category: Category, crews: CrewRanking | None) -> None:

@@ -17,11 +17,11 @@ others get a recommendation. The deadlines stay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from dispatch.db import Database
@@ -36,11 +36,10 @@ from dispatch.incidents.flows import (
     recommend_crew,
 )
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
-from dispatch.people.directory import crew_candidate
+from dispatch.people.directory import active_members, crew_candidate
 from dispatch.people.models import User, directory_revision
 from dispatch.people.roster import Roster
 from dispatch.people.service import update_user
-from grids import LEVELS
 from grids.index import AreaIndex
 
 # Resolved and verified incidents still wait on a manager: to check the fix, then to close.
@@ -91,9 +90,8 @@ def withdraw_unstaffed(ctx: Context, crew_ids: Iterable[int | None], *, actor: d
                 "status": "acknowledged" if incident.acknowledged_at else "assigned",
                 "crew_id": None, "withdrawn_crew_id": crew_id, "reason": "no_active_member"})
             category = ctx.session.get(Category, incident.category_code)
-            chain = {level: getattr(incident, f"{level}_code") for level in LEVELS}
             recommend_crew(ctx, incident, category, rank_for(ctx, category, lon=incident.lon, lat=incident.lat,
-                                                             chain=chain))
+                                                             chain=incident.area_chain))
         free_crew_if_idle(ctx, crew_id)
         withdrawn += jobs
     return withdrawn
@@ -103,23 +101,17 @@ def unstaffed_crews(session: Session) -> list[int]:
     """Crews with open jobs and no active member left: a report that ranked a crew while its
     last member was being disabled, a rework sent back to a crew emptied meanwhile, a
     change made around the API. The SLA clock's tick hands their jobs back."""
-    members = (select(func.count()).select_from(User)
-               .where(User.crew_id == Incident.crew_id, User.role == "crew", User.active.is_(True))
-               .correlate(Incident).scalar_subquery())
     return list(session.scalars(
         select(Incident.crew_id).distinct()
-        .where(Incident.status.in_(OPEN_STATUSES), Incident.crew_id.is_not(None), members == 0)))
+        .where(Incident.status.in_(OPEN_STATUSES), Incident.crew_id.is_not(None),
+               active_members(Incident.crew_id) == 0)))
 
 
 def withdraw_stranded(db: Database, crew_ids: list[int], *, now: datetime, tz: tzinfo, index: AreaIndex) -> int:
     """Hand back the jobs of these `unstaffed_crews`, each crew in a transaction of its own;
-    how many."""
-    handed = 0
-    for crew_id in crew_ids:
-        with db.session() as session:
-            ctx = _fresh_context(session, now=now, tz=tz, index=index)
-            handed += len(withdraw_unstaffed(ctx, [crew_id], actor=SYSTEM))
-    return handed
+    how many. A tick of the SLA clock runs it."""
+    return _one_by_one(db, crew_ids, lambda ctx, crew_id: withdraw_unstaffed(ctx, [crew_id], actor=SYSTEM),
+                       now=now, tz=tz, index=index)
 
 
 def stranded_managers(session: Session) -> list[int]:
@@ -135,13 +127,20 @@ def hand_over_stranded(db: Database, user_ids: list[int], *, now: datetime, tz: 
                        index: AreaIndex) -> int:
     """Hand on the unfinished incidents of these `stranded_managers`, each manager in a
     transaction of its own; how many. A tick of the SLA clock runs it."""
-    handed = 0
-    for user_id in user_ids:
+    return _one_by_one(db, user_ids, lambda ctx, user_id: hand_over(ctx, ctx.session.get(User, user_id), actor=SYSTEM),
+                       now=now, tz=tz, index=index)
+
+
+def _one_by_one(db: Database, ids: list[int], work: Callable[[Context, int], list[Incident]], *,
+                now: datetime, tz: tzinfo, index: AreaIndex) -> int:
+    """`work` for each id in a transaction of its own (one account's or crew's incidents
+    never wait on another's), the event log locked first; how many incidents it moved."""
+    moved = 0
+    for id_ in ids:
         with db.session() as session:
             events.lock_event_log(session)
-            ctx = _fresh_context(session, now=now, tz=tz, index=index)
-            handed += len(hand_over(ctx, session.get(User, user_id), actor=SYSTEM))
-    return handed
+            moved += len(work(_fresh_context(session, now=now, tz=tz, index=index), id_))
+    return moved
 
 
 def _fresh_context(session: Session, *, now: datetime, tz: tzinfo, index: AreaIndex) -> Context:

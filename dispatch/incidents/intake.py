@@ -56,6 +56,18 @@ class Report:
     reporter_phone: str | None
 
 
+# A field we do not know is refused, not dropped: "desciption" or "location.latitude" would
+# otherwise file a report without what the resident wrote, or fail on a field they did send.
+REPORT_FIELDS = ("category", "description", "address", "reporter_name", "reporter_phone", "location")
+LOCATION_FIELDS = ("lon", "lat", "crs", "building_code", "unit_code")
+
+
+def _only(payload: dict, allowed: tuple[str, ...], prefix: str = "") -> None:
+    for name in payload:
+        if name not in allowed:
+            raise bad_field(f"{prefix}{str(name)[:64]}", f"is not a field here (expected {', '.join(allowed)})")
+
+
 def _text(payload: dict, field: str, limit: int, *, required: bool = False) -> str:
     value = payload.get(field)
     if value is None or value == "":
@@ -74,6 +86,7 @@ def check_report(ctx: Context, payload: Any) -> Report:
     """Validate a report and locate it; ApiError naming the field when anything is wrong."""
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    _only(payload, REPORT_FIELDS)
     code = _text(payload, "category", 32, required=True)
     category = ctx.roster.categories.get(code)
     if category is None:
@@ -96,20 +109,30 @@ def _locate(ctx: Context, payload: dict) -> tuple[float, float, str, dict[str, s
         raise bad_field("location", "is required: {lon, lat, crs} or {building_code | unit_code}")
     if not isinstance(location, dict):
         raise bad_field("location", "must be an object")
-    area_code = location.get("unit_code") or location.get("building_code")
-    if area_code:
-        field = "location.unit_code" if location.get("unit_code") else "location.building_code"
-        expected = "unit" if location.get("unit_code") else "building"
+    _only(location, LOCATION_FIELDS, "location.")
+    codes = [name for name in ("unit_code", "building_code") if location.get(name) not in (None, "")]
+    axes = [name for name in ("lon", "lat") if location.get(name) is not None]
+    # One place only: with two, which one was meant cannot be known.
+    if len(codes) > 1 or (codes and axes):
+        raise bad_field("location", f"gives {' and '.join(codes + axes)}: give one place, "
+                        "{lon, lat, crs} or a building_code or a unit_code")
+    if not codes and not axes:
+        raise bad_field("location", "is required: {lon, lat, crs} or {building_code | unit_code}")
+    if codes:
+        field, expected = f"location.{codes[0]}", codes[0].removesuffix("_code")
+        area_code = location[codes[0]]
+        if not isinstance(area_code, str):
+            raise bad_field(field, f"must be a {expected} code (a string), got {str(area_code)[:40]!r}")
         try:
-            level = ctx.index.level_of(str(area_code))
+            level = ctx.index.level_of(area_code)
         except KeyError:
             raise bad_field(field, f"unknown {expected} code {area_code!r}", 422) from None
         if level != expected:
             raise bad_field(field, f"{area_code!r} is a {level}, not a {expected}", 422)
-        chain = ctx.index.chain_of(str(area_code))
+        chain = ctx.index.chain_of(area_code)
         if not chain.get("grid"):  # nobody's to route to: never a report without a manager
             raise bad_field(field, f"{expected} {area_code!r} lies in no grid", 422)
-        point = ctx.index.geometry(str(area_code)).representative_point()
+        point = ctx.index.geometry(area_code).representative_point()
         return point.x, point.y, expected, chain
     lon, lat = (fields.number(f"location.{axis}", location.get(axis)) for axis in ("lon", "lat"))
     crs = location.get("crs")

@@ -16,21 +16,24 @@ from dispatch.incidents.access import can_see, check_may_act
 from dispatch.incidents.flows import (
     ESCALATION_LEVELS,
     Context,
+    area_codes,
     choose_for_grid,
     crew_changed,
     dispatch_crew,
     due,
     escalate,
     free_crew_if_idle,
+    rank_for,
+    recommend_crew,
     route_manager,
 )
+from dispatch.incidents.merges import original_of
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident, IncidentEvent
 from dispatch.people.directory import crew_candidate
 from dispatch.people.models import Crew, User
 from dispatch.routing import unfit_for
 from dispatch.sla.pause import resumed_deadlines
 from dispatch.sla.state import Clock, Phase, caught_up, running_phases
-from grids import LEVELS
 
 ACTIONS = ("acknowledge", "dispatch", "en_route", "on_site", "resolve", "verify", "close",
            "cancel", "reassign", "merge", "rework", "rate", "escalate", "pause", "resume")
@@ -55,6 +58,10 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "pause": (*OPEN_STATUSES, "resolved"),  # resolved: the verify clock runs
     "resume": (*OPEN_STATUSES, "resolved"),
 }
+# Every field an action's body may hold. Any other is refused: a misspelt "crewid" would
+# otherwise send the recommended crew, not the one the manager chose.
+FIELDS = ("action", "expected_version", "crew_id", "grid_code", "duplicate_of", "reason", "note",
+          "rating", "comment")
 NO_CREW_EXTRA = {"on_site": ("acknowledged",), "resolve": ("acknowledged",)}
 
 
@@ -83,6 +90,9 @@ def perform(ctx: Context, incident: Incident, *, user: User | None, action: str,
         raise bad_field("action", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     if not resident:
         check_may_act(ctx.session, user, incident, action)
+    for name in params:
+        if name not in FIELDS:
+            raise bad_field(str(name)[:64], f"is not a field of an action (expected {', '.join(FIELDS)})")
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
         raise bad_field("expected_version", "is required (an integer): the version you last saw")
     if expected_version != incident.version:
@@ -90,6 +100,8 @@ def perform(ctx: Context, incident: Incident, *, user: User | None, action: str,
                        f"the incident changed: you expected version {expected_version}, it is at {incident.version}",
                        {"expected_version": expected_version, "version": incident.version})
     category = ctx.session.get(Category, incident.category_code)
+    if action == "rate":  # before the state: a low rating already sent the fix back to work
+        _check_not_rated(ctx, incident)
     check_transition(incident, category, action)
     actor = {"actor_id": user.id if user else None,
              "actor_role": "resident" if resident else user.role}
@@ -173,7 +185,7 @@ def _dispatch(ctx, incident, category, actor, params, user):
     # stale): a crew that cannot fix it, that no account can see the job of, or that works
     # elsewhere (a manager could otherwise take another street's crew) is not sent.
     unfit = unfit_for(crew_candidate(ctx.session, crew.id), category.skill or category.code,
-                      [code for code in (getattr(incident, f"{level}_code") for level in reversed(LEVELS)) if code])
+                      area_codes(incident.area_chain))
     if unfit:
         code = "lacks_skill" if unfit.startswith("lacks skill") else unfit.replace(" ", "_")
         raise bad_field("crew_id", f"crew {crew.name} cannot be sent: {unfit}", 409, reason=code, crew=crew.name)
@@ -227,6 +239,11 @@ def _reassign(ctx, incident, category, actor, params, user):
                  sla_marks=_caught_up(ctx, incident, category, running_phases(incident, category)))
     route_manager(ctx, incident, category, decision, actor=actor, event_type="reassigned",
                   extra={**moved, "from_grid": incident.grid_code, "reason_text": reason})
+    if not same_grid and incident.crew_id is None:
+        # Crews are held to the place's areas, and these changed: the crew recommended for
+        # the old grid may serve another street. Ranked afresh, as for a new report there.
+        recommend_crew(ctx, incident, category,
+                       rank_for(ctx, category, lon=incident.lon, lat=incident.lat, chain=incident.area_chain))
 
 
 def _caught_up(ctx, incident: Incident, category: Category, phases: list) -> dict[str, Any]:
@@ -244,6 +261,15 @@ def _merge(ctx, incident, category, actor, params, user):
     if target is None or (user is not None and not can_see(ctx.session, user, target)
                           and target.id != incident.suspected_duplicate_of_id):
         raise bad_field("duplicate_of", f"unknown incident {target_ref!r}", 422, reason="unknown")
+    # One merged meanwhile passes it on: the work goes on in its original, where the
+    # reporter is then told of it (a manager told of a suspected original in another grid
+    # could otherwise merge into neither it nor the report it went into). Into another
+    # grid's original only by way of the one the intake suspected, as above.
+    named, target = target, original_of(ctx.session, target)
+    if (user is not None and target.id != named.id and named.id != incident.suspected_duplicate_of_id
+            and not can_see(ctx.session, user, target)):
+        raise bad_field("duplicate_of", f"{named.public_id} was merged into a report of another grid",
+                        422, reason="original_out_of_scope")
     if target.id == incident.id:
         raise bad_field("duplicate_of", "an incident cannot be a duplicate of itself", 422, reason="same_incident")
     # Only into work still going on: merged into a fixed or closed report, a new report of
@@ -288,8 +314,15 @@ def _rate(ctx, incident, category, actor, params, user):
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
         raise bad_field("rating", "must be an integer from 1 to 5", reason="out_of_range")
     comment = _note(params, "comment")
-    # One rating per fix: a second one would turn a 5 into a rework days later, and a
-    # retried POST would count twice. A fix after a rework is rated afresh.
+    events.append(ctx.session, incident, "rated", at=ctx.now,
+                  data={"rating": rating, "rating_comment": comment}, **actor)
+    if rating <= LOW_RATING:
+        _rework(ctx, incident, category, actor, params, user, reason="resident_unsatisfied")
+
+
+def _check_not_rated(ctx, incident: Incident) -> None:
+    """One rating per fix: a second one would turn a 5 into a rework days later, and a
+    retried POST would count twice. A fix after a rework is rated afresh."""
     latest = ctx.session.scalar(
         select(IncidentEvent.type).where(IncidentEvent.incident_id == incident.id,
                                          IncidentEvent.type.in_(("resolved", "rated")))
@@ -297,10 +330,6 @@ def _rate(ctx, incident, category, actor, params, user):
     if latest == "rated":
         raise ApiError(409, "already_rated", "this fix has been rated already",
                        {"field": "rating", "rating": incident.rating})
-    events.append(ctx.session, incident, "rated", at=ctx.now,
-                  data={"rating": rating, "rating_comment": comment}, **actor)
-    if rating <= LOW_RATING:
-        _rework(ctx, incident, category, actor, params, user, reason="resident_unsatisfied")
 
 
 def _escalate(ctx, incident, category, actor, params, user):

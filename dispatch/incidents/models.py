@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from grids import LEVELS
 from grids.store import Base, UtcDateTime
 
 PRIORITIES = ("urgent", "high", "normal", "low")
@@ -113,6 +114,11 @@ class Incident(Base):
     paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     pause_reason: Mapped[str | None] = mapped_column(String(500))
     sla_marks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    @property
+    def area_chain(self) -> dict[str, str | None]:
+        """The areas it lies in as they stand, district first (the shape locate answers)."""
+        return {level: getattr(self, f"{level}_code") for level in LEVELS}
 
 
 class IncidentEvent(Base):

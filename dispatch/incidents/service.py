@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from dispatch.incidents.access import (
 from dispatch.incidents.flows import Context
 from dispatch.incidents.intake import check_rate_limits, check_report, record_report
 from dispatch.incidents.lifecycle import perform
+from dispatch.incidents.merges import original_of
 from dispatch.incidents.models import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -202,21 +203,6 @@ def by_tracking_token(db: Session, token: str, *, fresh: bool = False) -> Incide
     if incident is None:
         raise ApiError(404, "unknown_tracking_token", "no report has this tracking token")
     return incident
-
-
-def originals_of(db: Session, incident: Incident) -> Iterator[Incident]:
-    """The incidents a merged report was merged into, in turn: its original, that one's
-    original if it was merged too, and so on (an original is never merged into its own
-    duplicate, so the chain ends). Nothing for a report that was not merged."""
-    while incident.status == "merged" and incident.duplicate_of_id:
-        incident = db.get(Incident, incident.duplicate_of_id)
-        yield incident
-
-
-def original_of(db: Session, incident: Incident) -> Incident:
-    """The incident a merged report's work goes on in: the last along its chain of merges."""
-    *_, last = (incident, *originals_of(db, incident))
-    return last
 
 
 def track(db: Session, token: str, views: IncidentViews) -> dict[str, Any]:

@@ -49,7 +49,7 @@ FIRST_ONLY = ("acknowledge", "arrive")
 def metrics_tz() -> tzinfo:
     """The local time zone days and months are counted in (GRIDDISPATCH_TZ)."""
     name = (current_app.config["GRIDDISPATCH_TZ"] if has_app_context()
-            else os.environ.get("GRIDDISPATCH_TZ", "Asia/Shanghai"))
+            else os.environ.get("GRIDDISPATCH_TZ") or "Asia/Shanghai")  # unset or empty: as the app
     return ZoneInfo(name)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from dispatch.incidents.models import OPEN_STATUSES, Incident
 from dispatch.people.models import Crew, GridAssignment, User
@@ -25,13 +25,15 @@ def _crews_with_load():
         .scalar_subquery()
     )
     # Who can work its jobs: a crew with no active member is recommended to nobody.
-    members = (
-        select(func.count()).select_from(User)
-        .where(User.crew_id == Crew.id, User.role == "crew", User.active.is_(True))
-        .correlate(Crew)
-        .scalar_subquery()
-    )
-    return select(Crew, load.label("open_assignments"), members.label("members")).order_by(Crew.id)
+    return select(Crew, load.label("open_assignments"), active_members(Crew.id).label("members")).order_by(Crew.id)
+
+
+def active_members(crew_id: InstrumentedAttribute[int | None]):
+    """How many active accounts work in the crew `crew_id` names, a column of the outer
+    query (a correlated count): with none, no crew account can see its jobs."""
+    return (select(func.count()).select_from(User)
+            .where(User.crew_id == crew_id, User.role == "crew", User.active.is_(True))
+            .correlate(crew_id.class_).scalar_subquery())
 
 
 def crew_candidates(session: Session) -> list[CrewCandidate]:

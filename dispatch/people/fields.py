@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 from datetime import date, datetime, time
 from typing import Any
@@ -33,7 +34,10 @@ def text(field: str, value: Any, *, max_length: int, required: bool = True) -> s
 
 
 def phone(field: str, value: Any) -> str | None:
-    """A phone number (digits, spaces, dashes, a leading +), or None."""
+    """A phone number (digits, spaces, dashes, a leading +), or None. Full-width digits, as a
+    Chinese input method types them (１３９…), are read as the digits they are."""
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFKC", value)
     value = text(field, value, max_length=24, required=False)
     if value is not None and not PHONE.fullmatch(value):
         raise bad_field(field, f"is not a phone number, got {value!r}")

@@ -363,8 +363,10 @@ def list_on_call(*, session: Session, area_code: str | None = None, user_id: int
 
 
 def set_calendar_day(*, session: Session, day: date, kind: Any = None, name: Any = "") -> CalendarDay:
-    """Mark a date as a public holiday or a worked weekend day (调休), replacing what was there."""
+    """Mark a date as a public holiday or a worked weekend day (调休), replacing what was there.
+    The writers' lock first, as for a category: open deadlines follow in this transaction."""
     kind = fields.choice("kind", kind, CALENDAR_KINDS)
+    _one_at_a_time(session)
     if kind == "workday" and day.weekday() < 5 and day not in public_calendar().holidays:
         # A worked day (调休) is a weekend day worked to make up a holiday, or an official
         # holiday the district works after all; an ordinary Wednesday marked so would put
@@ -387,6 +389,7 @@ def get_calendar_day(*, session: Session, day: date) -> CalendarDay:
 
 
 def remove_calendar_day(*, session: Session, day: date) -> None:
+    _one_at_a_time(session)  # as set_calendar_day
     session.delete(get_calendar_day(session=session, day=day))
 
 
@@ -622,7 +625,11 @@ def create_category(*, session: Session, code: Any = None, **values: Any) -> Cat
 
 
 def update_category(*, session: Session, code: str, **changes: Any) -> Category:
-    """Change SLA minutes, priority, skill, whether a crew is needed, or retire it (active)."""
+    """Change SLA minutes, priority, skill, whether a crew is needed, or retire it (active).
+    The writers' lock first: its open incidents' deadlines and crews follow in the same
+    transaction (under that lock), and the change itself writes the directory revision; taken
+    in the other order, another admin write could hold one while waiting for the other."""
+    _one_at_a_time(session)
     category = get_category(session=session, code=code)
     _apply(category, changes, CATEGORY_CHECKS, "category")
     _check_category(category)
