@@ -58,3 +58,19 @@ def test_admin_writes_at_once_on_two_processes(postgres_server_url):
         assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
         held = admin.get(f"/people/{manager['id']}")["grids"]
         assert len(held) == 1, held  # one request's whole list, not a mix of several
+
+        # Rule changes that move open incidents (a category's crew rules and minutes, the
+        # calendar) beside account edits: each takes the writers' lock before it writes or
+        # reads the rules (found by a review: taken after its own write, a deadlock with any
+        # other admin write, a 503 on PostgreSQL; read before, a "before" that was stale).
+        answers = _at_once(bases, admin.headers, [
+            ("PATCH", "/categories/noise", {"needs_crew": True, "skill": "plumbing"}),
+            ("PATCH", f"/people/{desk_holder['id']}", {"display_name": "值班台一"}),
+            ("PATCH", "/categories/noise", {"needs_crew": False}),
+            ("PUT", "/calendar/2026-12-05", {"kind": "workday", "name": "调休"}),
+            ("PATCH", "/categories/noise", {"acknowledge_minutes": 45}),
+            ("PATCH", f"/people/{manager['id']}", {"display_name": "网格员一"}),
+            ("DELETE", "/calendar/2026-12-05", None),
+            ("PATCH", f"/people/{desk_holder['id']}", {"display_name": "值班台二"}),
+        ])
+        assert all(r.status_code < 500 for r in answers), [r.text for r in answers]

@@ -321,6 +321,10 @@ def test_a_duplicate_suspected_across_a_grid_line_can_be_merged_by_its_manager(w
     merged = ok(world.act("m2", second, "merge", duplicate_of=first["public_id"]))
     assert merged["status"] == "merged" and merged["duplicate_of"] == first["public_id"]
     assert ok(world.client.get("/api/v1/track/" + second["tracking_token"]))["public_id"] == first["public_id"]
+    # Named by way of its own merged report, the suspected original is still the one it was told of.
+    third = created(world.report(category="rubbish", point=at(1.02, 1.7)))
+    assert third["suspected_duplicate_of"] == first["public_id"]
+    assert ok(world.act("m2", third, "merge", duplicate_of=second["public_id"]))["duplicate_of"] == first["public_id"]
 
 
 def test_a_duplicate_whose_suspected_original_was_merged_follows_it(world):

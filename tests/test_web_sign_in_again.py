@@ -3,9 +3,10 @@ asks for it again over itself, keeps what is on screen and what was typed, does 
 met the dead token once signed in, and resumes live push from the last event it saw.
 
 In a real browser against `griddispatch demo --test-clock`. Two servers: one that checks its
-live sockets' sign-ins every half second (the live path tells the app first), one that in
-effect never does, unless told of a change: there the token is revoked in the database behind
-the server's back, and a tap is what finds the sign-in ended."""
+live sockets' sign-ins every half second, and at once when told of a change such as a
+revocation over REST (the live path tells the app first); one that in effect never looks
+unless told: there the token is revoked in the database behind the server's back, and a tap is
+what finds the sign-in ended."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from dispatch.api.context import rule_context
 from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import bool_arg
 from dispatch.app import session
-from dispatch.incidents import crew_rules
+from dispatch.incidents import crew_rules, events
 from dispatch.incidents.models import CLOCK_KINDS, PRIORITIES, Category
 from dispatch.people import service
 from dispatch.people.auth import require_user
@@ -46,10 +46,14 @@ def create_category():
 @bp.patch("/categories/<code>")
 def update_category(code: str):
     admin = require_user("admin")
+    changes = json_object(CATEGORY_FIELDS)
+    # The writers' lock before the rules are read: "before" must be what the last change left,
+    # or two changes at once would each move the incidents from rules that no longer stand.
+    events.lock_event_log(session())
     ctx = rule_context()
-    stored = service.get_category(session=session(), code=code)
+    stored = service.get_category(session=session(), code=code, fresh=True)
     before = Category(**{column.key: getattr(stored, column.key) for column in Category.__table__.columns})
-    category = service.update_category(session=session(), code=code, **json_object(CATEGORY_FIELDS))
+    category = service.update_category(session=session(), code=code, **changes)
     session().flush()
     # Open incidents of it keep the time their clocks have used, against the new limits.
     actor = {"actor_id": admin.id, "actor_role": admin.role}

@@ -15,6 +15,7 @@ from dispatch.api.openapi import op, path_param, query
 from dispatch.api.params import id_arg
 from dispatch.app import clock, session
 from dispatch.errors import bad_field
+from dispatch.incidents import events
 from dispatch.incidents.flows import Context
 from dispatch.incidents.handover import update_account
 from dispatch.people import fields, service
@@ -176,7 +177,7 @@ def get_calendar_day(day: str):
 @bp.put("/calendar/<day>")
 def set_calendar_day(day: str):
     admin = require_user("admin")
-    before = rule_context()
+    before = _locked_rule_context()
     row = service.set_calendar_day(session=session(), day=fields.day("day", day),
                                    **json_object(("kind", "name")))
     moved = _move_deadlines(before, admin)
@@ -187,11 +188,18 @@ def set_calendar_day(day: str):
 @bp.delete("/calendar/<day>")
 def remove_calendar_day(day: str):
     admin = require_user("admin")
-    before = rule_context()
+    before = _locked_rule_context()
     service.remove_calendar_day(session=session(), day=fields.day("day", day))
     _move_deadlines(before, admin)
     session().commit()
     return "", 204
+
+
+def _locked_rule_context() -> Context:
+    """The rules as the last writer left them: the writers' lock first, then the calendar
+    read, so two calendar changes at once do not each move deadlines from a stale one."""
+    events.lock_event_log(session())
+    return rule_context()
 
 
 def _move_deadlines(before: Context, admin: User) -> int:

@@ -266,7 +266,8 @@ def _merge(ctx, incident, category, actor, params, user):
     # could otherwise merge into neither it nor the report it went into). Into another
     # grid's original only by way of the one the intake suspected, as above.
     named, target = target, original_of(ctx.session, target)
-    if (user is not None and target.id != named.id and named.id != incident.suspected_duplicate_of_id
+    suspected = incident.suspected_duplicate_of_id
+    if (user is not None and target.id != named.id and suspected not in (named.id, target.id)
             and not can_see(ctx.session, user, target)):
         raise bad_field("duplicate_of", f"{named.public_id} was merged into a report of another grid",
                         422, reason="original_out_of_scope")

@@ -330,6 +330,7 @@ def weekly_hours(*, session: Session, user: User) -> list[WeeklyShift]:
 def add_on_call(*, session: Session, user_id: Any = None, area_code: Any = None,
                 starts_at: Any = None, ends_at: Any = None) -> OnCallShift:
     """Put a grid manager on call for a grid or a whole community from `starts_at` to `ends_at`."""
+    _one_at_a_time(session)  # the account is still an active manager when the entry lands
     user = _referenced_user(session, "user_id", user_id, "grid_manager", active=True)
     area_code = fields.area(session, "area_code", area_code, ("grid", "community"))
     start = fields.timestamp("starts_at", starts_at)
@@ -636,8 +637,9 @@ def update_category(*, session: Session, code: str, **changes: Any) -> Category:
     return category
 
 
-def get_category(*, session: Session, code: str) -> Category:
-    category = session.get(Category, code)
+def get_category(*, session: Session, code: str, fresh: bool = False) -> Category:
+    """`fresh`: read again from the database, not taken from the session."""
+    category = session.get(Category, code, populate_existing=fresh)
     if category is None:
         raise _not_found("category", code)
     return category
