@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from flask import Flask, jsonify
@@ -49,6 +50,15 @@ def bad_field(field: str, message: str, status: int = 400, /, **details: Any) ->
     """A 400 (or `status`) naming the offending field. `status` is positional only, so a
     detail may be called status too (the state an incident is in, say)."""
     return ApiError(status, "invalid_field", f"{field}: {message}", {"field": field, **details})
+
+
+def only_fields(given: dict[str, Any], allowed: Collection[str], prefix: str = "") -> None:
+    """A 400 naming the first key of `given` not among `allowed`: a field we do not know is
+    refused, not dropped ("desciption", a misspelt "crewid" would be lost without a word).
+    `prefix` names where `given` sits in the body ("location.")."""
+    for key in given:
+        if key not in allowed:
+            raise bad_field(f"{prefix}{str(key)[:64]}", f"is not a field here (expected {', '.join(allowed)})")
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None):

@@ -86,33 +86,32 @@ class Notifier:
     def notify(self, written: list | None = None) -> None:
         for tailer in self.local_tailers:
             tailer.offer(written or [], here=True)
-        if self.redis_url:
-            try:
-                self._client().publish(CHANNEL, encode_commit(self.origin, written or []))
-            except Exception as exc:  # Redis down: the tailers' polling covers it
-                self.publishing.failed(exc)
-            else:
-                self.publishing.succeeded()
+        self._publish(CHANNEL, encode_commit(self.origin, written or []))  # else: the tailers poll
 
     def signins_moved(self) -> None:
         """A commit revoked a token or changed an account or its grids: every process looks
         at its signed-in sockets now, not at its next look."""
         for wake in self.local_signins:
             wake()
-        if self.redis_url:
-            try:
-                self._client().publish(SIGNINS_CHANNEL, self.origin)
-            except Exception as exc:  # Redis down: the next regular look covers it
-                self.publishing.failed(exc)
+        self._publish(SIGNINS_CHANNEL, self.origin)  # else: the next regular look covers it
 
     def crews_moved(self, crew_ids: list[int]) -> None:
         """Crews whose status this process changed while serving no live clients (the CLI,
         the SLA worker on its own): the servers push them, each to its own clients."""
-        if self.redis_url:
-            try:
-                self._client().publish(CREWS_CHANNEL, json.dumps({"origin": self.origin, "crews": crew_ids}))
-            except Exception as exc:  # Redis down: the boards see it at their next REST read
-                self.publishing.failed(exc)
+        # Else (no Redis, or down): the boards see them at their next REST read.
+        self._publish(CREWS_CHANNEL, json.dumps({"origin": self.origin, "crews": crew_ids}))
+
+    def _publish(self, channel: str, message: bytes | str) -> None:
+        """Publish to the other processes when Redis is set, counting its failures (an outage
+        is logged once, then now and then, and when Redis works again)."""
+        if not self.redis_url:
+            return
+        try:
+            self._client().publish(channel, message)
+        except Exception as exc:
+            self.publishing.failed(exc)
+        else:
+            self.publishing.succeeded()
 
     def watch(self, sessions) -> None:
         """Notify after each commit that appended incident events or moved sign-ins."""

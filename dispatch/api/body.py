@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import request
 
-from dispatch.errors import ApiError, bad_field, id_number
+from dispatch.errors import ApiError, bad_field, id_number, only_fields
 from grids.text import printable, unstorable_in_text
 
 MAX_DEPTH = 32  # no body of ours nests more than a few levels
@@ -73,9 +73,7 @@ def json_object(allowed: Collection[str]) -> dict[str, Any]:
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    for key in body:
-        if key not in allowed:
-            raise bad_field(key, f"is not a field here (expected {', '.join(allowed)})")
+    only_fields(body, allowed)
     return body
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from dispatch.incidents import events
-from dispatch.incidents.flows import Context, due, rank_for, recommend_crew
+from dispatch.incidents.flows import Context, due, rank_afresh
 from dispatch.incidents.models import Category, Incident
 
 WAITING = ("reported", "assigned", "acknowledged")
@@ -40,6 +40,5 @@ def after_change(ctx: Context, before: Category, after: Category, *, actor: dict
         if incident.arrive_due is None:  # the arrive clock starts now: none of it has run
             events.append(ctx.session, incident, "deadlines_moved", at=ctx.now, **actor, data={
                 "arrive_due": due(ctx, after, ctx.now, after.arrive_minutes), "reason": "category_changed"})
-        recommend_crew(ctx, incident, after,
-                       rank_for(ctx, after, lon=incident.lon, lat=incident.lat, chain=incident.area_chain))
+        rank_afresh(ctx, incident, after)
     return len(waiting)

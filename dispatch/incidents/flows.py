@@ -142,6 +142,13 @@ def recommend_crew(ctx: Context, incident: Incident, category: Category, crews: 
                             "excluded": exclusions, "reason": "best_ranked"}, **SYSTEM)
 
 
+def rank_afresh(ctx: Context, incident: Incident, category: Category) -> None:
+    """`recommend_crew` for an incident as it now stands (its place, its category's rules), as
+    for a new report there: after a move, a category change, or its crew left with nobody."""
+    recommend_crew(ctx, incident, category,
+                   rank_for(ctx, category, lon=incident.lon, lat=incident.lat, chain=incident.area_chain))
+
+
 def dispatch_crew(ctx: Context, incident: Incident, category: Category, *, crew_id: int,
                   actor: dict, reason: str, ranking: list | None = None) -> None:
     """Send a crew: it becomes busy; the previous crew (if any) is freed."""

@@ -32,8 +32,7 @@ from dispatch.incidents.flows import (
     choose_for_grid,
     escalate,
     free_crew_if_idle,
-    rank_for,
-    recommend_crew,
+    rank_afresh,
 )
 from dispatch.incidents.models import OPEN_STATUSES, Category, Incident
 from dispatch.people.directory import active_members, crew_candidate
@@ -90,8 +89,7 @@ def withdraw_unstaffed(ctx: Context, crew_ids: Iterable[int | None], *, actor: d
                 "status": "acknowledged" if incident.acknowledged_at else "assigned",
                 "crew_id": None, "withdrawn_crew_id": crew_id, "reason": "no_active_member"})
             category = ctx.session.get(Category, incident.category_code)
-            recommend_crew(ctx, incident, category, rank_for(ctx, category, lon=incident.lon, lat=incident.lat,
-                                                             chain=incident.area_chain))
+            rank_afresh(ctx, incident, category)
         free_crew_if_idle(ctx, crew_id)
         withdrawn += jobs
     return withdrawn

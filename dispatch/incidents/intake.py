@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from dispatch.errors import ApiError, bad_field
+from dispatch.errors import ApiError, bad_field, only_fields
 from dispatch.incidents import events
 from dispatch.incidents.flows import (
     Context,
@@ -56,16 +56,8 @@ class Report:
     reporter_phone: str | None
 
 
-# A field we do not know is refused, not dropped: "desciption" or "location.latitude" would
-# otherwise file a report without what the resident wrote, or fail on a field they did send.
 REPORT_FIELDS = ("category", "description", "address", "reporter_name", "reporter_phone", "location")
 LOCATION_FIELDS = ("lon", "lat", "crs", "building_code", "unit_code")
-
-
-def _only(payload: dict, allowed: tuple[str, ...], prefix: str = "") -> None:
-    for name in payload:
-        if name not in allowed:
-            raise bad_field(f"{prefix}{str(name)[:64]}", f"is not a field here (expected {', '.join(allowed)})")
 
 
 def _text(payload: dict, field: str, limit: int, *, required: bool = False) -> str:
@@ -86,7 +78,7 @@ def check_report(ctx: Context, payload: Any) -> Report:
     """Validate a report and locate it; ApiError naming the field when anything is wrong."""
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    _only(payload, REPORT_FIELDS)
+    only_fields(payload, REPORT_FIELDS)
     code = _text(payload, "category", 32, required=True)
     category = ctx.roster.categories.get(code)
     if category is None:
@@ -109,7 +101,7 @@ def _locate(ctx: Context, payload: dict) -> tuple[float, float, str, dict[str, s
         raise bad_field("location", "is required: {lon, lat, crs} or {building_code | unit_code}")
     if not isinstance(location, dict):
         raise bad_field("location", "must be an object")
-    _only(location, LOCATION_FIELDS, "location.")
+    only_fields(location, LOCATION_FIELDS, "location.")
     codes = [name for name in ("unit_code", "building_code") if location.get(name) not in (None, "")]
     axes = [name for name in ("lon", "lat") if location.get(name) is not None]
     # One place only: with two, which one was meant cannot be known.

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dispatch.errors import MAX_ID, ApiError, a_or_an, bad_field
+from dispatch.errors import MAX_ID, ApiError, a_or_an, bad_field, only_fields
 from dispatch.incidents import events
 from dispatch.incidents.access import can_see, check_may_act
 from dispatch.incidents.flows import (
@@ -23,8 +23,7 @@ from dispatch.incidents.flows import (
     due,
     escalate,
     free_crew_if_idle,
-    rank_for,
-    recommend_crew,
+    rank_afresh,
     route_manager,
 )
 from dispatch.incidents.merges import original_of
@@ -58,7 +57,7 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "pause": (*OPEN_STATUSES, "resolved"),  # resolved: the verify clock runs
     "resume": (*OPEN_STATUSES, "resolved"),
 }
-# Every field an action's body may hold. Any other is refused: a misspelt "crewid" would
+# Every field an action's body may hold (`errors.only_fields`): a misspelt "crewid" would
 # otherwise send the recommended crew, not the one the manager chose.
 FIELDS = ("action", "expected_version", "crew_id", "grid_code", "duplicate_of", "reason", "note",
           "rating", "comment")
@@ -90,9 +89,7 @@ def perform(ctx: Context, incident: Incident, *, user: User | None, action: str,
         raise bad_field("action", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     if not resident:
         check_may_act(ctx.session, user, incident, action)
-    for name in params:
-        if name not in FIELDS:
-            raise bad_field(str(name)[:64], f"is not a field of an action (expected {', '.join(FIELDS)})")
+    only_fields(params, FIELDS)
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
         raise bad_field("expected_version", "is required (an integer): the version you last saw")
     if expected_version != incident.version:
@@ -242,8 +239,7 @@ def _reassign(ctx, incident, category, actor, params, user):
     if not same_grid and incident.crew_id is None:
         # Crews are held to the place's areas, and these changed: the crew recommended for
         # the old grid may serve another street. Ranked afresh, as for a new report there.
-        recommend_crew(ctx, incident, category,
-                       rank_for(ctx, category, lon=incident.lon, lat=incident.lat, chain=incident.area_chain))
+        rank_afresh(ctx, incident, category)
 
 
 def _caught_up(ctx, incident: Incident, category: Category, phases: list) -> dict[str, Any]:
